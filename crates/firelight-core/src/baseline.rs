@@ -1,0 +1,97 @@
+//! [`Baseline`]: the reference input an attribution is measured against.
+
+use burn::tensor::{Tensor, TensorData};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::error::{Error, Result};
+use crate::tensor::DynTensor;
+
+/// The reference input ("absence of signal") that path and Shapley methods compare against.
+#[derive(Clone, Debug, Default)]
+pub enum Baseline {
+    /// All zeros (Captum's default).
+    #[default]
+    Zeros,
+    /// Every value equal to a constant.
+    Constant(f32),
+    /// A tensor: one per input sample (same shape as the inputs) or one sample shared by all.
+    Tensor(DynTensor),
+    /// A set of baselines `[k, ...sample]` to draw from (GradientSHAP); for single-baseline methods
+    /// this is only accepted when `k == 1` or `k` equals the batch size.
+    Distribution(DynTensor),
+    /// Uniform noise in `[low, high)`, drawn with `seed`.
+    Uniform {
+        /// Lower bound.
+        low: f32,
+        /// Upper bound.
+        high: f32,
+        /// Seed for the draw.
+        seed: u64,
+    },
+}
+
+impl Baseline {
+    /// One baseline per input sample, the same shape as `inputs`.
+    pub fn resolve(&self, inputs: &DynTensor) -> Result<DynTensor> {
+        let device = inputs.device();
+        let [batch, features] = inputs.flat().dims();
+        let baseline = match self {
+            Baseline::Zeros => inputs.with_flat(Tensor::zeros([batch, features], &device)),
+            Baseline::Constant(c) => inputs.with_flat(Tensor::full([batch, features], *c, &device)),
+            Baseline::Tensor(t) | Baseline::Distribution(t) => {
+                inputs.check_same_sample_shape(t, "baselines vs inputs (sample shape)")?;
+                let flat = t.flat().clone().to_device(&device).detach();
+                match t.batch() {
+                    b if b == batch => inputs.with_flat(flat),
+                    1 => inputs.with_flat(flat.expand([batch, features])),
+                    _ => {
+                        return Err(Error::ShapeMismatch {
+                            what: "baselines vs inputs (batch: one baseline, or one per input)"
+                                .into(),
+                            expected: inputs.shape().to_vec(),
+                            got: t.shape().to_vec(),
+                        });
+                    }
+                }
+            }
+            Baseline::Uniform { low, high, seed } => {
+                if !(low < high) || !low.is_finite() || !high.is_finite() {
+                    return Err(Error::parameter(
+                        "baselines",
+                        format!("Uniform {{ low: {low}, high: {high} }}"),
+                        "needs finite low < high",
+                    ));
+                }
+                let mut rng = StdRng::seed_from_u64(*seed);
+                let values: Vec<f32> = (0..batch * features)
+                    .map(|_| rng.random_range(*low..*high))
+                    .collect();
+                inputs.with_flat(Tensor::from_data(
+                    TensorData::new(values, [batch, features]),
+                    &device,
+                ))
+            }
+        };
+        baseline.check_finite("baselines")?;
+        Ok(baseline)
+    }
+
+    /// The baselines to draw from, `[k, ...sample]` (a single baseline is a distribution of one).
+    pub fn distribution(&self, inputs: &DynTensor) -> Result<DynTensor> {
+        match self {
+            Baseline::Distribution(t) | Baseline::Tensor(t) => {
+                inputs.check_same_sample_shape(t, "baselines vs inputs (sample shape)")?;
+                if t.batch() == 0 {
+                    return Err(Error::parameter(
+                        "baselines",
+                        "an empty distribution",
+                        "needs at least one baseline",
+                    ));
+                }
+                t.check_finite("baselines")?;
+                Ok(t.with_flat(t.flat().clone().to_device(&inputs.device()).detach()))
+            }
+            other => Ok(other.resolve(&inputs.rows(0, 1))?),
+        }
+    }
+}

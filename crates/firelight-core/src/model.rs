@@ -1,0 +1,201 @@
+//! [`Model`]: anything that maps a batch of inputs to a batch of outputs, with named tap points.
+
+use burn::tensor::Tensor;
+
+use crate::error::{Error, Result};
+use crate::tensor::DynTensor;
+
+/// One named point inside a model where [`Taps`] can see and change the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The name a user passes to layer methods.
+    pub name: String,
+    /// What produces the value (e.g. `"Conv2d"`, `"Relu"`, `"Add"`).
+    pub kind: String,
+}
+
+impl LayerInfo {
+    /// A layer named `name` of kind `kind`.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// How ReLUs pass gradients back; models route their ReLUs through [`Taps::relu`] to honour it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReluPolicy {
+    /// The ordinary ReLU: gradient passes where the input is positive.
+    #[default]
+    Standard,
+    /// Guided Backpropagation: gradient passes where the input *and* the gradient are positive.
+    Guided,
+    /// Deconvolution: gradient passes where the gradient is positive, whatever the input.
+    Deconvolution,
+}
+
+/// What a method does at a tap point: look at the value, replace it, or both.
+pub trait TapHook {
+    /// Called with the value a model produced at `layer`; returns the value the model continues with.
+    ///
+    /// The returned tensor must have the same shape as `value`.
+    fn visit(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor>;
+}
+
+/// Passed to [`Model::forward`]: the model reports each named value through [`Taps::tap`] and
+/// applies its ReLUs through [`Taps::relu`].
+#[derive(Default)]
+pub struct Taps<'a> {
+    relu: ReluPolicy,
+    hook: Option<&'a mut dyn TapHook>,
+}
+
+impl<'a> Taps<'a> {
+    /// Taps that change nothing: a plain forward pass.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Taps that hand every named value to `hook`.
+    pub fn with_hook(hook: &'a mut dyn TapHook) -> Self {
+        Self {
+            relu: ReluPolicy::Standard,
+            hook: Some(hook),
+        }
+    }
+
+    /// The same taps with a different ReLU policy.
+    pub fn relu_policy(mut self, relu: ReluPolicy) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// The ReLU policy this pass runs under.
+    pub fn current_relu_policy(&self) -> ReluPolicy {
+        self.relu
+    }
+
+    /// Reports the value at the tap point `layer`; the model continues with what this returns.
+    pub fn tap<const D: usize>(&mut self, layer: &str, value: Tensor<D>) -> Result<Tensor<D>> {
+        let Some(hook) = self.hook.as_deref_mut() else {
+            return Ok(value);
+        };
+        let shape = value.dims().to_vec();
+        let out = hook.visit(layer, DynTensor::new(value))?;
+        if out.shape() != shape.as_slice() {
+            return Err(Error::ShapeMismatch {
+                what: format!("value returned by a tap at layer `{layer}`"),
+                expected: shape,
+                got: out.shape().to_vec(),
+            });
+        }
+        out.into_rank::<D>()
+    }
+
+    /// Applies a ReLU under the current [`ReluPolicy`].
+    pub fn relu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        crate::relu::relu_with_policy(x, self.relu)
+    }
+}
+
+/// A network that firelight can explain.
+///
+/// It maps a batch of inputs to a batch of outputs `[batch, outputs]`, and reports its named
+/// intermediate values through the [`Taps`] it is given, so that layer methods can record,
+/// replace or perturb them. A native Burn module implements it by calling `taps.tap(name, x)` at
+/// each point it names; the ONNX interpreter does it for every node output.
+pub trait Model {
+    /// Runs the model on `input` (batch first), passing each named value through `taps`.
+    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>>;
+
+    /// Every tap point, in the order the forward pass reaches them.
+    fn layers(&self) -> Vec<LayerInfo>;
+
+    /// The shape of one input sample (without the batch axis), when the model fixes it.
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Runs the model with no taps.
+    fn predict(&self, input: DynTensor) -> Result<Tensor<2>> {
+        self.forward(input, &mut Taps::none())
+    }
+
+    /// Fails with [`Error::UnknownLayer`], listing the layers that exist, unless `name` is one.
+    fn check_layer(&self, name: &str) -> Result<()> {
+        let layers = self.layers();
+        if layers.iter().any(|l| l.name == name) {
+            Ok(())
+        } else {
+            Err(Error::UnknownLayer {
+                name: name.to_string(),
+                available: layers.into_iter().map(|l| l.name).collect(),
+            })
+        }
+    }
+
+    /// Fails with [`Error::ShapeMismatch`] unless `input` fits [`Model::input_shape`].
+    fn check_input(&self, input: &DynTensor) -> Result<()> {
+        match self.input_shape() {
+            Some(expected) if expected.as_slice() != input.sample_shape() => {
+                Err(Error::ShapeMismatch {
+                    what: "input sample (batch axis excluded)".into(),
+                    expected,
+                    got: input.sample_shape().to_vec(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<M: Model + ?Sized> Model for &M {
+    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        (**self).forward(input, taps)
+    }
+    fn layers(&self) -> Vec<LayerInfo> {
+        (**self).layers()
+    }
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        (**self).input_shape()
+    }
+}
+
+/// A [`TapHook`] that records the values at the named layers and changes nothing.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    layers: Vec<String>,
+    values: Vec<(String, DynTensor)>,
+}
+
+impl Recorder {
+    /// Records the values of `layers`.
+    pub fn new<S: Into<String>>(layers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            layers: layers.into_iter().map(Into::into).collect(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The recorded value of `layer` (the last one, if the layer ran more than once).
+    pub fn get(&self, layer: &str) -> Option<&DynTensor> {
+        self.values.iter().rev().find(|(n, _)| n == layer).map(|(_, v)| v)
+    }
+
+    /// The recorded value of `layer`, by value.
+    pub fn take(&mut self, layer: &str) -> Option<DynTensor> {
+        let index = self.values.iter().rposition(|(n, _)| n == layer)?;
+        Some(self.values.swap_remove(index).1)
+    }
+}
+
+impl TapHook for Recorder {
+    fn visit(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor> {
+        if self.layers.iter().any(|l| l == layer) {
+            self.values.push((layer.to_string(), value.clone()));
+        }
+        Ok(value)
+    }
+}

@@ -1,0 +1,56 @@
+//! Guided Backpropagation and Deconvolution: gradients with ReLUs that pass only positive signal
+//! backwards. Models honour this by applying their ReLUs through `Taps::relu`.
+
+use firelight_core::{DynTensor, Model, ReluPolicy, Result, Target};
+
+use crate::base::{Attribution, input_gradients, validate};
+
+/// Captum's `GuidedBackprop` (Springenberg et al., 2014): at every ReLU the gradient passes only
+/// where both the ReLU's input and the incoming gradient are positive.
+pub struct GuidedBackprop<'m> {
+    model: &'m dyn Model,
+}
+
+impl<'m> GuidedBackprop<'m> {
+    /// Guided Backpropagation of `model`.
+    pub fn new(model: &'m dyn Model) -> Self {
+        Self { model }
+    }
+}
+
+impl Attribution for GuidedBackprop<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        input_gradients(self.model, inputs, target, samples, ReluPolicy::Guided)
+    }
+}
+
+/// Captum's `Deconvolution` (Zeiler & Fergus, 2014): at every ReLU the gradient passes where the
+/// incoming gradient is positive, whatever the ReLU's input.
+pub struct Deconvolution<'m> {
+    model: &'m dyn Model,
+}
+
+impl<'m> Deconvolution<'m> {
+    /// Deconvolution of `model`.
+    pub fn new(model: &'m dyn Model) -> Self {
+        Self { model }
+    }
+}
+
+impl Attribution for Deconvolution<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        input_gradients(self.model, inputs, target, samples, ReluPolicy::Deconvolution)
+    }
+}

@@ -1,0 +1,130 @@
+//! Integrated Gradients (Sundararajan et al., 2017): gradients averaged along the straight path
+//! from a baseline to the input, times the input's difference from the baseline.
+
+use burn::tensor::Tensor;
+use firelight_core::{Baseline, DynTensor, Model, ReluPolicy, Result, Target};
+
+use crate::approximation::Approximation;
+use crate::base::{Attribution, check_steps, convergence_delta, input_gradients, validate};
+use crate::path::path_integral;
+
+/// Captum's `IntegratedGradients`, with its defaults: `n_steps = 50`, `method = "gausslegendre"`,
+/// zero baselines, `multiply_by_inputs = True`, everything in one batch unless
+/// `internal_batch_size` is set.
+pub struct IntegratedGradients<'m> {
+    model: &'m dyn Model,
+    n_steps: usize,
+    method: Approximation,
+    baselines: Baseline,
+    internal_batch_size: Option<usize>,
+    multiply_by_inputs: bool,
+}
+
+impl<'m> IntegratedGradients<'m> {
+    /// Integrated Gradients of `model` with Captum's defaults.
+    pub fn new(model: &'m dyn Model) -> Self {
+        Self {
+            model,
+            n_steps: 50,
+            method: Approximation::GaussLegendre,
+            baselines: Baseline::Zeros,
+            internal_batch_size: None,
+            multiply_by_inputs: true,
+        }
+    }
+
+    /// Number of points on the path (default 50).
+    pub fn n_steps(mut self, n_steps: usize) -> Self {
+        self.n_steps = n_steps;
+        self
+    }
+
+    /// How the path integral is approximated (default Gauss-Legendre).
+    pub fn method(mut self, method: Approximation) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The baselines (default zeros): one per input, or one shared by all.
+    pub fn baselines(mut self, baselines: Baseline) -> Self {
+        self.baselines = baselines;
+        self
+    }
+
+    /// At most this many rows (steps x inputs) per forward/backward; at least one step of all inputs.
+    pub fn internal_batch_size(mut self, rows: usize) -> Self {
+        self.internal_batch_size = Some(rows);
+        self
+    }
+
+    /// Whether to multiply the integrated gradients by `inputs - baselines` (default `true`).
+    /// Without it the result is the path-averaged gradient ("local" attribution).
+    pub fn multiply_by_inputs(mut self, multiply: bool) -> Self {
+        self.multiply_by_inputs = multiply;
+        self
+    }
+
+    /// Attributions and the convergence delta per sample: `sum(attributions) - (f(inputs) - f(baselines))`,
+    /// which goes to zero as `n_steps` grows (completeness).
+    pub fn attribute_with_convergence_delta(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+    ) -> Result<(DynTensor, Tensor<1>)> {
+        target.check_batch(inputs.batch())?;
+        let samples: Vec<usize> = (0..inputs.batch()).collect();
+        let baselines = self.baselines.resolve(inputs)?;
+        let attributions = self.integrate(inputs, &baselines, target, &samples)?;
+        let delta = convergence_delta(
+            self.model,
+            &attributions,
+            &baselines,
+            inputs,
+            target,
+            &samples,
+        )?;
+        Ok((attributions, delta))
+    }
+
+    fn integrate(
+        &self,
+        inputs: &DynTensor,
+        baselines: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        check_steps(self.n_steps)?;
+        let (alphas, weights) = self.method.steps(self.n_steps)?;
+        let inputs = inputs.detached();
+        let total = path_integral(
+            baselines,
+            &inputs,
+            &alphas,
+            &weights,
+            samples,
+            self.internal_batch_size,
+            |scaled, rows, _| {
+                input_gradients(self.model, scaled, target, rows, ReluPolicy::Standard)
+            },
+        )?;
+        Ok(if self.multiply_by_inputs {
+            let diff = inputs.into_flat() - baselines.flat().clone();
+            total.map(|t| t * diff)
+        } else {
+            total
+        })
+    }
+}
+
+impl Attribution for IntegratedGradients<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        let baselines = self.baselines.resolve(inputs)?;
+        self.integrate(inputs, &baselines, target, samples)
+    }
+}

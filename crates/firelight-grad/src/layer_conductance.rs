@@ -1,0 +1,154 @@
+//! Layer Conductance (Dhamdhere et al., 2018): how much of the input's Integrated Gradients flows
+//! through each unit of a layer.
+
+use burn::tensor::Tensor;
+use firelight_core::{Baseline, DynTensor, Model, Result, Target};
+
+use crate::approximation::Approximation;
+use crate::base::{
+    Attribution, check_steps, convergence_delta, layer_gradients, tile_samples, validate,
+};
+use crate::path::{interpolate, step_chunks};
+
+/// Captum's `LayerConductance`: along the input-space path from baselines to inputs, sampled at
+/// `n_steps + 1` points of `method`, sums the layer gradient at each point times the change of the
+/// layer's activation to the next point. Defaults: `n_steps = 50`, Gauss-Legendre points, zero
+/// baselines.
+pub struct LayerConductance<'m> {
+    model: &'m dyn Model,
+    layer: String,
+    n_steps: usize,
+    method: Approximation,
+    baselines: Baseline,
+    internal_batch_size: Option<usize>,
+}
+
+impl<'m> LayerConductance<'m> {
+    /// Conductance of `layer` in `model`.
+    pub fn new(model: &'m dyn Model, layer: impl Into<String>) -> Result<Self> {
+        let layer = layer.into();
+        model.check_layer(&layer)?;
+        Ok(Self {
+            model,
+            layer,
+            n_steps: 50,
+            method: Approximation::GaussLegendre,
+            baselines: Baseline::Zeros,
+            internal_batch_size: None,
+        })
+    }
+
+    /// Number of intervals on the path (default 50; the path has `n_steps + 1` points).
+    pub fn n_steps(mut self, n_steps: usize) -> Self {
+        self.n_steps = n_steps;
+        self
+    }
+
+    /// Where the path points lie (default Gauss-Legendre, as Captum).
+    pub fn method(mut self, method: Approximation) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Input baselines (default zeros).
+    pub fn baselines(mut self, baselines: Baseline) -> Self {
+        self.baselines = baselines;
+        self
+    }
+
+    /// At most this many rows (points x inputs) per forward/backward.
+    pub fn internal_batch_size(mut self, rows: usize) -> Self {
+        self.internal_batch_size = Some(rows);
+        self
+    }
+
+    /// Attributions and `sum(attributions) - (f(inputs) - f(baselines))` per sample.
+    pub fn attribute_with_convergence_delta(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+    ) -> Result<(DynTensor, Tensor<1>)> {
+        target.check_batch(inputs.batch())?;
+        let samples: Vec<usize> = (0..inputs.batch()).collect();
+        let baselines = self.baselines.resolve(inputs)?;
+        let attributions = self.conduct(inputs, &baselines, target, &samples)?;
+        let delta = convergence_delta(
+            self.model,
+            &attributions,
+            &baselines,
+            inputs,
+            target,
+            &samples,
+        )?;
+        Ok((attributions, delta))
+    }
+
+    fn conduct(
+        &self,
+        inputs: &DynTensor,
+        baselines: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        check_steps(self.n_steps)?;
+        let (alphas, _) = self.method.steps(self.n_steps + 1)?;
+        let inputs = inputs.detached();
+        let batch = inputs.batch();
+        // The last point of the previous chunk, to pair with the first point of the next.
+        let mut previous: Option<(Tensor<3>, Tensor<3>)> = None;
+        let mut total: Option<Tensor<2>> = None;
+        let mut layer_shape = Vec::new();
+        for steps in step_chunks(alphas.len(), batch, self.internal_batch_size)? {
+            let k = steps.len();
+            let scaled = interpolate(baselines, &inputs, &alphas[steps]);
+            let (activation, grad) = layer_gradients(
+                self.model,
+                &scaled,
+                &self.layer,
+                target,
+                &tile_samples(samples, k),
+                None,
+            )?;
+            let features = activation.features();
+            layer_shape = activation.shape().to_vec();
+            let mut acts = activation.into_flat().reshape([k, batch, features]);
+            let mut grads = grad.into_flat().reshape([k, batch, features]);
+            let mut points = k;
+            if let Some((a, g)) = previous.take() {
+                acts = Tensor::cat(vec![a, acts], 0);
+                grads = Tensor::cat(vec![g, grads], 0);
+                points += 1;
+            }
+            previous = Some((
+                acts.clone().slice([points - 1..points]),
+                grads.clone().slice([points - 1..points]),
+            ));
+            if points >= 2 {
+                let steps_diff = acts.clone().slice([1..points]) - acts.slice([0..points - 1]);
+                let part = (grads.slice([0..points - 1]) * steps_diff)
+                    .sum_dim(0)
+                    .reshape([batch, features]);
+                total = Some(match total {
+                    Some(t) => t + part,
+                    None => part,
+                });
+            }
+        }
+        layer_shape[0] = batch;
+        let total = total.expect("n_steps >= 1 gives at least two points");
+        DynTensor::from_flat(total, layer_shape)
+    }
+}
+
+impl Attribution for LayerConductance<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        let baselines = self.baselines.resolve(inputs)?;
+        self.conduct(inputs, &baselines, target, samples)
+    }
+}

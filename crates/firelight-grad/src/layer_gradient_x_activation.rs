@@ -1,0 +1,50 @@
+//! Layer Gradient X Activation: a layer's activation times the target's gradient with respect to it.
+
+use firelight_core::{DynTensor, Model, Result, Target};
+
+use crate::base::{Attribution, layer_gradients, validate};
+
+/// Captum's `LayerGradientXActivation`: `activation * d target / d activation` at the named layer
+/// (only the gradient with `multiply_by_inputs(false)`).
+pub struct LayerGradientXActivation<'m> {
+    model: &'m dyn Model,
+    layer: String,
+    multiply_by_inputs: bool,
+}
+
+impl<'m> LayerGradientXActivation<'m> {
+    /// Gradient X Activation at `layer` of `model`.
+    pub fn new(model: &'m dyn Model, layer: impl Into<String>) -> Result<Self> {
+        let layer = layer.into();
+        model.check_layer(&layer)?;
+        Ok(Self {
+            model,
+            layer,
+            multiply_by_inputs: true,
+        })
+    }
+
+    /// Whether to multiply the gradient by the activation (default `true`).
+    pub fn multiply_by_inputs(mut self, multiply: bool) -> Self {
+        self.multiply_by_inputs = multiply;
+        self
+    }
+}
+
+impl Attribution for LayerGradientXActivation<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        let (activation, grad) =
+            layer_gradients(self.model, inputs, &self.layer, target, samples, None)?;
+        Ok(if self.multiply_by_inputs {
+            grad.map(|g| g * activation.into_flat())
+        } else {
+            grad
+        })
+    }
+}

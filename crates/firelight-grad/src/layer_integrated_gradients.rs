@@ -1,0 +1,143 @@
+//! Layer Integrated Gradients: Integrated Gradients in the space of a layer's activations.
+
+use burn::tensor::Tensor;
+use firelight_core::{Baseline, DynTensor, Model, Result, Target};
+
+use crate::approximation::Approximation;
+use crate::base::{
+    Attribution, check_steps, convergence_delta, layer_activations, layer_gradients, validate,
+};
+use crate::path::{path_integral, tile_rows};
+
+/// Captum's `LayerIntegratedGradients`: the layer's activations for the baselines and for the
+/// inputs are the ends of the path; along it the layer's output is replaced by the interpolated
+/// activation, and the integrated gradient is multiplied by the activation difference.
+/// Defaults as [`IntegratedGradients`](crate::IntegratedGradients).
+pub struct LayerIntegratedGradients<'m> {
+    model: &'m dyn Model,
+    layer: String,
+    n_steps: usize,
+    method: Approximation,
+    baselines: Baseline,
+    internal_batch_size: Option<usize>,
+    multiply_by_inputs: bool,
+}
+
+impl<'m> LayerIntegratedGradients<'m> {
+    /// Layer Integrated Gradients at `layer` of `model`.
+    pub fn new(model: &'m dyn Model, layer: impl Into<String>) -> Result<Self> {
+        let layer = layer.into();
+        model.check_layer(&layer)?;
+        Ok(Self {
+            model,
+            layer,
+            n_steps: 50,
+            method: Approximation::GaussLegendre,
+            baselines: Baseline::Zeros,
+            internal_batch_size: None,
+            multiply_by_inputs: true,
+        })
+    }
+
+    /// Number of points on the path (default 50).
+    pub fn n_steps(mut self, n_steps: usize) -> Self {
+        self.n_steps = n_steps;
+        self
+    }
+
+    /// How the path integral is approximated (default Gauss-Legendre).
+    pub fn method(mut self, method: Approximation) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Input baselines (default zeros); their activations start the path.
+    pub fn baselines(mut self, baselines: Baseline) -> Self {
+        self.baselines = baselines;
+        self
+    }
+
+    /// At most this many rows (steps x inputs) per forward/backward.
+    pub fn internal_batch_size(mut self, rows: usize) -> Self {
+        self.internal_batch_size = Some(rows);
+        self
+    }
+
+    /// Whether to multiply by the activation difference (default `true`).
+    pub fn multiply_by_inputs(mut self, multiply: bool) -> Self {
+        self.multiply_by_inputs = multiply;
+        self
+    }
+
+    /// Attributions and `sum(attributions) - (f(inputs) - f(baselines))` per sample.
+    pub fn attribute_with_convergence_delta(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+    ) -> Result<(DynTensor, Tensor<1>)> {
+        target.check_batch(inputs.batch())?;
+        let samples: Vec<usize> = (0..inputs.batch()).collect();
+        let baselines = self.baselines.resolve(inputs)?;
+        let attributions = self.integrate(inputs, &baselines, target, &samples)?;
+        let delta = convergence_delta(
+            self.model,
+            &attributions,
+            &baselines,
+            inputs,
+            target,
+            &samples,
+        )?;
+        Ok((attributions, delta))
+    }
+
+    fn integrate(
+        &self,
+        inputs: &DynTensor,
+        baselines: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        validate(self.model, inputs, target, samples)?;
+        check_steps(self.n_steps)?;
+        let (alphas, weights) = self.method.steps(self.n_steps)?;
+        let end = layer_activations(self.model, inputs, &self.layer)?;
+        let start = layer_activations(self.model, baselines, &self.layer)?;
+        let total = path_integral(
+            &start,
+            &end,
+            &alphas,
+            &weights,
+            samples,
+            self.internal_batch_size,
+            |scaled, rows, k| {
+                let (_, grad) = layer_gradients(
+                    self.model,
+                    &tile_rows(inputs, k),
+                    &self.layer,
+                    target,
+                    rows,
+                    Some(scaled.clone()),
+                )?;
+                Ok(grad)
+            },
+        )?;
+        Ok(if self.multiply_by_inputs {
+            let diff = end.into_flat() - start.into_flat();
+            total.map(|t| t * diff)
+        } else {
+            total
+        })
+    }
+}
+
+impl Attribution for LayerIntegratedGradients<'_> {
+    fn attribute_samples(
+        &self,
+        inputs: &DynTensor,
+        target: &Target,
+        samples: &[usize],
+    ) -> Result<DynTensor> {
+        let baselines = self.baselines.resolve(inputs)?;
+        self.integrate(inputs, &baselines, target, samples)
+    }
+}

@@ -1,0 +1,48 @@
+//! # firelight-grad
+//!
+//! Gradient attribution methods, each a small file on the shared plumbing in [`base`], with
+//! Captum's names and defaults:
+//!
+//! | method | Captum | file |
+//! |---|---|---|
+//! | [`Saliency`] | `Saliency` | `saliency.rs` |
+//! | [`InputXGradient`] | `InputXGradient` | `input_x_gradient.rs` |
+//! | [`IntegratedGradients`] | `IntegratedGradients` | `integrated_gradients.rs` |
+//! | [`NoiseTunnel`] | `NoiseTunnel` (smoothgrad, smoothgrad_sq, vargrad) | `noise_tunnel.rs` |
+//! | [`GradientShap`] | `GradientShap` | `gradient_shap.rs` |
+//! | [`GuidedBackprop`], [`Deconvolution`] | `GuidedBackprop`, `Deconvolution` | `guided_backprop.rs` |
+//! | [`LayerActivation`] | `LayerActivation` | `layer_activation.rs` |
+//! | [`LayerGradientXActivation`] | `LayerGradientXActivation` | `layer_gradient_x_activation.rs` |
+//! | [`LayerIntegratedGradients`] | `LayerIntegratedGradients` | `layer_integrated_gradients.rs` |
+//! | [`LayerConductance`] | `LayerConductance` | `layer_conductance.rs` |
+//!
+//! Every method implements [`Attribution`]: `method.attribute(&inputs, &target)`.
+
+#![warn(missing_docs)]
+
+pub mod approximation;
+pub mod base;
+mod gradient_shap;
+mod guided_backprop;
+mod input_x_gradient;
+mod integrated_gradients;
+mod layer_activation;
+mod layer_conductance;
+mod layer_gradient_x_activation;
+mod layer_integrated_gradients;
+mod noise_tunnel;
+mod path;
+mod saliency;
+
+pub use approximation::Approximation;
+pub use base::Attribution;
+pub use gradient_shap::GradientShap;
+pub use guided_backprop::{Deconvolution, GuidedBackprop};
+pub use input_x_gradient::InputXGradient;
+pub use integrated_gradients::IntegratedGradients;
+pub use layer_activation::LayerActivation;
+pub use layer_conductance::LayerConductance;
+pub use layer_gradient_x_activation::LayerGradientXActivation;
+pub use layer_integrated_gradients::LayerIntegratedGradients;
+pub use noise_tunnel::{NoiseTunnel, NoiseType};
+pub use saliency::Saliency;

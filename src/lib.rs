@@ -1,0 +1,40 @@
+//! # firelight
+//!
+//! Attribution for neural networks in pure Rust, on Burn: which parts of an input made a
+//! prediction. One crate that re-exports the workspace:
+//!
+//! - [`core`]: the vocabulary ([`Model`] with named taps, [`Target`], [`Baseline`], [`DynTensor`]);
+//! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
+//! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18).
+//!
+//! ```no_run
+//! use firelight::prelude::*;
+//! use firelight::models::{RandomWeights, ResNet18};
+//!
+//! let device = Device::flex();
+//! let model = ResNet18::new(&mut RandomWeights::new(0), 1000, &device)?;
+//! let image = DynTensor::new(Tensor::<4>::zeros([1, 3, 224, 224], &device));
+//! let (attributions, delta) = IntegratedGradients::new(&model)
+//!     .n_steps(50)
+//!     .internal_batch_size(16)
+//!     .attribute_with_convergence_delta(&image, &Target::class(281))?;
+//! # Ok::<(), firelight::core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub use firelight_core as core;
+pub use firelight_grad as grad;
+pub use firelight_models as models;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use firelight_core::{
+        Baseline, Device, DynTensor, Error, LayerInfo, Model, Result, Target, Taps, Tensor,
+    };
+    pub use firelight_grad::{
+        Approximation, Attribution, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,
+        IntegratedGradients, LayerActivation, LayerConductance, LayerGradientXActivation,
+        LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
+    };
+}
