@@ -12,7 +12,10 @@ pub enum Approximation {
     RiemannRight,
     /// Midpoint Riemann sum (`"riemann_middle"`).
     RiemannMiddle,
-    /// Trapezoid rule on `n` equally spaced alphas from 0 to 1 (`"riemann_trapezoid"`, `n >= 2`).
+    /// Captum's `"riemann_trapezoid"` (`n >= 2`): `n` equally spaced alphas from 0 to 1, each
+    /// weighted `1/n` and the two ends `1/(2n)`. The weights sum to `1 - 1/n`, not 1 (the textbook
+    /// rule uses `1/(n-1)`); firelight keeps Captum's numbers so results agree, which makes this
+    /// method's convergence delta shrink only as `1/n`.
     RiemannTrapezoid,
     /// Gauss-Legendre quadrature on `[0, 1]` (`"gausslegendre"`, Captum's default).
     #[default]
@@ -80,7 +83,7 @@ impl Approximation {
                         "the trapezoid rule needs at least 2 steps",
                     ));
                 }
-                let mut weights = vec![1.0 / (nf - 1.0); n];
+                let mut weights = vec![1.0 / nf; n];
                 weights[0] /= 2.0;
                 weights[n - 1] /= 2.0;
                 (linspace(0.0, 1.0), weights)
@@ -156,7 +159,8 @@ mod tests {
             for n in [2, 3, 7, 50] {
                 let (alphas, weights) = method.steps(n).unwrap();
                 assert_eq!(alphas.len(), n);
-                assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{method:?} {n}");
+                let expected = if method == Approximation::RiemannTrapezoid { 1.0 - 1.0 / n as f64 } else { 1.0 };
+                assert!((weights.iter().sum::<f64>() - expected).abs() < 1e-12, "{method:?} {n}");
                 assert!(alphas.iter().all(|a| (0.0..=1.0).contains(a)));
             }
         }
