@@ -5,7 +5,9 @@
 //!
 //! - [`core`]: the vocabulary ([`Model`] with named taps, [`Target`], [`Baseline`], [`DynTensor`]);
 //! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
-//! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18).
+//! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
+//! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
+//! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`.
 //!
 //! ```no_run
 //! use firelight::prelude::*;
@@ -23,14 +25,17 @@
 
 #![warn(missing_docs)]
 
+pub mod bundled;
+
 pub use firelight_core as core;
 pub use firelight_grad as grad;
 pub use firelight_models as models;
+pub use firelight_viz as viz;
 
 /// The names most programs need.
 pub mod prelude {
     pub use firelight_core::{
-        Baseline, Device, DynTensor, Error, LayerInfo, Model, Result, Target, Taps, Tensor,
+        Baseline, Device, DynTensor, Error, LayerInfo, Model, Result, Taps, Target, Tensor,
     };
     pub use firelight_grad::{
         Approximation, Attribution, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,

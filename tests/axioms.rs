@@ -234,7 +234,10 @@ fn layer_gradient_x_activation_at_logits_is_the_logit() {
             assert!((a[sample * 5 + j] - expected).abs() < 1e-6);
         }
     }
-    let act = LayerActivation::new(&model, "fc2").unwrap().attribute(&x, &Target::class(0)).unwrap();
+    let act = LayerActivation::new(&model, "fc2")
+        .unwrap()
+        .attribute(&x, &Target::class(0))
+        .unwrap();
     assert_eq!(values(&act), logits);
 }
 
@@ -255,7 +258,9 @@ fn guided_relu_policies_follow_their_rules() {
         }
     }
     let mut hidden = Hidden(None);
-    model.forward(x.clone(), &mut Taps::with_hook(&mut hidden)).unwrap();
+    model
+        .forward(x.clone(), &mut Taps::with_hook(&mut hidden))
+        .unwrap();
     let h = hidden.0.unwrap();
     // Weights from the same seed, in PyTorch layout.
     let mut src = RandomWeights::new(21);
@@ -287,7 +292,12 @@ fn guided_relu_policies_follow_their_rules() {
     };
     let gbp = values(&GuidedBackprop::new(&model).attribute(&x, &target).unwrap());
     let dec = values(&Deconvolution::new(&model).attribute(&x, &target).unwrap());
-    let sal = values(&Saliency::new(&model).abs(false).attribute(&x, &target).unwrap());
+    let sal = values(
+        &Saliency::new(&model)
+            .abs(false)
+            .attribute(&x, &target)
+            .unwrap(),
+    );
     assert!(max_abs_diff(&sal, &rule(false, false)) < 1e-6, "{sal:?}");
     assert!(max_abs_diff(&gbp, &rule(true, false)) < 1e-6, "{gbp:?}");
     assert!(max_abs_diff(&dec, &rule(false, true)) < 1e-6, "{dec:?}");

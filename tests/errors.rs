@@ -99,7 +99,13 @@ fn zero_steps_and_bad_parameters() {
         .attribute(&image(1), &t)
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidParameter { name: "n_steps", .. }),
+        matches!(
+            err,
+            Error::InvalidParameter {
+                name: "n_steps",
+                ..
+            }
+        ),
         "{err}"
     );
     let err = LayerConductance::new(&model, "conv2")
@@ -107,13 +113,25 @@ fn zero_steps_and_bad_parameters() {
         .n_steps(0)
         .attribute(&image(1), &t)
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { name: "n_steps", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidParameter {
+            name: "n_steps",
+            ..
+        }
+    ));
     let err = IntegratedGradients::new(&model)
         .method(Approximation::RiemannTrapezoid)
         .n_steps(1)
         .attribute(&image(1), &t)
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { name: "n_steps", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidParameter {
+            name: "n_steps",
+            ..
+        }
+    ));
     let err = IntegratedGradients::new(&model)
         .internal_batch_size(0)
         .attribute(&image(1), &t)
@@ -129,17 +147,32 @@ fn zero_steps_and_bad_parameters() {
         .stdevs(-1.0)
         .attribute(&image(1), &t)
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { name: "stdevs", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidParameter { name: "stdevs", .. }
+    ));
     let err = NoiseTunnel::new(Saliency::new(&model))
         .nt_samples(0)
         .attribute(&image(1), &t)
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { name: "nt_samples", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidParameter {
+            name: "nt_samples",
+            ..
+        }
+    ));
     let err = GradientShap::new(&model)
         .n_samples(0)
         .attribute(&image(1), &t)
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { name: "n_samples", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidParameter {
+            name: "n_samples",
+            ..
+        }
+    ));
     assert!(Approximation::from_captum_name("simpson").is_err());
 }
 
@@ -159,7 +192,11 @@ fn nan_in_the_input_or_baseline() {
         } => assert_eq!((*count, *first_index), (2, 17)),
         other => panic!("wrong error {other}"),
     }
-    assert!(Saliency::new(&model).attribute(&bad, &Target::class(0)).is_err());
+    assert!(
+        Saliency::new(&model)
+            .attribute(&bad, &Target::class(0))
+            .is_err()
+    );
     let err = IntegratedGradients::new(&model)
         .baselines(Baseline::Tensor(bad))
         .attribute(&image(1), &Target::class(0))
@@ -171,7 +208,11 @@ fn nan_in_the_input_or_baseline() {
 fn empty_batch() {
     let model = cnn();
     let empty = DynTensor::from_vec(vec![], vec![0, 3, 8, 8], &device()).unwrap();
-    assert!(Saliency::new(&model).attribute(&empty, &Target::class(0)).is_err());
+    assert!(
+        Saliency::new(&model)
+            .attribute(&empty, &Target::class(0))
+            .is_err()
+    );
 }
 
 #[test]

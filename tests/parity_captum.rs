@@ -82,7 +82,11 @@ fn run(s: &Setup, method: &str, p: &Value) -> (DynTensor, Option<Tensor<1>>) {
         (a, Some(d))
     };
     match method {
-        "saliency" => plain(Saliency::new(m).abs(p["abs"].as_bool().unwrap()).attribute(x, t)),
+        "saliency" => plain(
+            Saliency::new(m)
+                .abs(p["abs"].as_bool().unwrap())
+                .attribute(x, t),
+        ),
         "input_x_gradient" => plain(InputXGradient::new(m).attribute(x, t)),
         "guided_backprop" => plain(GuidedBackprop::new(m).attribute(x, t)),
         "deconvolution" => plain(Deconvolution::new(m).attribute(x, t)),
@@ -186,12 +190,18 @@ fn every_method_matches_captum() {
             let bound = 1e-4 * (1.0 + scale.iter().fold(0.0f32, |m, v| m.max(v.abs())));
             line.push_str(&format!("; delta max abs diff {diff:.2e}"));
             if diff > bound {
-                failures.push(format!("{name}: convergence delta {delta:?} vs Captum {expected:?}"));
+                failures.push(format!(
+                    "{name}: convergence delta {delta:?} vs Captum {expected:?}"
+                ));
             }
         }
         eprintln!("{line}");
     }
-    assert!(failures.is_empty(), "mismatches with Captum:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "mismatches with Captum:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Sum of absolute attributions per sample: the scale a delta is compared at.

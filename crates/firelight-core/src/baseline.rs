@@ -55,7 +55,7 @@ impl Baseline {
                 }
             }
             Baseline::Uniform { low, high, seed } => {
-                if !(low < high) || !low.is_finite() || !high.is_finite() {
+                if low >= high || !low.is_finite() || !high.is_finite() {
                     return Err(Error::parameter(
                         "baselines",
                         format!("Uniform {{ low: {low}, high: {high} }}"),

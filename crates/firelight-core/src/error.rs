@@ -30,7 +30,9 @@ pub enum Error {
         got: Vec<usize>,
     },
     /// A class index is not one of the model's outputs.
-    #[error("target index {index} for sample {sample} is out of range: the model has {outputs} outputs (valid: 0..{outputs})")]
+    #[error(
+        "target index {index} for sample {sample} is out of range: the model has {outputs} outputs (valid: 0..{outputs})"
+    )]
     TargetOutOfRange {
         /// The index asked for.
         index: usize,
@@ -61,7 +63,9 @@ pub enum Error {
         reason: String,
     },
     /// NaN or infinity where finite numbers are needed.
-    #[error("{what} contains {count} non-finite value(s) (NaN or infinity); first at flat index {first_index}")]
+    #[error(
+        "{what} contains {count} non-finite value(s) (NaN or infinity); first at flat index {first_index}"
+    )]
     NonFinite {
         /// Which tensor.
         what: String,
@@ -73,6 +77,14 @@ pub enum Error {
     /// A `.npy` file that cannot be read or written as float32.
     #[error("npy {path}: {reason}")]
     Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An image that cannot be read or written.
+    #[error("image {path}: {reason}")]
+    Image {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.

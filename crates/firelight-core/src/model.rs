@@ -181,7 +181,11 @@ impl Recorder {
 
     /// The recorded value of `layer` (the last one, if the layer ran more than once).
     pub fn get(&self, layer: &str) -> Option<&DynTensor> {
-        self.values.iter().rev().find(|(n, _)| n == layer).map(|(_, v)| v)
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == layer)
+            .map(|(_, v)| v)
     }
 
     /// The recorded value of `layer`, by value.

@@ -27,7 +27,11 @@ pub struct NpyArray {
 impl NpyArray {
     /// As a tensor on `device` (a 0-d array becomes shape `[1]`).
     pub fn into_tensor(self, device: &Device) -> Result<DynTensor> {
-        let shape = if self.shape.is_empty() { vec![1] } else { self.shape };
+        let shape = if self.shape.is_empty() {
+            vec![1]
+        } else {
+            self.shape
+        };
         DynTensor::from_vec(self.data, shape, device)
     }
 }
@@ -85,7 +89,7 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     let payload = &bytes[header_start + header_len..];
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let data = match descr {
-        "<f4" => read_values::<4>(payload, count, |b| f32::from_le_bytes(b))?,
+        "<f4" => read_values::<4>(payload, count, f32::from_le_bytes)?,
         "<f8" => read_values::<8>(payload, count, |b| f64::from_le_bytes(b) as f32)?,
         other => {
             return Err(format!(

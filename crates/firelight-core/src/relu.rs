@@ -36,8 +36,8 @@ impl ReluPolicyOps for burn_cubecl::CubeBackend {}
 
 mod autodiff {
     use super::ReluPolicyOps;
-    use burn::backend::tensor::FloatTensor;
     use burn::backend::Backend;
+    use burn::backend::tensor::FloatTensor;
     use burn_autodiff::Autodiff;
     use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
     use burn_autodiff::grads::Gradients;
@@ -74,11 +74,7 @@ mod autodiff {
         guided: bool,
     ) -> FloatTensor<Autodiff<B, C>> {
         let op = PolicyRelu { guided };
-        match op
-            .prepare::<C>([tensor.node()])
-            .compute_bound()
-            .stateful()
-        {
+        match op.prepare::<C>([tensor.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let output = B::relu(tensor.into_primitive());
                 let state = guided.then(|| output.clone());

@@ -165,7 +165,10 @@ fn cosine(outputs: Tensor<2>, reference: &Tensor<1>, width: usize) -> Result<Ten
         )));
     }
     let rows = outputs.dims()[0];
-    let reference = reference.clone().to_device(&outputs.device()).reshape([1, width]);
+    let reference = reference
+        .clone()
+        .to_device(&outputs.device())
+        .reshape([1, width]);
     let dot = (outputs.clone() * reference.clone()).sum_dim(1);
     let norm_out = outputs.powf_scalar(2.0).sum_dim(1).sqrt();
     let norm_ref = reference.powf_scalar(2.0).sum_dim(1).sqrt();

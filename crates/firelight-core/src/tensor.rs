@@ -50,7 +50,7 @@ impl DynTensor {
             });
         }
         let batch = shape[0];
-        let features = if batch == 0 { 0 } else { count / batch };
+        let features = shape[1..].iter().product();
         let flat = Tensor::<2>::from_data(TensorData::new(values, [batch, features]), device);
         Ok(Self { flat, shape })
     }
@@ -121,7 +121,7 @@ impl DynTensor {
 
     /// Rows `start..end` of the batch.
     pub fn rows(&self, start: usize, end: usize) -> Self {
-        self.with_flat(self.flat.clone().slice([start..end]))
+        self.with_flat(self.flat.clone().narrow(0, start, end - start))
     }
 
     /// Joins tensors of one sample shape along the batch axis.

@@ -159,8 +159,15 @@ mod tests {
             for n in [2, 3, 7, 50] {
                 let (alphas, weights) = method.steps(n).unwrap();
                 assert_eq!(alphas.len(), n);
-                let expected = if method == Approximation::RiemannTrapezoid { 1.0 - 1.0 / n as f64 } else { 1.0 };
-                assert!((weights.iter().sum::<f64>() - expected).abs() < 1e-12, "{method:?} {n}");
+                let expected = if method == Approximation::RiemannTrapezoid {
+                    1.0 - 1.0 / n as f64
+                } else {
+                    1.0
+                };
+                assert!(
+                    (weights.iter().sum::<f64>() - expected).abs() < 1e-12,
+                    "{method:?} {n}"
+                );
                 assert!(alphas.iter().all(|a| (0.0..=1.0).contains(a)));
             }
         }

@@ -3,7 +3,9 @@
 //! wraps. A method file only says which rows to evaluate and how to combine their gradients.
 
 use burn::tensor::Tensor;
-use firelight_core::{DynTensor, Error, Model, Recorder, ReluPolicy, Result, TapHook, Taps, Target};
+use firelight_core::{
+    DynTensor, Error, Model, Recorder, ReluPolicy, Result, TapHook, Taps, Target,
+};
 
 /// An attribution method: explains `target` on a batch of inputs.
 pub trait Attribution {

@@ -113,7 +113,10 @@ impl Attribution for GradientShap<'_> {
         };
 
         let x = inputs.detached().into_flat();
-        let noisy = x.reshape([batch, 1, features]).expand([batch, n, features]).reshape([rows, features])
+        let noisy = x
+            .reshape([batch, 1, features])
+            .expand([batch, n, features])
+            .reshape([rows, features])
             + Tensor::<2>::from_data(TensorData::new(noise, [rows, features]), &device);
         let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [rows]), &device);
         let base = distribution.flat().clone().select(0, picks);
@@ -125,7 +128,7 @@ impl Attribution for GradientShap<'_> {
 
         let mut parts = Vec::new();
         for chunk in batch::chunks(rows, self.internal_batch_size)? {
-            let points = inputs.with_flat(scaled.clone().slice([chunk.clone()]));
+            let points = inputs.with_flat(scaled.clone().narrow(0, chunk.start, chunk.len()));
             let grads = input_gradients(
                 self.model,
                 &points,
@@ -135,7 +138,7 @@ impl Attribution for GradientShap<'_> {
             )?
             .into_flat();
             parts.push(if self.multiply_by_inputs {
-                grads * diff.clone().slice([chunk])
+                grads * diff.clone().narrow(0, chunk.start, chunk.len())
             } else {
                 grads
             });

@@ -51,6 +51,12 @@ impl Attribution for Deconvolution<'_> {
         samples: &[usize],
     ) -> Result<DynTensor> {
         validate(self.model, inputs, target, samples)?;
-        input_gradients(self.model, inputs, target, samples, ReluPolicy::Deconvolution)
+        input_gradients(
+            self.model,
+            inputs,
+            target,
+            samples,
+            ReluPolicy::Deconvolution,
+        )
     }
 }

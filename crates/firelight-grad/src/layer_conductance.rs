@@ -121,12 +121,13 @@ impl<'m> LayerConductance<'m> {
                 points += 1;
             }
             previous = Some((
-                acts.clone().slice([points - 1..points]),
-                grads.clone().slice([points - 1..points]),
+                acts.clone().narrow(0, points - 1, 1),
+                grads.clone().narrow(0, points - 1, 1),
             ));
             if points >= 2 {
-                let steps_diff = acts.clone().slice([1..points]) - acts.slice([0..points - 1]);
-                let part = (grads.slice([0..points - 1]) * steps_diff)
+                let steps_diff =
+                    acts.clone().narrow(0, 1, points - 1) - acts.narrow(0, 0, points - 1);
+                let part = (grads.narrow(0, 0, points - 1) * steps_diff)
                     .sum_dim(0)
                     .reshape([batch, features]);
                 total = Some(match total {

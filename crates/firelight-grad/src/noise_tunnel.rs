@@ -110,16 +110,22 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
             let noise: Vec<f32> = (0..g * batch * features)
                 .map(|_| normal.sample(&mut rng))
                 .collect();
-            let noise = Tensor::<3>::from_data(TensorData::new(noise, [g, batch, features]), &device)
-                .swap_dims(0, 1);
-            let noisy = (x.clone().expand([batch, g, features]) + noise).reshape([batch * g, features]);
+            let noise =
+                Tensor::<3>::from_data(TensorData::new(noise, [g, batch, features]), &device)
+                    .swap_dims(0, 1);
+            let noisy =
+                (x.clone().expand([batch, g, features]) + noise).reshape([batch * g, features]);
             let noisy = inputs.with_flat(noisy);
             let attr = self
                 .base
                 .attribute_samples(&noisy, target, &repeat_samples(samples, g))?;
             let out_features = attr.features();
             out_shape = attr.shape().to_vec();
-            let a = attr.into_flat().detach().inner().reshape([batch, g, out_features]);
+            let a = attr
+                .into_flat()
+                .detach()
+                .inner()
+                .reshape([batch, g, out_features]);
             let s = a.clone().sum_dim(1).reshape([batch, out_features]);
             let s2 = a.powf_scalar(2.0).sum_dim(1).reshape([batch, out_features]);
             sum = Some(match sum {

@@ -32,6 +32,10 @@ impl Attribution for Saliency<'_> {
     ) -> Result<DynTensor> {
         validate(self.model, inputs, target, samples)?;
         let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Standard)?;
-        Ok(if self.abs { grads.map(|g| g.abs()) } else { grads })
+        Ok(if self.abs {
+            grads.map(|g| g.abs())
+        } else {
+            grads
+        })
     }
 }

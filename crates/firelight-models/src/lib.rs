@@ -6,22 +6,26 @@
 //!
 //! - [`Mlp`]: fully connected; with two widths, a linear model (for axioms with closed forms);
 //! - [`SmallCnn`]: conv, batch norm, ReLU, a residual add, pooling: the Captum parity model;
-//! - [`ResNet18`]: torchvision's ResNet-18 architecture, for benchmarks.
+//! - [`ResNet18`]: torchvision's ResNet-18 architecture, for benchmarks;
+//! - [`MobileNetV2`]: torchvision's MobileNetV2, with ImageNet weights bundled in
+//!   `models/mobilenet_v2/` (see [`bundled`]).
 //!
 //! Weights come from a [`WeightSource`]: [`RandomWeights`] (seeded) or [`NpyWeights`] (a folder of
-//! `.npy` files named by PyTorch `state_dict` keys).
+//! `.npy` files named by PyTorch `state_dict` keys) or [`SafetensorsWeights`].
 
 #![warn(missing_docs)]
 
 pub mod mlp;
+pub mod mobilenet_v2;
 pub mod resnet;
 pub mod small_cnn;
 pub mod weights;
 
 pub use mlp::Mlp;
+pub use mobilenet_v2::MobileNetV2;
 pub use resnet::ResNet18;
 pub use small_cnn::{SMALL_CNN_CLASSES, SmallCnn};
-pub use weights::{NpyWeights, RandomWeights, WeightSource};
+pub use weights::{NpyWeights, RandomWeights, SafetensorsWeights, WeightSource};
 
 use burn::tensor::Tensor;
 use firelight_core::{DynTensor, Error, Result};
@@ -39,7 +43,12 @@ pub(crate) fn check_image_input(
             what: format!(
                 "image input [batch, {channels}, height, width] with height and width >= {min_side}"
             ),
-            expected: vec![shape.first().copied().unwrap_or(1), channels, min_side, min_side],
+            expected: vec![
+                shape.first().copied().unwrap_or(1),
+                channels,
+                min_side,
+                min_side,
+            ],
             got: shape,
         });
     }

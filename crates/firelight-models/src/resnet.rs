@@ -74,9 +74,10 @@ impl BasicBlock {
     fn forward(&self, x: Tensor<4>, taps: &mut Taps<'_>) -> Result<Tensor<4>> {
         let n = &self.name;
         let skip = match &self.downsample {
-            Some((conv, bn)) => {
-                taps.tap(&format!("{n}.downsample"), bn.forward(conv.forward(x.clone())))?
-            }
+            Some((conv, bn)) => taps.tap(
+                &format!("{n}.downsample"),
+                bn.forward(conv.forward(x.clone())),
+            )?,
             None => x.clone(),
         };
         let y = taps.tap(&format!("{n}.conv1"), self.conv1.forward(x))?;
@@ -132,7 +133,13 @@ impl ResNet18 {
         for (i, &width) in widths.iter().enumerate() {
             let stride = if i == 0 { 1 } else { 2 };
             stages.push(vec![
-                BasicBlock::new(src, format!("layer{}.0", i + 1), [c_in, width], stride, device)?,
+                BasicBlock::new(
+                    src,
+                    format!("layer{}.0", i + 1),
+                    [c_in, width],
+                    stride,
+                    device,
+                )?,
                 BasicBlock::new(src, format!("layer{}.1", i + 1), [width, width], 1, device)?,
             ]);
             c_in = width;

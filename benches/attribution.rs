@@ -1,0 +1,86 @@
+//! Throughput of Saliency and Integrated Gradients (n_steps = 50) on ResNet-18 (224x224, random
+//! weights) at batch 1 and 8, on the CPU backend (flex).
+//!
+//! `cargo bench --bench attribution` prints one line per case; `tools/parity/bench_captum.py` times
+//! Captum on the same shapes. Set `FIRELIGHT_BENCH_REPS` to change the repetitions (default 3;
+//! the median is reported). Results and commands: BENCHMARKS.md.
+
+use std::time::{Duration, Instant};
+
+use firelight::models::{RandomWeights, ResNet18};
+use firelight::prelude::*;
+
+/// One timed call.
+type Case<'a> = Box<dyn FnMut() + 'a>;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm-up: allocations, thread pools
+    median(
+        (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let reps: usize = std::env::var("FIRELIGHT_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let device = Device::flex();
+    let model = ResNet18::new(&mut RandomWeights::new(0), 1000, &device).expect("model");
+    println!("case                      batch  seconds  inputs/s");
+    for batch in [1usize, 8] {
+        let data: Vec<f32> = (0..batch * 3 * 224 * 224)
+            .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+            .collect();
+        let x = DynTensor::from_vec(data, vec![batch, 3, 224, 224], &device).expect("input");
+        let target = Target::classes((0..batch).map(|i| (i * 97) % 1000).collect());
+        let mut cases: Vec<(&str, Case)> = vec![
+            (
+                "saliency",
+                Box::new(|| {
+                    Saliency::new(&model)
+                        .attribute(&x, &target)
+                        .expect("saliency");
+                }),
+            ),
+            (
+                "integrated_gradients_50",
+                Box::new(|| {
+                    IntegratedGradients::new(&model)
+                        .n_steps(50)
+                        .internal_batch_size(50)
+                        .attribute(&x, &target)
+                        .expect("ig");
+                }),
+            ),
+        ];
+        for (name, f) in cases.iter_mut() {
+            if filter.as_deref().is_some_and(|pat| !name.contains(pat)) {
+                continue;
+            }
+            let reps = if name.starts_with("integrated") {
+                reps.clamp(1, 2)
+            } else {
+                reps
+            };
+            let t = time(reps, f);
+            println!(
+                "{name:<25} {batch:>5}  {:>7.3}  {:>8.2}",
+                t.as_secs_f64(),
+                batch as f64 / t.as_secs_f64()
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! RGB images: PNG in and out, resizing, conversion to model input, and heatmap overlays.
+
+use std::path::Path;
+
+use firelight_core::npy::write_atomic;
+use firelight_core::{Device, DynTensor, Error, Result};
+
+use crate::colormap::Colormap;
+
+/// An 8-bit RGB image, row-major, 3 bytes per pixel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height * width * 3` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Images larger than this many pixels are refused rather than decoded.
+const MAX_PIXELS: u64 = 1 << 28;
+
+impl RgbImage {
+    /// Reads a PNG (grey, grey+alpha, RGB or RGBA, 8 or 16 bits; alpha is dropped).
+    pub fn read_png(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bad = |reason: String| Error::Image {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder
+            .read_info()
+            .map_err(|e| bad(format!("not a readable PNG ({e})")))?;
+        let info = reader.info();
+        if info.width as u64 * info.height as u64 > MAX_PIXELS {
+            return Err(bad(format!(
+                "{}x{} pixels is too large",
+                info.width, info.height
+            )));
+        }
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| bad("image too large".into()))?;
+        let mut buf = vec![0; size];
+        let frame = reader
+            .next_frame(&mut buf)
+            .map_err(|e| bad(format!("corrupt PNG data ({e})")))?;
+        let (width, height) = (frame.width as usize, frame.height as usize);
+        let channels = frame.color_type.samples();
+        let pixels = &buf[..frame.buffer_size()];
+        let mut data = Vec::with_capacity(width * height * 3);
+        for row in pixels.chunks_exact(frame.line_size).take(height) {
+            for px in row[..width * channels].chunks_exact(channels) {
+                match channels {
+                    1 | 2 => data.extend_from_slice(&[px[0], px[0], px[0]]),
+                    _ => data.extend_from_slice(&px[..3]),
+                }
+            }
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// Writes the image as PNG, atomically (a failure leaves no file behind).
+    pub fn write_png(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut bytes, self.width as u32, self.height as u32);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().map_err(|e| Error::Image {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            writer
+                .write_image_data(&self.data)
+                .map_err(|e| Error::Image {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+        }
+        write_atomic(path, &bytes)
+    }
+
+    /// The pixel at `(x, y)`.
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Bilinear resize to `width x height` (pixel centres aligned, as OpenCV and PIL do).
+    pub fn resize(&self, width: usize, height: usize) -> Self {
+        let mut data = Vec::with_capacity(width * height * 3);
+        let sx = self.width as f32 / width as f32;
+        let sy = self.height as f32 / height as f32;
+        for y in 0..height {
+            let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (self.height - 1) as f32);
+            let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
+            let y1 = (y0 + 1).min(self.height - 1);
+            for x in 0..width {
+                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (self.width - 1) as f32);
+                let (x0, tx) = (fx.floor() as usize, fx - fx.floor());
+                let x1 = (x0 + 1).min(self.width - 1);
+                let (a, b, c, d) = (
+                    self.pixel(x0, y0),
+                    self.pixel(x1, y0),
+                    self.pixel(x0, y1),
+                    self.pixel(x1, y1),
+                );
+                for ch in 0..3 {
+                    let top = a[ch] as f32 * (1.0 - tx) + b[ch] as f32 * tx;
+                    let bottom = c[ch] as f32 * (1.0 - tx) + d[ch] as f32 * tx;
+                    data.push((top * (1.0 - ty) + bottom * ty).round() as u8);
+                }
+            }
+        }
+        Self {
+            width,
+            height,
+            data,
+        }
+    }
+
+    /// Resizes the shorter side to `resize` and crops the centre `crop x crop` square
+    /// (torchvision's `Resize(resize)` + `CenterCrop(crop)`).
+    pub fn resize_and_center_crop(&self, resize: usize, crop: usize) -> Self {
+        let (w, h) = if self.width <= self.height {
+            (
+                resize,
+                (resize * self.height).div_ceil(self.width).max(resize),
+            )
+        } else {
+            (
+                (resize * self.width).div_ceil(self.height).max(resize),
+                resize,
+            )
+        };
+        let resized = self.resize(w, h);
+        let (left, top) = ((w.saturating_sub(crop)) / 2, (h.saturating_sub(crop)) / 2);
+        let mut data = Vec::with_capacity(crop * crop * 3);
+        for y in top..top + crop.min(h) {
+            let start = (y * w + left) * 3;
+            data.extend_from_slice(&resized.data[start..start + crop.min(w) * 3]);
+        }
+        Self {
+            width: crop.min(w),
+            height: crop.min(h),
+            data,
+        }
+    }
+
+    /// The image as a model input `[1, 3, height, width]`: `(pixel / 255 - mean) / std` per channel.
+    pub fn to_tensor(&self, mean: [f32; 3], std: [f32; 3], device: &Device) -> Result<DynTensor> {
+        let plane = self.width * self.height;
+        let mut values = vec![0f32; 3 * plane];
+        for (i, px) in self.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                values[c * plane + i] = (px[c] as f32 / 255.0 - mean[c]) / std[c];
+            }
+        }
+        DynTensor::from_vec(values, vec![1, 3, self.height, self.width], device)
+    }
+}
+
+/// One value per pixel from an attribution `[1, channels, height, width]`: the sum over channels
+/// of absolute values, divided by its 98th percentile and clipped to 1, so that a few extreme
+/// pixels do not leave the rest of the picture dark (Captum's `visualize_image_attr` default,
+/// `outlier_perc = 2`).
+pub fn pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
+    let shape = attribution.shape();
+    if shape.len() != 4 || shape[0] != 1 {
+        return Err(Error::RankMismatch {
+            what: "attribution to draw (one image, [1, channels, height, width])".into(),
+            expected: 4,
+            got: shape.to_vec(),
+        });
+    }
+    let (channels, height, width) = (shape[1], shape[2], shape[3]);
+    let values = attribution.to_vec()?;
+    let plane = height * width;
+    let mut map: Vec<f32> = (0..plane)
+        .map(|i| (0..channels).map(|c| values[c * plane + i].abs()).sum())
+        .collect();
+    let mut sorted: Vec<f32> = map.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let scale = sorted
+        .get(((sorted.len() as f64 * 0.98) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .filter(|&v| v > 0.0)
+        .or_else(|| sorted.last().copied().filter(|&v| v > 0.0));
+    if let Some(scale) = scale {
+        map.iter_mut().for_each(|v| *v = (*v / scale).min(1.0));
+    }
+    Ok((map, width, height))
+}
+
+/// The map drawn with `colormap` over `image` (both the same size); `image_weight` is the share
+/// of the photo in the blend (pytorch-grad-cam's `show_cam_on_image` uses 0.5).
+pub fn overlay(
+    image: &RgbImage,
+    map: &[f32],
+    colormap: Colormap,
+    image_weight: f32,
+) -> Result<RgbImage> {
+    if map.len() != image.width * image.height {
+        return Err(Error::ShapeMismatch {
+            what: "heatmap vs image pixels".into(),
+            expected: vec![image.height, image.width],
+            got: vec![map.len()],
+        });
+    }
+    let w = image_weight.clamp(0.0, 1.0);
+    let data = image
+        .data
+        .chunks_exact(3)
+        .zip(map)
+        .flat_map(|(px, &v)| {
+            let heat = colormap.rgb(v);
+            (0..3).map(move |c| (heat[c] as f32 * (1.0 - w) + px[c] as f32 * w).round() as u8)
+        })
+        .collect();
+    Ok(RgbImage {
+        width: image.width,
+        height: image.height,
+        data,
+    })
+}

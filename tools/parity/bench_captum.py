@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Times Captum's Saliency and IntegratedGradients (n_steps=50, internal_batch_size=50) on
+ResNet-18 (224x224, random weights) at batch 1 and 8, with 2 torch threads: the reference for
+firelight's `cargo bench --bench attribution`. Median of --reps runs after a warm-up.
+
+    /tmp/fl/bin/python tools/parity/bench_captum.py [--reps 3] [--threads 2]
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+from captum.attr import IntegratedGradients, Saliency
+
+sys.path.insert(0, os.path.dirname(__file__))
+from models import ResNet18, randomize_batch_norm  # noqa: E402
+
+
+def timed(reps, f):
+    f()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = randomize_batch_norm(ResNet18(), torch.Generator().manual_seed(0)).eval()
+    for m in model.modules():  # Captum's gradient methods need non-inplace ReLUs
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("case                      batch  seconds  inputs/s")
+    for batch in [1, 8]:
+        x = torch.randn(batch, 3, 224, 224)
+        target = torch.tensor([(i * 97) % 1000 for i in range(batch)])
+        cases = [
+            ("saliency", args.reps, lambda: Saliency(model).attribute(x, target=target)),
+            ("integrated_gradients_50", min(args.reps, 2), lambda: IntegratedGradients(model).attribute(
+                x, target=target, n_steps=50, internal_batch_size=50)),
+        ]
+        for name, reps, f in cases:
+            t = timed(reps, f)
+            print(f"{name:<25} {batch:>5}  {t:>7.3f}  {batch / t:>8.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
