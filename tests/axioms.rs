@@ -119,9 +119,13 @@ proptest! {
             };
             prop_assert!(max_abs_diff(&values(&nt), &expected) < 1e-5, "{kind:?}");
         }
-        let ig = IntegratedGradients::new(&model).n_steps(8);
+        // Per-sample baselines follow their sample through NoiseTunnel's expansion.
+        let ig = IntegratedGradients::new(&model)
+            .n_steps(8)
+            .baselines(Baseline::Tensor(pseudo_random(&[2, 6], seed + 5, 0.5)));
         let direct = values(&ig.attribute(&x, &target).unwrap());
-        let tunneled = NoiseTunnel::new(ig).stdevs(0.0).nt_samples(2).attribute(&x, &target).unwrap();
+        let tunneled = NoiseTunnel::new(ig).stdevs(0.0).nt_samples(3).nt_samples_batch_size(2)
+            .attribute(&x, &target).unwrap();
         prop_assert!(max_abs_diff(&values(&tunneled), &direct) < 1e-5);
     }
 

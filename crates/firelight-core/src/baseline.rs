@@ -1,6 +1,6 @@
 //! [`Baseline`]: the reference input an attribution is measured against.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::error::{Error, Result};
@@ -33,6 +33,14 @@ pub enum Baseline {
 impl Baseline {
     /// One baseline per input sample, the same shape as `inputs`.
     pub fn resolve(&self, inputs: &DynTensor) -> Result<DynTensor> {
+        let samples: Vec<usize> = (0..inputs.batch()).collect();
+        self.resolve_rows(inputs, &samples)
+    }
+
+    /// One baseline per row of `inputs`, where row `i` belongs to sample `samples[i]` (methods
+    /// that expand a batch, such as NoiseTunnel, pass each row's sample): a per-sample tensor
+    /// baseline gives row `i` its sample's baseline.
+    pub fn resolve_rows(&self, inputs: &DynTensor, samples: &[usize]) -> Result<DynTensor> {
         let device = inputs.device();
         let [batch, features] = inputs.flat().dims();
         let baseline = match self {
@@ -41,9 +49,15 @@ impl Baseline {
             Baseline::Tensor(t) | Baseline::Distribution(t) => {
                 inputs.check_same_sample_shape(t, "baselines vs inputs (sample shape)")?;
                 let flat = t.flat().clone().to_device(&device).detach();
+                let sample_count = samples.iter().max().map_or(0, |m| m + 1);
                 match t.batch() {
-                    b if b == batch => inputs.with_flat(flat),
                     1 => inputs.with_flat(flat.expand([batch, features])),
+                    b if b == sample_count && samples.len() == batch => {
+                        let rows: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
+                        let rows =
+                            Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &device);
+                        inputs.with_flat(flat.select(0, rows))
+                    }
                     _ => {
                         return Err(Error::ShapeMismatch {
                             what: "baselines vs inputs (batch: one baseline, or one per input)"

@@ -28,14 +28,9 @@ pub trait Attribution {
     }
 }
 
-/// Checks that apply to every method: a non-empty batch the model accepts, finite values, and a
-/// target that fits the batch.
-pub(crate) fn validate(
-    model: &dyn Model,
-    inputs: &DynTensor,
-    target: &Target,
-    samples: &[usize],
-) -> Result<()> {
+/// Checks that apply to every method: a non-empty batch the model accepts, finite values, and
+/// one sample index per row.
+pub(crate) fn validate(model: &dyn Model, inputs: &DynTensor, samples: &[usize]) -> Result<()> {
     if inputs.batch() == 0 {
         return Err(Error::ShapeMismatch {
             what: "inputs (an empty batch)".into(),
@@ -50,7 +45,6 @@ pub(crate) fn validate(
             inputs.batch()
         )));
     }
-    let _ = target;
     model.check_input(inputs)?;
     inputs.check_finite("inputs")
 }
@@ -106,11 +100,15 @@ pub(crate) fn input_gradients(
         &mut Taps::none().relu_policy(relu),
     )?;
     let scores = target.scores(outputs, samples)?;
+    let zeros = || inputs.with_flat(inputs.flat().clone().detach().inner().zeros_like());
+    if !scores.is_tracked() {
+        // The target does not depend on the input (a constant model or target).
+        return Ok(zeros());
+    }
     let grads = scores.sum().backward();
-    let grad = x
-        .grad(&grads)
-        .unwrap_or_else(|| x.clone().inner().zeros_like());
-    Ok(inputs.with_flat(grad))
+    Ok(x.grad(&grads)
+        .map(|g| inputs.with_flat(g))
+        .unwrap_or_else(zeros))
 }
 
 /// At `layer`, remembers the value the model produced and continues with a leaf: the same value,

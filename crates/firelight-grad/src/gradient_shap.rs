@@ -80,7 +80,7 @@ impl Attribution for GradientShap<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         if self.n_samples == 0 {
             return Err(Error::parameter("n_samples", 0, "must be at least 1"));
         }

@@ -25,7 +25,7 @@ impl Attribution for GuidedBackprop<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         input_gradients(self.model, inputs, target, samples, ReluPolicy::Guided)
     }
 }
@@ -50,7 +50,7 @@ impl Attribution for Deconvolution<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         input_gradients(
             self.model,
             inputs,

@@ -23,7 +23,7 @@ impl Attribution for InputXGradient<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Standard)?;
         let x = inputs.detached().into_flat();
         Ok(grads.map(|g| g * x))

@@ -93,7 +93,7 @@ impl<'m> IntegratedGradients<'m> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, weights) = self.method.steps(self.n_steps)?;
         let inputs = inputs.detached();
@@ -124,7 +124,7 @@ impl Attribution for IntegratedGradients<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve(inputs)?;
+        let baselines = self.baselines.resolve_rows(inputs, samples)?;
         self.integrate(inputs, &baselines, target, samples)
     }
 }

@@ -26,7 +26,7 @@ impl Attribution for LayerActivation<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         layer_activations(self.model, inputs, &self.layer)
     }
 }

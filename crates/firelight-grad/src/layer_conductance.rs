@@ -90,7 +90,7 @@ impl<'m> LayerConductance<'m> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, _) = self.method.steps(self.n_steps + 1)?;
         let inputs = inputs.detached();
@@ -149,7 +149,7 @@ impl Attribution for LayerConductance<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve(inputs)?;
+        let baselines = self.baselines.resolve_rows(inputs, samples)?;
         self.conduct(inputs, &baselines, target, samples)
     }
 }

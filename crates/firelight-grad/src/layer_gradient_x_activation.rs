@@ -38,7 +38,7 @@ impl Attribution for LayerGradientXActivation<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         let (activation, grad) =
             layer_gradients(self.model, inputs, &self.layer, target, samples, None)?;
         Ok(if self.multiply_by_inputs {

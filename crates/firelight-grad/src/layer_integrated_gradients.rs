@@ -97,7 +97,7 @@ impl<'m> LayerIntegratedGradients<'m> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, weights) = self.method.steps(self.n_steps)?;
         let end = layer_activations(self.model, inputs, &self.layer)?;
@@ -137,7 +137,7 @@ impl Attribution for LayerIntegratedGradients<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve(inputs)?;
+        let baselines = self.baselines.resolve_rows(inputs, samples)?;
         self.integrate(inputs, &baselines, target, samples)
     }
 }

@@ -30,7 +30,7 @@ impl Attribution for Saliency<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
-        validate(self.model, inputs, target, samples)?;
+        validate(self.model, inputs, samples)?;
         let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Standard)?;
         Ok(if self.abs {
             grads.map(|g| g.abs())
