@@ -23,7 +23,7 @@ impl Attribution for LayerActivation<'_> {
     fn attribute_samples(
         &self,
         inputs: &DynTensor,
-        target: &Target,
+        _target: &Target,
         samples: &[usize],
     ) -> Result<DynTensor> {
         validate(self.model, inputs, samples)?;
