@@ -140,12 +140,14 @@ proptest! {
         let tapped = model.forward(x.clone(), &mut Taps::with_hook(&mut recorder)).unwrap();
         let a = plain.to_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let b = tapped.to_data().convert::<f32>().try_into_vec::<f32>().unwrap();
-        prop_assert_eq!(a, b);
+        // Bit-identical on flex; on fusing GPU backends a tap moves a kernel boundary, which may
+        // change the last bit of a sum.
+        prop_assert!(max_abs_diff(&a, &b) <= 1e-6 * (1.0 + max_abs(&b)), "{a:?} vs {b:?}");
         for name in &names {
             prop_assert!(recorder.get(name).is_some(), "layer {name} was not recorded");
         }
         let fc = values(recorder.get("fc").unwrap());
-        prop_assert_eq!(fc, plain.to_data().convert::<f32>().try_into_vec::<f32>().unwrap());
+        prop_assert_eq!(fc, b);
     }
 
     /// internal_batch_size changes memory, not results.

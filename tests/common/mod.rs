@@ -3,9 +3,18 @@
 
 use firelight::prelude::*;
 
-/// The CPU device every test runs on.
+/// The device the tests run on: flex (CPU), or the one `FIRELIGHT_TEST_DEVICE` names
+/// (`wgpu`, `cuda`) when the matching feature is built:
+/// `FIRELIGHT_TEST_DEVICE=wgpu cargo test --workspace --features wgpu`.
 pub fn device() -> Device {
-    Device::flex()
+    match std::env::var("FIRELIGHT_TEST_DEVICE").as_deref() {
+        Ok("flex") | Err(_) => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(Default::default()),
+        #[cfg(feature = "cuda")]
+        Ok("cuda") => Device::cuda(0),
+        Ok(other) => panic!("FIRELIGHT_TEST_DEVICE={other}: not a device this build has"),
+    }
 }
 
 /// Host values of a tensor.
