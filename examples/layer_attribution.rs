@@ -62,8 +62,10 @@ fn main() -> firelight::core::Result<()> {
         100.0 * top.probability
     );
 
+    // Conductance is a first-order sum along the path: it needs more points than Layer IG's
+    // quadrature to come as close to completeness.
     let (conductance, delta) = LayerConductance::new(model, &layer)?
-        .n_steps(32)
+        .n_steps(128)
         .method(Approximation::RiemannTrapezoid)
         .baselines(Baseline::Tensor(black.clone()))
         .internal_batch_size(16)
@@ -74,11 +76,15 @@ fn main() -> firelight::core::Result<()> {
         DynTensor::new(delta).to_vec()?[0]
     );
 
-    let lig = LayerIntegratedGradients::new(model, &layer)?
+    let (lig, delta) = LayerIntegratedGradients::new(model, &layer)?
         .n_steps(32)
         .baselines(Baseline::Tensor(black))
         .internal_batch_size(16)
-        .attribute(&input, &target)?;
+        .attribute_with_convergence_delta(&input, &target)?;
     print_top("Layer Integrated Gradients", &per_channel(&lig)?);
+    println!(
+        "  convergence delta {:+.4}",
+        DynTensor::new(delta).to_vec()?[0]
+    );
     Ok(())
 }
