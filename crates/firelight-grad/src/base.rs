@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 use firelight_core::{
-    DynTensor, Error, Model, Recorder, ReluPolicy, Result, TapHook, Taps, Target,
+    Baseline, DynTensor, Error, Model, Recorder, ReluPolicy, Result, TapHook, Taps, Target,
 };
 
 /// An attribution method: explains `target` on a batch of inputs.
@@ -202,16 +202,35 @@ pub(crate) fn sum_per_sample(t: &DynTensor) -> Tensor<1> {
     t.flat().clone().sum_dim(1).reshape([batch])
 }
 
-/// `sum(attributions) - (f(end) - f(start))` per sample: how far a path method is from completeness.
-pub(crate) fn convergence_delta(
+/// Runs a path method from `baselines` to `inputs` (`path_method` receives the resolved baselines
+/// and each input's sample index) and measures how far it is from completeness: returns the
+/// attributions and `sum(attributions) - (f(inputs) - f(baselines))` per sample (Captum's
+/// `return_convergence_delta`).
+pub(crate) fn attribute_with_delta(
     model: &dyn Model,
-    attributions: &DynTensor,
-    start: &DynTensor,
-    end: &DynTensor,
+    baselines: &Baseline,
+    inputs: &DynTensor,
     target: &Target,
-    samples: &[usize],
-) -> Result<Tensor<1>> {
-    let f_end = target_scores(model, end, target, samples)?;
-    let f_start = target_scores(model, start, target, samples)?;
-    Ok(sum_per_sample(attributions) - (f_end - f_start))
+    path_method: impl FnOnce(&DynTensor, &[usize]) -> Result<DynTensor>,
+) -> Result<(DynTensor, Tensor<1>)> {
+    target.check_batch(inputs.batch())?;
+    let samples: Vec<usize> = (0..inputs.batch()).collect();
+    let baselines = baselines.resolve(inputs)?;
+    let attributions = path_method(&baselines, &samples)?;
+    let f_end = target_scores(model, inputs, target, &samples)?;
+    let f_start = target_scores(model, &baselines, target, &samples)?;
+    let delta = sum_per_sample(&attributions) - (f_end - f_start);
+    Ok((attributions, delta))
+}
+
+/// Fails unless `stdevs` is a usable standard deviation of noise.
+pub(crate) fn check_stdevs(stdevs: f32) -> Result<()> {
+    if !(stdevs.is_finite() && stdevs >= 0.0) {
+        return Err(Error::parameter(
+            "stdevs",
+            stdevs,
+            "must be finite and non-negative",
+        ));
+    }
+    Ok(())
 }

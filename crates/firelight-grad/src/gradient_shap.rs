@@ -6,7 +6,7 @@ use firelight_core::{Baseline, DynTensor, Error, Model, ReluPolicy, Result, Targ
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::{Attribution, input_gradients, repeat_samples, validate};
+use crate::base::{Attribution, check_stdevs, input_gradients, repeat_samples, validate};
 
 /// Captum's `GradientShap`: for each of `n_samples` draws per input, picks a baseline at random from
 /// the distribution, adds Gaussian noise (`stdevs`) to the input, picks a point uniformly at random
@@ -84,13 +84,7 @@ impl Attribution for GradientShap<'_> {
         if self.n_samples == 0 {
             return Err(Error::parameter("n_samples", 0, "must be at least 1"));
         }
-        if !(self.stdevs.is_finite() && self.stdevs >= 0.0) {
-            return Err(Error::parameter(
-                "stdevs",
-                self.stdevs,
-                "must be finite and non-negative",
-            ));
-        }
+        check_stdevs(self.stdevs)?;
         let distribution = self.baselines.distribution(inputs)?;
         let [batch, features] = inputs.flat().dims();
         let n = self.n_samples;

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use firelight_core::{Baseline, DynTensor, Model, ReluPolicy, Result, Target};
 
 use crate::approximation::Approximation;
-use crate::base::{Attribution, check_steps, convergence_delta, input_gradients, validate};
+use crate::base::{Attribution, attribute_with_delta, check_steps, input_gradients, validate};
 use crate::path::path_integral;
 
 /// Captum's `IntegratedGradients`, with its defaults: `n_steps = 50`, `method = "gausslegendre"`,
@@ -71,19 +71,13 @@ impl<'m> IntegratedGradients<'m> {
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
-        target.check_batch(inputs.batch())?;
-        let samples: Vec<usize> = (0..inputs.batch()).collect();
-        let baselines = self.baselines.resolve(inputs)?;
-        let attributions = self.integrate(inputs, &baselines, target, &samples)?;
-        let delta = convergence_delta(
+        attribute_with_delta(
             self.model,
-            &attributions,
-            &baselines,
+            &self.baselines,
             inputs,
             target,
-            &samples,
-        )?;
-        Ok((attributions, delta))
+            |baselines, samples| self.integrate(inputs, baselines, target, samples),
+        )
     }
 
     fn integrate(

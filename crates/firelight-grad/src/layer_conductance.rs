@@ -6,7 +6,7 @@ use firelight_core::{Baseline, DynTensor, Model, Result, Target};
 
 use crate::approximation::Approximation;
 use crate::base::{
-    Attribution, check_steps, convergence_delta, layer_gradients, tile_samples, validate,
+    Attribution, attribute_with_delta, check_steps, layer_gradients, tile_samples, validate,
 };
 use crate::path::{interpolate, step_chunks};
 
@@ -68,19 +68,13 @@ impl<'m> LayerConductance<'m> {
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
-        target.check_batch(inputs.batch())?;
-        let samples: Vec<usize> = (0..inputs.batch()).collect();
-        let baselines = self.baselines.resolve(inputs)?;
-        let attributions = self.conduct(inputs, &baselines, target, &samples)?;
-        let delta = convergence_delta(
+        attribute_with_delta(
             self.model,
-            &attributions,
-            &baselines,
+            &self.baselines,
             inputs,
             target,
-            &samples,
-        )?;
-        Ok((attributions, delta))
+            |baselines, samples| self.conduct(inputs, baselines, target, samples),
+        )
     }
 
     fn conduct(

@@ -5,7 +5,7 @@ use firelight_core::{Baseline, DynTensor, Model, Result, Target};
 
 use crate::approximation::Approximation;
 use crate::base::{
-    Attribution, check_steps, convergence_delta, layer_activations, layer_gradients, validate,
+    Attribution, attribute_with_delta, check_steps, layer_activations, layer_gradients, validate,
 };
 use crate::path::{path_integral, tile_rows};
 
@@ -75,19 +75,13 @@ impl<'m> LayerIntegratedGradients<'m> {
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
-        target.check_batch(inputs.batch())?;
-        let samples: Vec<usize> = (0..inputs.batch()).collect();
-        let baselines = self.baselines.resolve(inputs)?;
-        let attributions = self.integrate(inputs, &baselines, target, &samples)?;
-        let delta = convergence_delta(
+        attribute_with_delta(
             self.model,
-            &attributions,
-            &baselines,
+            &self.baselines,
             inputs,
             target,
-            &samples,
-        )?;
-        Ok((attributions, delta))
+            |baselines, samples| self.integrate(inputs, baselines, target, samples),
+        )
     }
 
     fn integrate(

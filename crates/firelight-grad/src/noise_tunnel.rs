@@ -6,7 +6,7 @@ use firelight_core::{DynTensor, Error, Result, Target, batch};
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::{Attribution, repeat_samples};
+use crate::base::{Attribution, check_stdevs, repeat_samples};
 
 /// How the attributions of the noisy copies are combined (Captum's `nt_type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,13 +86,7 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
         if self.nt_samples == 0 {
             return Err(Error::parameter("nt_samples", 0, "must be at least 1"));
         }
-        if !(self.stdevs.is_finite() && self.stdevs >= 0.0) {
-            return Err(Error::parameter(
-                "stdevs",
-                self.stdevs,
-                "must be finite and non-negative",
-            ));
-        }
+        check_stdevs(self.stdevs)?;
         inputs.check_finite("inputs")?;
         let [batch, features] = inputs.flat().dims();
         let device = inputs.device();
