@@ -3,7 +3,7 @@
 //! Attribution for neural networks in pure Rust, on Burn: which parts of an input made a
 //! prediction. One crate that re-exports the workspace:
 //!
-//! - [`core`]: the vocabulary ([`Model`] with named taps, [`Target`], [`Baseline`], [`DynTensor`]);
+//! - [`core`]: the vocabulary ([`Model`](core::Model) with named taps, [`Target`](core::Target), [`Baseline`](core::Baseline), [`DynTensor`](core::DynTensor));
 //! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
 //! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;

@@ -8,7 +8,7 @@
 //! - [`SmallCnn`]: conv, batch norm, ReLU, a residual add, pooling: the Captum parity model;
 //! - [`ResNet18`]: torchvision's ResNet-18 architecture, for benchmarks;
 //! - [`MobileNetV2`]: torchvision's MobileNetV2, with ImageNet weights bundled in
-//!   `models/mobilenet_v2/` (see [`bundled`]).
+//!   `models/mobilenet_v2/` (loaded by `firelight::bundled`).
 //!
 //! Weights come from a [`WeightSource`]: [`RandomWeights`] (seeded) or [`NpyWeights`] (a folder of
 //! `.npy` files named by PyTorch `state_dict` keys) or [`SafetensorsWeights`].
