@@ -308,3 +308,26 @@ fn guided_relu_policies_follow_their_rules() {
     assert!(max_abs_diff(&gbp, &rule(true, false)) < 1e-6, "{gbp:?}");
     assert!(max_abs_diff(&dec, &rule(false, true)) < 1e-6, "{dec:?}");
 }
+
+/// GradientSHAP's expectation over its random path points is Integrated Gradients: with a single
+/// baseline and no noise, many draws approach IG against that baseline.
+#[test]
+fn gradient_shap_converges_to_integrated_gradients() {
+    let model = mlp(5, &[6, 16, 3]);
+    let x = pseudo_random(&[2, 6], 8, 1.5);
+    let baseline = pseudo_random(&[1, 6], 9, 0.3);
+    let target = Target::classes(vec![0, 2]);
+    let ig = IntegratedGradients::new(&model)
+        .n_steps(400)
+        .baselines(Baseline::Tensor(baseline.clone()))
+        .attribute(&x, &target)
+        .unwrap();
+    let shap = GradientShap::new(&model)
+        .n_samples(4000)
+        .baselines(Baseline::Distribution(baseline))
+        .seed(3)
+        .attribute(&x, &target)
+        .unwrap();
+    let err = rel_l2(&values(&shap), &values(&ig));
+    assert!(err < 0.05, "GradientSHAP vs IG: rel L2 {err}");
+}
