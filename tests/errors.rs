@@ -227,3 +227,62 @@ fn unreadable_npy() {
     assert!(err.to_string().contains("garbage.npy"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn malformed_safetensors_are_errors() {
+    use firelight::models::{MobileNetV2, SafetensorsWeights, WeightSource};
+    let dir = std::env::temp_dir().join(format!("firelight-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, header: &str, data: &[u8]| {
+        let path = dir.join(name);
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let ok = file(
+        "ok.safetensors",
+        r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+        &[0; 8],
+    );
+    let mut weights = SafetensorsWeights::open(&ok).unwrap();
+    assert_eq!(weights.values("w", &[2]).unwrap(), vec![0.0, 0.0]);
+    assert!(weights.values("w", &[3]).is_err(), "wrong shape");
+    assert!(weights.values("missing", &[2]).is_err());
+    // A real model asks for names this file lacks: an error naming the tensor, not a panic.
+    let err = MobileNetV2::new(&mut weights, 1000, &device()).unwrap_err();
+    assert!(err.to_string().contains("features.0.0.weight"), "{err}");
+
+    let cases = [
+        (
+            "f16",
+            r#"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#,
+            4,
+        ),
+        (
+            "outside",
+            r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}}"#,
+            8,
+        ),
+        (
+            "size",
+            r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            8,
+        ),
+        (
+            "absurd",
+            r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}}"#,
+            8,
+        ),
+        ("json", r#"{"w":"#, 0),
+    ];
+    for (name, header, len) in cases {
+        let path = file(&format!("{name}.safetensors"), header, &vec![0; len]);
+        assert!(SafetensorsWeights::open(&path).is_err(), "{name}");
+    }
+    let short = dir.join("short.safetensors");
+    std::fs::write(&short, [200, 0, 0, 0, 0, 0, 0, 0, b'{']).unwrap();
+    assert!(SafetensorsWeights::open(&short).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

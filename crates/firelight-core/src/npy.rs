@@ -255,6 +255,36 @@ mod tests {
         assert!(parse_npy(&bytes).unwrap_err().contains("<i4"));
     }
 
+    proptest::proptest! {
+        /// Untrusted bytes give an error or an array, never a panic or a runaway allocation.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_npy(&bytes);
+        }
+
+        /// A valid header with arbitrary corruption after the magic bytes.
+        #[test]
+        fn corrupted_files_never_panic(cut in 0usize..200, flip in 6usize..120, byte in proptest::num::u8::ANY) {
+            let mut bytes = encode_npy(&[3, 4], &[1.5; 12]);
+            if flip < bytes.len() {
+                bytes[flip] = byte;
+            }
+            bytes.truncate(cut.max(6));
+            let _ = parse_npy(&bytes);
+        }
+    }
+
+    #[test]
+    fn absurd_shapes_are_errors() {
+        let mut bytes = encode_npy(&[2], &[0.0; 2]);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let at = text.find("(2,)").unwrap();
+        bytes.splice(at..at + 4, b"(99999999999, 99999999999)".iter().copied());
+        let len = (bytes.len() - 10 - 8) as u16;
+        bytes[8..10].copy_from_slice(&len.to_le_bytes());
+        assert!(parse_npy(&bytes).is_err());
+    }
+
     #[test]
     fn one_dimensional_shape_has_trailing_comma() {
         let bytes = encode_npy(&[3], &[0.0; 3]);
