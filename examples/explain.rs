@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use firelight::bundled::{ImageClassifier, default_image};
+use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::core::npy::write_npy_tensor;
 use firelight::prelude::*;
 use firelight::viz::{Colormap, RgbImage, overlay, pixel_map};
@@ -110,36 +111,21 @@ fn run(args: Args) -> firelight::core::Result<()> {
 
     for method in &args.methods {
         let start = Instant::now();
-        let attribution = match method.as_str() {
-            "integrated_gradients" => {
-                let (a, delta) = IntegratedGradients::new(model)
-                    .n_steps(args.steps)
-                    .internal_batch_size(25)
-                    .attribute_with_convergence_delta(&input, &target)?;
-                let delta = DynTensor::new(delta).to_vec()?[0];
-                println!("  convergence delta {delta:+.4}");
-                a
-            }
-            "saliency" => Saliency::new(model).attribute(&input, &target)?,
-            "input_x_gradient" => InputXGradient::new(model).attribute(&input, &target)?,
-            "smoothgrad" => NoiseTunnel::new(Saliency::new(model))
-                .nt_samples(16)
-                .nt_samples_batch_size(8)
-                .stdevs(0.15)
-                .seed(0)
-                .attribute(&input, &target)?,
-            "gradient_shap" => GradientShap::new(model)
-                .n_samples(16)
-                .stdevs(0.1)
-                .baselines(Baseline::Distribution(DynTensor::cat(vec![
+        let method: Method = method.parse()?;
+        let options = MethodOptions {
+            n_steps: args.steps,
+            internal_batch_size: Some(25),
+            baselines: match method {
+                // A distribution of two references: a black and a mid-grey photo.
+                Method::GradientShap => Baseline::Distribution(DynTensor::cat(vec![
                     input.with_flat(input.flat().zeros_like()),
                     input.with_flat(input.flat().ones_like().mul_scalar(-1.0)),
-                ])?))
-                .internal_batch_size(8)
-                .seed(0)
-                .attribute(&input, &target)?,
-            other => unreachable!("methods are checked when parsed: {other}"),
+                ])?),
+                _ => Baseline::Zeros,
+            },
+            ..MethodOptions::default()
         };
+        let attribution = attribute(method, model, &input, &target, &options)?;
         let (map, _, _) = pixel_map(&attribution)?;
         let picture = overlay(&photo, &map, Colormap::Jet, 0.5)?;
         let png = args.out.join(format!("{stem}_{method}.png"));

@@ -7,7 +7,8 @@
 //! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
 //! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
-//! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`.
+//! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
+//! - [`by_name`]: methods chosen by name at run time, with shared options.
 //!
 //! ```no_run
 //! use firelight::prelude::*;
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod bundled;
+pub mod by_name;
 
 pub use firelight_core as core;
 pub use firelight_grad as grad;

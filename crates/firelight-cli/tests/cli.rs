@@ -1,0 +1,148 @@
+//! The `firelight` binary end to end: the bundled model and photo, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn firelight(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firelight"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("firelight-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn photo(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/images")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn explain_writes_an_overlay_and_the_attributions() {
+    let out = scratch("explain");
+    let o = out.to_str().unwrap();
+    let run = firelight(&["explain", "--method", "saliency", "--out", o]);
+    assert!(run.status.success(), "{}", text(&run));
+    let t = text(&run);
+    assert!(t.contains("Egyptian cat"), "{t}");
+    let mut files = files_in(&out);
+    files.sort();
+    assert_eq!(files, vec!["chelsea_saliency.npy", "chelsea_saliency.png"]);
+    let npy = firelight::core::npy::read_npy(out.join("chelsea_saliency.npy")).unwrap();
+    assert_eq!(npy.shape, vec![1, 3, 224, 224]);
+    let png = firelight::viz::RgbImage::read_png(out.join("chelsea_saliency.png")).unwrap();
+    assert_eq!((png.width, png.height), (224, 224));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn targets_by_name_and_layer_methods() {
+    let out = scratch("layer");
+    let o = out.to_str().unwrap();
+    let coffee = photo("coffee.png");
+    let run = firelight(&[
+        "explain",
+        "--image",
+        &coffee,
+        "--target",
+        "espresso",
+        "--method",
+        "layer_gradient_x_activation",
+        "--layer",
+        "features.18",
+        "--out",
+        o,
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("espresso` (class 967)"),
+        "{}",
+        text(&run)
+    );
+    let npy = firelight::core::npy::read_npy(
+        out.join("coffee_layer_gradient_x_activation_features.18.npy"),
+    )
+    .unwrap();
+    assert_eq!(npy.shape, vec![1, 1280, 7, 7]);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn predict_and_layers() {
+    let run = firelight(&["predict", "--image", &photo("coffee.png"), "--top", "1"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("espresso"), "{}", text(&run));
+    let run = firelight(&["layers"]);
+    assert!(run.status.success());
+    assert!(text(&run).contains("features.18"), "{}", text(&run));
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_no_output() {
+    let out = scratch("bad");
+    let o = out.to_str().unwrap();
+    let not_image = out.join("notes.png");
+    std::fs::write(&not_image, "not a picture").unwrap();
+    let not_image = not_image.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--image", "/no/such/photo.png"], "/no/such/photo.png"),
+        (vec!["--image", &not_image], "not a readable PNG"),
+        (vec!["--method", "shapley_magic"], "known methods"),
+        (
+            vec!["--method", "layer_conductance", "--layer", "features.99"],
+            "features.18",
+        ),
+        (vec!["--method", "layer_conductance"], "needs a layer"),
+        (vec!["--target", "1000"], "out of range"),
+        (vec!["--target", "unicorn"], "no class named `unicorn`"),
+        (vec!["--steps", "0"], "n_steps"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["explain", "--out", o];
+        all.extend(args.iter().copied());
+        let run = firelight(&all);
+        assert!(!run.status.success(), "{all:?} succeeded");
+        let t = text(&run);
+        assert!(t.contains("error"), "{all:?}: {t}");
+        assert!(
+            t.contains(expected),
+            "{all:?}: expected `{expected}` in {t}"
+        );
+        let left: Vec<String> = files_in(&out)
+            .into_iter()
+            .filter(|f| f != "notes.png")
+            .collect();
+        assert!(left.is_empty(), "{all:?} left {left:?}");
+    }
+    let run = firelight(&["explain", "--device", "cuda"]);
+    if !cfg!(feature = "cuda") {
+        assert!(!run.status.success());
+        assert!(text(&run).contains("--features cuda"), "{}", text(&run));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}

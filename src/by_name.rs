@@ -1,0 +1,221 @@
+//! Gradient methods chosen by name at run time (the command line, config files), with one set of
+//! options that each method takes what it needs from.
+
+use std::fmt;
+use std::str::FromStr;
+
+use firelight_core::{Baseline, DynTensor, Error, Model, Result, Target};
+use firelight_grad::{
+    Attribution, Deconvolution, GradientShap, GuidedBackprop, InputXGradient, IntegratedGradients,
+    LayerActivation, LayerConductance, LayerGradientXActivation, LayerIntegratedGradients,
+    NoiseTunnel, Saliency,
+};
+
+/// A gradient method, by its Captum-style snake_case name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `integrated_gradients` (alias `ig`).
+    IntegratedGradients,
+    /// `saliency`.
+    Saliency,
+    /// `input_x_gradient`.
+    InputXGradient,
+    /// `smoothgrad`: NoiseTunnel over Saliency.
+    SmoothGrad,
+    /// `gradient_shap`.
+    GradientShap,
+    /// `guided_backprop`.
+    GuidedBackprop,
+    /// `deconvolution`.
+    Deconvolution,
+    /// `layer_activation` (needs a layer).
+    LayerActivation,
+    /// `layer_gradient_x_activation` (needs a layer).
+    LayerGradientXActivation,
+    /// `layer_integrated_gradients` (needs a layer).
+    LayerIntegratedGradients,
+    /// `layer_conductance` (needs a layer).
+    LayerConductance,
+}
+
+impl Method {
+    /// Every method, in the order `--help` lists them.
+    pub const ALL: [Method; 11] = [
+        Method::IntegratedGradients,
+        Method::Saliency,
+        Method::InputXGradient,
+        Method::SmoothGrad,
+        Method::GradientShap,
+        Method::GuidedBackprop,
+        Method::Deconvolution,
+        Method::LayerActivation,
+        Method::LayerGradientXActivation,
+        Method::LayerIntegratedGradients,
+        Method::LayerConductance,
+    ];
+
+    /// The method's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::IntegratedGradients => "integrated_gradients",
+            Method::Saliency => "saliency",
+            Method::InputXGradient => "input_x_gradient",
+            Method::SmoothGrad => "smoothgrad",
+            Method::GradientShap => "gradient_shap",
+            Method::GuidedBackprop => "guided_backprop",
+            Method::Deconvolution => "deconvolution",
+            Method::LayerActivation => "layer_activation",
+            Method::LayerGradientXActivation => "layer_gradient_x_activation",
+            Method::LayerIntegratedGradients => "layer_integrated_gradients",
+            Method::LayerConductance => "layer_conductance",
+        }
+    }
+
+    /// Whether the method attributes to a layer (and needs [`MethodOptions::layer`]).
+    pub fn is_layer_method(self) -> bool {
+        matches!(
+            self,
+            Method::LayerActivation
+                | Method::LayerGradientXActivation
+                | Method::LayerIntegratedGradients
+                | Method::LayerConductance
+        )
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "ig" {
+            return Ok(Method::IntegratedGradients);
+        }
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                Error::parameter(
+                    "method",
+                    s,
+                    format!(
+                        "known methods: {}",
+                        Method::ALL.map(Method::name).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// Options shared by the methods; each takes what applies to it.
+#[derive(Clone, Debug)]
+pub struct MethodOptions {
+    /// Path steps for the integrated methods (default 50).
+    pub n_steps: usize,
+    /// Baselines for IG, layer IG and conductance; the distribution for GradientSHAP.
+    pub baselines: Baseline,
+    /// Rows per forward/backward for the methods that expand a batch.
+    pub internal_batch_size: Option<usize>,
+    /// Seed of SmoothGrad's and GradientSHAP's draws.
+    pub seed: u64,
+    /// Noisy copies (SmoothGrad) or draws (GradientSHAP) per input.
+    pub samples: usize,
+    /// Noise standard deviation, in input units.
+    pub stdevs: f32,
+    /// The layer of a layer method.
+    pub layer: Option<String>,
+}
+
+impl Default for MethodOptions {
+    fn default() -> Self {
+        Self {
+            n_steps: 50,
+            baselines: Baseline::Zeros,
+            internal_batch_size: None,
+            seed: 0,
+            samples: 16,
+            stdevs: 0.15,
+            layer: None,
+        }
+    }
+}
+
+/// Runs `method` on `model` for `inputs` and `target`.
+pub fn attribute(
+    method: Method,
+    model: &dyn Model,
+    inputs: &DynTensor,
+    target: &Target,
+    options: &MethodOptions,
+) -> Result<DynTensor> {
+    let o = options;
+    let layer = || {
+        o.layer.clone().ok_or_else(|| {
+            Error::parameter(
+                "layer",
+                "none",
+                format!("{method} needs a layer (--layer NAME)"),
+            )
+        })
+    };
+    macro_rules! batched {
+        ($builder:expr) => {
+            match o.internal_batch_size {
+                Some(n) => $builder.internal_batch_size(n),
+                None => $builder,
+            }
+        };
+    }
+    match method {
+        Method::IntegratedGradients => batched!(
+            IntegratedGradients::new(model)
+                .n_steps(o.n_steps)
+                .baselines(o.baselines.clone())
+        )
+        .attribute(inputs, target),
+        Method::Saliency => Saliency::new(model).attribute(inputs, target),
+        Method::InputXGradient => InputXGradient::new(model).attribute(inputs, target),
+        Method::SmoothGrad => {
+            let tunnel = NoiseTunnel::new(Saliency::new(model))
+                .nt_samples(o.samples)
+                .stdevs(o.stdevs)
+                .seed(o.seed);
+            match o.internal_batch_size {
+                Some(n) => tunnel.nt_samples_batch_size((n / inputs.batch().max(1)).max(1)),
+                None => tunnel,
+            }
+            .attribute(inputs, target)
+        }
+        Method::GradientShap => batched!(
+            GradientShap::new(model)
+                .n_samples(o.samples)
+                .stdevs(o.stdevs)
+                .baselines(o.baselines.clone())
+                .seed(o.seed)
+        )
+        .attribute(inputs, target),
+        Method::GuidedBackprop => GuidedBackprop::new(model).attribute(inputs, target),
+        Method::Deconvolution => Deconvolution::new(model).attribute(inputs, target),
+        Method::LayerActivation => LayerActivation::new(model, layer()?)?.attribute(inputs, target),
+        Method::LayerGradientXActivation => {
+            LayerGradientXActivation::new(model, layer()?)?.attribute(inputs, target)
+        }
+        Method::LayerIntegratedGradients => batched!(
+            LayerIntegratedGradients::new(model, layer()?)?
+                .n_steps(o.n_steps)
+                .baselines(o.baselines.clone())
+        )
+        .attribute(inputs, target),
+        Method::LayerConductance => batched!(
+            LayerConductance::new(model, layer()?)?
+                .n_steps(o.n_steps)
+                .baselines(o.baselines.clone())
+        )
+        .attribute(inputs, target),
+    }
+}
