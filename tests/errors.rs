@@ -90,89 +90,47 @@ fn unknown_layer_lists_the_layers() {
     assert!(LayerActivation::new(&model, "nope").is_err());
 }
 
+/// Fails unless `result` is an `InvalidParameter` error naming `parameter`.
+fn assert_invalid(result: firelight::core::Result<DynTensor>, parameter: &str) {
+    match result {
+        Err(Error::InvalidParameter { name, .. }) if name == parameter => {}
+        Err(other) => panic!("expected invalid `{parameter}`, got: {other}"),
+        Ok(_) => panic!("expected invalid `{parameter}`, got a result"),
+    }
+}
+
 #[test]
 fn zero_steps_and_bad_parameters() {
     let model = cnn();
-    let t = Target::class(0);
-    let err = IntegratedGradients::new(&model)
-        .n_steps(0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidParameter {
-                name: "n_steps",
-                ..
-            }
-        ),
-        "{err}"
+    let (x, t) = (image(1), Target::class(0));
+    assert_invalid(
+        IntegratedGradients::new(&model)
+            .n_steps(0)
+            .attribute(&x, &t),
+        "n_steps",
     );
-    let err = LayerConductance::new(&model, "conv2")
-        .unwrap()
-        .n_steps(0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter {
-            name: "n_steps",
-            ..
-        }
-    ));
-    let err = IntegratedGradients::new(&model)
-        .method(Approximation::RiemannTrapezoid)
-        .n_steps(1)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter {
-            name: "n_steps",
-            ..
-        }
-    ));
-    let err = IntegratedGradients::new(&model)
-        .internal_batch_size(0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter {
-            name: "internal_batch_size",
-            ..
-        }
-    ));
-    let err = NoiseTunnel::new(Saliency::new(&model))
-        .stdevs(-1.0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter { name: "stdevs", .. }
-    ));
-    let err = NoiseTunnel::new(Saliency::new(&model))
-        .nt_samples(0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter {
-            name: "nt_samples",
-            ..
-        }
-    ));
-    let err = GradientShap::new(&model)
-        .n_samples(0)
-        .attribute(&image(1), &t)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidParameter {
-            name: "n_samples",
-            ..
-        }
-    ));
+    let conductance = LayerConductance::new(&model, "conv2").unwrap();
+    assert_invalid(conductance.n_steps(0).attribute(&x, &t), "n_steps");
+    assert_invalid(
+        IntegratedGradients::new(&model)
+            .method(Approximation::RiemannTrapezoid)
+            .n_steps(1)
+            .attribute(&x, &t),
+        "n_steps",
+    );
+    assert_invalid(
+        IntegratedGradients::new(&model)
+            .internal_batch_size(0)
+            .attribute(&x, &t),
+        "internal_batch_size",
+    );
+    let smoothgrad = || NoiseTunnel::new(Saliency::new(&model));
+    assert_invalid(smoothgrad().stdevs(-1.0).attribute(&x, &t), "stdevs");
+    assert_invalid(smoothgrad().nt_samples(0).attribute(&x, &t), "nt_samples");
+    assert_invalid(
+        GradientShap::new(&model).n_samples(0).attribute(&x, &t),
+        "n_samples",
+    );
     assert!(Approximation::from_captum_name("simpson").is_err());
 }
 
