@@ -100,15 +100,18 @@ pub(crate) fn input_gradients(
         &mut Taps::none().relu_policy(relu),
     )?;
     let scores = target.scores(outputs, samples)?;
-    let zeros = || inputs.with_flat(inputs.flat().clone().detach().inner().zeros_like());
-    if !scores.is_tracked() {
-        // The target does not depend on the input (a constant model or target).
-        return Ok(zeros());
-    }
-    let grads = scores.sum().backward();
-    Ok(x.grad(&grads)
-        .map(|g| inputs.with_flat(g))
-        .unwrap_or_else(zeros))
+    Ok(gradient_of(scores, &x, inputs))
+}
+
+/// d(sum of `scores`)/d(`leaf`), shaped like `like`: zero where the scores do not depend on the
+/// leaf at all (a constant target, or a layer the output bypasses).
+fn gradient_of(scores: Tensor<1>, leaf: &Tensor<2>, like: &DynTensor) -> DynTensor {
+    let grad = if scores.is_tracked() {
+        leaf.grad(&scores.sum().backward())
+    } else {
+        None
+    };
+    like.with_flat(grad.unwrap_or_else(|| like.flat().clone().detach().inner().zeros_like()))
 }
 
 /// At `layer`, remembers the value the model produced and continues with a leaf: the same value,
@@ -165,17 +168,7 @@ pub(crate) fn layer_gradients(
     let outputs = model.forward(inputs.detached(), &mut Taps::with_hook(&mut hook))?;
     let (activation, leaf) = hook.seen.ok_or_else(|| not_reached(layer))?;
     let scores = target.scores(outputs, samples)?;
-    if !scores.is_tracked() {
-        // The output does not depend on the layer: every gradient is zero.
-        let zeros = activation.flat().zeros_like();
-        let grad = activation.with_flat(zeros);
-        return Ok((activation, grad));
-    }
-    let grads = scores.sum().backward();
-    let grad = leaf
-        .grad(&grads)
-        .unwrap_or_else(|| activation.flat().zeros_like());
-    let grad = activation.with_flat(grad);
+    let grad = gradient_of(scores, &leaf, &activation);
     Ok((activation, grad))
 }
 
