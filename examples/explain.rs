@@ -19,7 +19,7 @@ use firelight::bundled::{ImageClassifier, default_image};
 use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::core::npy::write_npy_tensor;
 use firelight::prelude::*;
-use firelight::viz::{Colormap, RgbImage, overlay, pixel_map};
+use firelight::viz::{RgbImage, attribution_overlay};
 
 const METHODS: &[&str] = &[
     "integrated_gradients",
@@ -126,8 +126,7 @@ fn run(args: Args) -> firelight::core::Result<()> {
             ..MethodOptions::default()
         };
         let attribution = attribute(method, model, &input, &target, &options)?;
-        let (map, _, _) = pixel_map(&attribution)?;
-        let picture = overlay(&photo, &map, Colormap::Jet, 0.5)?;
+        let picture = attribution_overlay(&photo, &attribution)?;
         let png = args.out.join(format!("{stem}_{method}.png"));
         let npy = args.out.join(format!("{stem}_{method}.npy"));
         picture.write_png(&png)?;

@@ -11,7 +11,7 @@ use firelight::bundled::{ImageClassifier, Prediction, default_image};
 use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::core::npy::{read_npy_tensor, write_npy_tensor};
 use firelight::prelude::*;
-use firelight::viz::{Colormap, RgbImage, overlay, pixel_map};
+use firelight::viz::{RgbImage, attribution_overlay};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.
@@ -266,9 +266,8 @@ fn explain(args: ExplainArgs) -> Result<()> {
     write_npy_tensor(&npy, &attribution)?;
     println!("{method} for `{label}` (class {class}): {}", npy.display());
     if let (Some(photo), false) = (&photo, method.is_layer_method()) {
-        let (map, _, _) = pixel_map(&attribution)?;
         let png = args.out.join(format!("{name}.png"));
-        overlay(photo, &map, Colormap::Jet, 0.5)?.write_png(&png)?;
+        attribution_overlay(photo, &attribution)?.write_png(&png)?;
         println!("heatmap over the photo: {}", png.display());
     }
     Ok(())

@@ -202,6 +202,13 @@ pub fn pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
     Ok((map, width, height))
 }
 
+/// An image attribution `[1, channels, height, width]` as a heatmap over `photo` (same size):
+/// [`pixel_map`] drawn in jet, half photo and half heat, as pytorch-grad-cam shows its maps.
+pub fn attribution_overlay(photo: &RgbImage, attribution: &DynTensor) -> Result<RgbImage> {
+    let (map, _, _) = pixel_map(attribution)?;
+    overlay(photo, &map, Colormap::Jet, 0.5)
+}
+
 /// The map drawn with `colormap` over `image` (both the same size); `image_weight` is the share
 /// of the photo in the blend (pytorch-grad-cam's `show_cam_on_image` uses 0.5).
 pub fn overlay(

@@ -10,4 +10,4 @@ pub mod colormap;
 pub mod image;
 
 pub use colormap::Colormap;
-pub use image::{RgbImage, overlay, pixel_map};
+pub use image::{RgbImage, attribution_overlay, overlay, pixel_map};
