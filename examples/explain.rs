@@ -84,9 +84,9 @@ fn parse_args() -> std::result::Result<Args, String> {
 fn run(args: Args) -> firelight::core::Result<()> {
     let device = Device::flex();
     let classifier = ImageClassifier::mobilenet_v2(&device)?;
-    let photo = classifier.crop(&RgbImage::read_png(&args.image)?);
+    let photo = classifier.crop(&RgbImage::read(&args.image)?);
     let input = classifier.input(&photo, &device)?;
-    let model = &classifier.model;
+    let model = classifier.model();
 
     let top5 = classifier
         .top_k(model.predict(input.clone())?, 5)?

@@ -39,9 +39,9 @@ fn main() -> firelight::core::Result<()> {
         .unwrap_or_else(|| "features.17".into());
     let device = Device::flex();
     let classifier = ImageClassifier::mobilenet_v2(&device)?;
-    let photo = classifier.crop(&RgbImage::read_png(default_image())?);
+    let photo = classifier.crop(&RgbImage::read(default_image())?);
     let input = classifier.input(&photo, &device)?;
-    let model = &classifier.model;
+    let model = classifier.model();
     let top = classifier
         .top_k(model.predict(input.clone())?, 1)?
         .remove(0)

@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use firelight_core::{Device, DynTensor, Error, Result, Tensor};
+use firelight_core::{Device, DynTensor, Error, Model, Result, Tensor};
 use firelight_models::{MobileNetV2, SafetensorsWeights};
+use firelight_onnx::OnnxModel;
 use firelight_viz::RgbImage;
 
 /// The `models/` folder: `$FIRELIGHT_MODELS` if set, else the one in this source tree.
@@ -18,16 +19,89 @@ pub fn default_image() -> PathBuf {
     models_dir().join("images").join("chelsea.png")
 }
 
-/// An ImageNet classifier with its labels and preprocessing.
+/// How a photo becomes a model input: resize the short side, centre-crop, normalise per channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocess {
+    /// The short side after resizing, in pixels.
+    pub resize: usize,
+    /// The side of the centre square cropped from the resized photo.
+    pub crop: usize,
+    /// Per-channel mean subtracted from pixel values scaled to [0, 1].
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation the centred values are divided by.
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    /// torchvision's ImageNet convention: resize 256, crop 224, ImageNet mean and std.
+    fn default() -> Self {
+        Self {
+            resize: 256,
+            crop: 224,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+}
+
+impl Preprocess {
+    /// Reads a preprocessing JSON (`resize`, `crop`, `mean`, `std`), as bundled models carry.
+    pub fn from_json(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let pre = read_json(path)?;
+        let bad =
+            |key: &str, what: &str| Error::Model(format!("{}: `{key}` {what}", path.display()));
+        let triple = |key: &str| -> Result<[f32; 3]> {
+            let v: Vec<f32> = serde_json::from_value(pre[key].clone())
+                .map_err(|_| bad(key, "must be a list of 3 numbers"))?;
+            v.try_into()
+                .map_err(|_| bad(key, "must be a list of 3 numbers"))
+        };
+        let size = |key: &str| -> Result<usize> {
+            pre[key]
+                .as_u64()
+                .filter(|v| *v > 0)
+                .map(|v| v as usize)
+                .ok_or_else(|| bad(key, "must be a positive integer"))
+        };
+        let std = triple("std")?;
+        if std.iter().any(|s| *s <= 0.0) {
+            return Err(bad("std", "must be positive"));
+        }
+        Ok(Self {
+            resize: size("resize")?,
+            crop: size("crop")?,
+            mean: triple("mean")?,
+            std,
+        })
+    }
+}
+
+/// Reads a JSON list of class names.
+pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    let path = path.as_ref();
+    serde_json::from_value(read_json(path)?).map_err(|e| {
+        Error::Model(format!(
+            "{}: not a list of class names ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// An image classifier with its labels and preprocessing: a bundled one or any ONNX file.
 pub struct ImageClassifier {
-    /// The network.
-    pub model: MobileNetV2,
-    /// Class names, by output index.
+    model: Box<dyn Model>,
+    /// A short name for messages (`EfficientNet-Lite0`, the ONNX file's name, ...).
+    pub name: String,
+    /// Class names, by output index (empty when the model came without them).
     pub labels: Vec<String>,
-    resize: usize,
-    crop: usize,
-    mean: [f32; 3],
-    std: [f32; 3],
+    /// How photos are turned into inputs.
+    pub preprocess: Preprocess,
 }
 
 /// One class of a prediction.
@@ -39,52 +113,83 @@ pub struct Prediction {
     pub label: String,
     /// Softmax probability.
     pub probability: f32,
+    /// How many classes the model has.
+    pub outputs: usize,
 }
 
 impl ImageClassifier {
-    /// The bundled MobileNetV2 (torchvision's ImageNet weights) on `device`.
+    /// The default model: the bundled EfficientNet-Lite0 (ImageNet), run from its ONNX file.
+    pub fn bundled(device: &Device) -> Result<Self> {
+        Self::efficientnet_lite0(device)
+    }
+
+    /// The bundled EfficientNet-Lite0 (ImageNet weights, Apache-2.0), run from its ONNX file.
+    pub fn efficientnet_lite0(device: &Device) -> Result<Self> {
+        let mut classifier =
+            Self::onnx(models_dir().join("efficientnet_lite0/model.onnx"), device)?;
+        classifier.name = "EfficientNet-Lite0 (ImageNet, ONNX)".into();
+        Ok(classifier)
+    }
+
+    /// The bundled MobileNetV2 (torchvision's ImageNet weights) as a native Burn network.
     pub fn mobilenet_v2(device: &Device) -> Result<Self> {
         let dir = models_dir().join("mobilenet_v2");
-        let read_json = |name: &str| -> Result<serde_json::Value> {
-            let path = dir.join(name);
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            serde_json::from_str(&text)
-                .map_err(|e| Error::Model(format!("{}: {e}", path.display())))
-        };
-        let labels: Vec<String> = serde_json::from_value(read_json("labels.json")?)
-            .map_err(|e| Error::Model(format!("labels.json: {e}")))?;
-        let pre = read_json("preprocess.json")?;
-        let triple = |key: &str| -> Result<[f32; 3]> {
-            let v: Vec<f32> = serde_json::from_value(pre[key].clone())
-                .map_err(|e| Error::Model(format!("preprocess.json `{key}`: {e}")))?;
-            v.try_into()
-                .map_err(|_| Error::Model(format!("preprocess.json `{key}` needs 3 values")))
-        };
-        let size = |key: &str| -> Result<usize> {
-            pre[key]
-                .as_u64()
-                .map(|v| v as usize)
-                .ok_or_else(|| Error::Model(format!("preprocess.json has no `{key}`")))
-        };
+        let labels = read_labels(dir.join("labels.json"))?;
         let mut weights = SafetensorsWeights::open(dir.join("weights.safetensors"))?;
         Ok(Self {
-            model: MobileNetV2::new(&mut weights, labels.len(), device)?,
-            resize: size("resize")?,
-            crop: size("crop")?,
-            mean: triple("mean")?,
-            std: triple("std")?,
+            model: Box::new(MobileNetV2::new(&mut weights, labels.len(), device)?),
+            name: "MobileNetV2 (ImageNet, native)".into(),
             labels,
+            preprocess: Preprocess::from_json(dir.join("preprocess.json"))?,
         })
+    }
+
+    /// Any ONNX image classifier. `preprocess.json` and `labels.json` next to the file are used
+    /// when present; otherwise torchvision's ImageNet preprocessing and numbered classes.
+    pub fn onnx(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let model = OnnxModel::load(path, device)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let preprocess = match dir.join("preprocess.json") {
+            p if p.is_file() => Preprocess::from_json(p)?,
+            _ => Preprocess::default(),
+        };
+        let labels = match dir.join("labels.json") {
+            p if p.is_file() => read_labels(p)?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            model: Box::new(model),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            labels,
+            preprocess,
+        })
+    }
+
+    /// The network.
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+
+    /// The name of class `class` (its index when the model has no labels).
+    pub fn label(&self, class: usize) -> String {
+        self.labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
     }
 
     /// The photo as the network sees it: resized and centre-cropped.
     pub fn crop(&self, image: &RgbImage) -> RgbImage {
-        image.resize_and_center_crop(self.resize, self.crop)
+        image.resize_and_center_crop(self.preprocess.resize, self.preprocess.crop)
     }
 
     /// A cropped photo (see [`ImageClassifier::crop`]) as a normalised input `[1, 3, crop, crop]`.
     pub fn input(&self, cropped: &RgbImage, device: &Device) -> Result<DynTensor> {
-        cropped.to_tensor(self.mean, self.std, device)
+        cropped.to_tensor(self.preprocess.mean, self.preprocess.std, device)
     }
 
     /// The `k` most probable classes of each sample of `logits` `[batch, classes]`.
@@ -101,8 +206,9 @@ impl ImageClassifier {
                     .take(k)
                     .map(|class| Prediction {
                         class,
-                        label: self.labels.get(class).cloned().unwrap_or_default(),
+                        label: self.label(class),
                         probability: row[class],
+                        outputs: classes,
                     })
                     .collect()
             })

@@ -21,7 +21,7 @@ fn mobilenet_v2_logits_match_torch() {
     let classifier = ImageClassifier::mobilenet_v2(&device()).unwrap();
     let input = read_npy_tensor(fixture("input.npy"), &device()).unwrap();
     let expected = values(&read_npy_tensor(fixture("logits.npy"), &device()).unwrap());
-    let logits = values(&DynTensor::new(classifier.model.predict(input).unwrap()));
+    let logits = values(&DynTensor::new(classifier.model().predict(input).unwrap()));
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let err = max_abs_diff(&logits, &expected);
     eprintln!("MobileNetV2 logits: max abs diff {err:.2e} (logit scale {scale:.1})");
@@ -34,11 +34,11 @@ fn mobilenet_v2_logits_match_torch() {
 #[test]
 fn mobilenet_v2_sees_the_cat() {
     let classifier = ImageClassifier::mobilenet_v2(&device()).unwrap();
-    let photo = classifier.crop(&RgbImage::read_png(default_image()).unwrap());
+    let photo = classifier.crop(&RgbImage::read(default_image()).unwrap());
     assert_eq!((photo.width, photo.height), (224, 224));
     let input = classifier.input(&photo, &device()).unwrap();
     let top = classifier
-        .top_k(classifier.model.predict(input).unwrap(), 3)
+        .top_k(classifier.model().predict(input).unwrap(), 3)
         .unwrap()
         .remove(0);
     let torch: serde_json::Value =
@@ -58,7 +58,7 @@ fn mobilenet_v2_sees_the_cat() {
 
 #[test]
 fn overlay_png_round_trips_and_bad_images_are_errors() {
-    let photo = RgbImage::read_png(models_dir().join("images/coffee.png")).unwrap();
+    let photo = RgbImage::read(models_dir().join("images/coffee.png")).unwrap();
     assert_eq!((photo.width, photo.height), (600, 400));
     let small = photo.resize(60, 40);
     let attr = pseudo_random(&[1, 3, 40, 60], 1, 1.0);
@@ -70,13 +70,13 @@ fn overlay_png_round_trips_and_bad_images_are_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("overlay.png");
     picture.write_png(&path).unwrap();
-    assert_eq!(RgbImage::read_png(&path).unwrap(), picture);
+    assert_eq!(RgbImage::read(&path).unwrap(), picture);
 
     let not_png = dir.join("not.png");
     std::fs::write(&not_png, b"GIF89a").unwrap();
-    let err = RgbImage::read_png(&not_png).unwrap_err();
+    let err = RgbImage::read(&not_png).unwrap_err();
     assert!(matches!(err, Error::Image { .. }), "{err}");
-    assert!(RgbImage::read_png(dir.join("missing.png")).is_err());
+    assert!(RgbImage::read(dir.join("missing.png")).is_err());
     // Writing into a folder that does not exist fails and leaves nothing behind.
     let nowhere = dir.join("no/such/dir/x.png");
     assert!(picture.write_png(&nowhere).is_err());

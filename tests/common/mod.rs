@@ -65,3 +65,5 @@ pub fn pseudo_random(shape: &[usize], seed: u64, scale: f32) -> DynTensor {
         .collect();
     DynTensor::from_vec(data, shape.to_vec(), &device()).unwrap()
 }
+
+pub mod onnx_weights;

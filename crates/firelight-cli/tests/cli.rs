@@ -74,7 +74,7 @@ fn targets_by_name_and_layer_methods() {
         "--method",
         "layer_gradient_x_activation",
         "--layer",
-        "features.18",
+        "/_conv_head/Conv_output_0",
         "--out",
         o,
     ]);
@@ -84,8 +84,9 @@ fn targets_by_name_and_layer_methods() {
         "{}",
         text(&run)
     );
+    // The layer's slashes become underscores in the file name.
     let npy = firelight::core::npy::read_npy(
-        out.join("coffee_layer_gradient_x_activation_features.18.npy"),
+        out.join("coffee_layer_gradient_x_activation_conv_head_Conv_output_0.npy"),
     )
     .unwrap();
     assert_eq!(npy.shape, vec![1, 1280, 7, 7]);
@@ -97,7 +98,17 @@ fn predict_and_layers() {
     let run = firelight(&["predict", "--image", &photo("coffee.png"), "--top", "1"]);
     assert!(run.status.success(), "{}", text(&run));
     assert!(text(&run).contains("espresso"), "{}", text(&run));
+    let run = firelight(&["predict", "--image", &photo("rocket.jpg"), "--top", "2"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("missile"), "{}", text(&run));
     let run = firelight(&["layers"]);
+    assert!(run.status.success());
+    let listing = text(&run);
+    assert!(
+        listing.contains("/_conv_head/Conv_output_0") && listing.contains("[?, 1280, 7, 7]"),
+        "{listing}"
+    );
+    let run = firelight(&["layers", "--model", "mobilenet_v2"]);
     assert!(run.status.success());
     assert!(text(&run).contains("features.18"), "{}", text(&run));
 }
@@ -109,13 +120,26 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
     let not_image = out.join("notes.png");
     std::fs::write(&not_image, "not a picture").unwrap();
     let not_image = not_image.to_str().unwrap().to_string();
+    let truncated = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/onnx_malformed/truncated_half.onnx")
+        .to_str()
+        .unwrap()
+        .to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--image", "/no/such/photo.png"], "/no/such/photo.png"),
-        (vec!["--image", &not_image], "not a readable PNG"),
+        (vec!["--image", &not_image], "not a PNG or JPEG"),
+        (vec!["--model", "/no/such/net.onnx"], "/no/such/net.onnx"),
+        (
+            vec!["--model", "alexnet"],
+            "efficientnet_lite0, mobilenet_v2",
+        ),
+        (vec!["--model", &truncated], "cannot parse"),
+        (vec!["--device", "cpu"], "flex is the CPU backend"),
+        (vec!["--mean", "0.5,0.5"], "three comma-separated numbers"),
         (vec!["--method", "shapley_magic"], "known methods"),
         (
             vec!["--method", "layer_conductance", "--layer", "features.99"],
-            "features.18",
+            "/_conv_head/Conv_output_0",
         ),
         (vec!["--method", "layer_conductance"], "needs a layer"),
         (vec!["--target", "1000"], "out of range"),

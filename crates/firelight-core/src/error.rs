@@ -102,6 +102,25 @@ pub enum Error {
     /// The model could not run the given input.
     #[error("model error: {0}")]
     Model(String),
+    /// An ONNX file that cannot be read, parsed or prepared.
+    #[error("ONNX model {source_name}: {reason}")]
+    Onnx {
+        /// The file (or `<bytes>` for a model given in memory).
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// ONNX operators the interpreter cannot run, every one found at load, before anything runs.
+    #[error(
+        "ONNX model {source_name} uses unsupported operators (firelight cannot run them): {}; the supported operators are listed in docs/onnx-ops.md",
+        nodes.join(", ")
+    )]
+    UnsupportedOnnx {
+        /// The file (or `<bytes>`).
+        source_name: String,
+        /// Each unsupported node as `OpType (node `name`)`.
+        nodes: Vec<String>,
+    },
 }
 
 impl Error {

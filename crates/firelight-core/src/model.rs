@@ -12,6 +12,9 @@ pub struct LayerInfo {
     pub name: String,
     /// What produces the value (e.g. `"Conv2d"`, `"Relu"`, `"Add"`).
     pub kind: String,
+    /// The value's shape where the model knows it (`None` for a dimension fixed only at run time,
+    /// such as the batch).
+    pub shape: Option<Vec<Option<usize>>>,
 }
 
 impl LayerInfo {
@@ -20,7 +23,14 @@ impl LayerInfo {
         Self {
             name: name.into(),
             kind: kind.into(),
+            shape: None,
         }
+    }
+
+    /// The same layer with its shape known.
+    pub fn with_shape(mut self, shape: Vec<Option<usize>>) -> Self {
+        self.shape = Some(shape);
+        self
     }
 }
 
@@ -75,6 +85,11 @@ impl<'a> Taps<'a> {
     /// The ReLU policy this pass runs under.
     pub fn current_relu_policy(&self) -> ReluPolicy {
         self.relu
+    }
+
+    /// Whether a hook sees the values: models may skip preparing a value for [`Taps::tap`] when not.
+    pub fn is_watching(&self) -> bool {
+        self.hook.is_some()
     }
 
     /// Reports the value at the tap point `layer`; the model continues with what this returns.

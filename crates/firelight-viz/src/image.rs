@@ -22,6 +22,74 @@ pub struct RgbImage {
 const MAX_PIXELS: u64 = 1 << 28;
 
 impl RgbImage {
+    /// Reads a PNG or JPEG photo, told apart by its first bytes (not its name).
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut magic = [0u8; 3];
+        {
+            use std::io::Read;
+            let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let _ = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
+        }
+        if magic == [0xFF, 0xD8, 0xFF] {
+            Self::read_jpeg(path)
+        } else if magic == [0x89, b'P', b'N'] {
+            Self::read_png(path)
+        } else {
+            Err(Error::Image {
+                path: path.to_path_buf(),
+                reason: "not a PNG or JPEG image".into(),
+            })
+        }
+    }
+
+    /// Reads a baseline or progressive JPEG (greyscale, RGB or CMYK).
+    pub fn read_jpeg(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bad = |reason: String| Error::Image {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut decoder = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
+        decoder
+            .read_info()
+            .map_err(|e| bad(format!("not a readable JPEG ({e})")))?;
+        let info = decoder
+            .info()
+            .ok_or_else(|| bad("JPEG without a header".into()))?;
+        let (width, height) = (info.width as usize, info.height as usize);
+        if width as u64 * height as u64 > MAX_PIXELS {
+            return Err(bad(format!("{width}x{height} pixels is too large")));
+        }
+        let pixels = decoder
+            .decode()
+            .map_err(|e| bad(format!("corrupt JPEG data ({e})")))?;
+        let data = match info.pixel_format {
+            jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+            jpeg_decoder::PixelFormat::L16 => pixels
+                .chunks_exact(2)
+                .flat_map(|g| [g[0], g[0], g[0]])
+                .collect(),
+            jpeg_decoder::PixelFormat::RGB24 => pixels,
+            jpeg_decoder::PixelFormat::CMYK32 => pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = 255 - p[3] as u32;
+                    [0, 1, 2].map(|i| ((255 - p[i] as u32) * k / 255) as u8)
+                })
+                .collect(),
+        };
+        if data.len() != width * height * 3 {
+            return Err(bad("JPEG data does not match its size".into()));
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
     /// Reads a PNG (grey, grey+alpha, RGB or RGBA, 8 or 16 bits; alpha is dropped).
     pub fn read_png(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

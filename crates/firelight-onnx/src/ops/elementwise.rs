@@ -1,0 +1,304 @@
+//! Elementwise operators: arithmetic, activations, comparisons, logic, `Where`, variadic `Max`/`Sum`.
+
+use burn::tensor::activation;
+use burn::tensor::{Bool, Int, Tensor};
+use firelight_core::{Error, ReluPolicy, Result, Taps};
+use onnx_ir::Node;
+use onnx_ir::node::clip::ClipInput;
+use onnx_ir::node::gelu::GeluApproximate;
+
+use super::{Context, broadcast, optional, required};
+use crate::value::{Kind, MAX_RANK, Value, padded};
+
+type F = Tensor<MAX_RANK>;
+type I = Tensor<MAX_RANK, Int>;
+type B = Tensor<MAX_RANK, Bool>;
+
+fn unary_float(x: &Value, f: impl FnOnce(F) -> F) -> Result<Vec<Value>> {
+    Ok(vec![Value::float6(
+        f(x.float("input")?),
+        x.shape().to_vec(),
+    )])
+}
+
+/// `Float ∘ Float` or `Int ∘ Int` with NumPy broadcasting; mixed kinds compute in float.
+fn binary(
+    a: &Value,
+    b: &Value,
+    on_float: impl FnOnce(F, F) -> F,
+    on_int: impl FnOnce(I, I) -> I,
+) -> Result<Vec<Value>> {
+    let shape = broadcast(a.shape(), b.shape())?;
+    let out = if a.kind() == Kind::Int && b.kind() == Kind::Int {
+        let dims = padded(&shape);
+        Value::int6(
+            on_int(a.as_int().expand(dims), b.as_int().expand(dims)),
+            shape,
+        )
+    } else {
+        let (x, y) = expand_pair(a.as_float(), b.as_float(), &shape);
+        Value::float6(on_float(x, y), shape)
+    };
+    Ok(vec![out])
+}
+
+/// Both operands broadcast to `shape`: explicit, because not every pairwise op broadcasts.
+fn expand_pair(x: F, y: F, shape: &[usize]) -> (F, F) {
+    let dims = padded(shape);
+    let x = if x.dims() == dims { x } else { x.expand(dims) };
+    let y = if y.dims() == dims { y } else { y.expand(dims) };
+    (x, y)
+}
+
+fn compare(
+    a: &Value,
+    b: &Value,
+    on_float: impl FnOnce(F, F) -> B,
+    on_int: impl FnOnce(I, I) -> B,
+) -> Result<Vec<Value>> {
+    let shape = broadcast(a.shape(), b.shape())?;
+    let dims = padded(&shape);
+    let out = if a.kind() != Kind::Float && b.kind() != Kind::Float {
+        on_int(a.as_int().expand(dims), b.as_int().expand(dims))
+    } else {
+        on_float(a.as_float().expand(dims), b.as_float().expand(dims))
+    };
+    Ok(vec![Value::bool6(out, shape)])
+}
+
+fn logic(a: &Value, b: &Value, f: impl FnOnce(B, B) -> B) -> Result<Vec<Value>> {
+    let shape = broadcast(a.shape(), b.shape())?;
+    let dims = padded(&shape);
+    let out = f(a.as_bool().expand(dims), b.as_bool().expand(dims));
+    Ok(vec![Value::bool6(out, shape)])
+}
+
+/// Folds a variadic op (`Max`, `Min`, `Sum`, `Mean`) over its inputs with broadcasting.
+fn variadic(
+    inputs: &[Option<Value>],
+    on_float: impl Fn(F, F) -> F,
+    on_int: impl Fn(I, I) -> I,
+) -> Result<Value> {
+    let mut values = inputs.iter().flatten();
+    let mut acc = values
+        .next()
+        .ok_or_else(|| Error::Model("needs at least one input".into()))?
+        .clone();
+    for v in values {
+        acc = binary(&acc, v, &on_float, &on_int)?.remove(0);
+    }
+    Ok(acc)
+}
+
+fn clip_bound(bound: &Option<ClipInput>, inputs: &[Option<Value>]) -> Option<f64> {
+    match bound {
+        Some(ClipInput::Static(v)) => Some(*v),
+        Some(ClipInput::Runtime(r)) => {
+            optional(inputs, r.input_index).and_then(|v| v.to_f64s().first().copied())
+        }
+        None => None,
+    }
+}
+
+fn gelu_tanh(x: F) -> F {
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ONNX defines approximate="tanh".
+    let inner =
+        (x.clone() + x.clone().powf_scalar(3.0) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
+    x * (inner.tanh() + 1.0) * 0.5
+}
+
+/// Evaluates `node` when it is elementwise.
+pub(super) fn eval(
+    node: &Node,
+    inputs: &[Option<Value>],
+    ctx: &Context,
+) -> Result<Option<Vec<Value>>> {
+    use Node as N;
+    let x = || required(inputs, 0);
+    let y = || required(inputs, 1);
+    let out = match node {
+        N::Add(_) => binary(x()?, y()?, |a, b| a + b, |a, b| a + b)?,
+        N::Sub(_) => binary(x()?, y()?, |a, b| a - b, |a, b| a - b)?,
+        N::Mul(_) => binary(x()?, y()?, |a, b| a * b, |a, b| a * b)?,
+        N::Div(_) => binary(x()?, y()?, |a, b| a / b, |a, b| a / b)?,
+        N::Pow(_) => {
+            let (base, exponent) = (x()?, y()?);
+            let shape = broadcast(base.shape(), exponent.shape())?;
+            let out = if exponent.num_elements() == 1 {
+                // A scalar exponent keeps integral powers of negative bases real (x^2, x^3).
+                let e = exponent.to_f64s()[0];
+                let b = base.as_float();
+                let dims = padded(&shape);
+                let b = if b.dims() == dims { b } else { b.expand(dims) };
+                if e == e.round() && e.abs() <= 64.0 {
+                    b.powi_scalar(e as i64)
+                } else {
+                    b.powf_scalar(e)
+                }
+            } else {
+                let (b, e) = expand_pair(base.as_float(), exponent.as_float(), &shape);
+                b.powf(e)
+            };
+            if base.kind() == Kind::Int {
+                vec![Value::int6(out.int(), shape)]
+            } else {
+                vec![Value::float6(out, shape)]
+            }
+        }
+        N::Neg(_) => {
+            let v = x()?;
+            match v.kind() {
+                Kind::Int => vec![Value::int6(v.as_int().neg(), v.shape().to_vec())],
+                _ => unary_float(v, |t| t.neg())?,
+            }
+        }
+        N::Abs(_) => {
+            let v = x()?;
+            match v.kind() {
+                Kind::Int => vec![Value::int6(v.as_int().abs(), v.shape().to_vec())],
+                _ => unary_float(v, |t| t.abs())?,
+            }
+        }
+        N::Sign(_) => {
+            let v = x()?;
+            match v.kind() {
+                Kind::Int => vec![Value::int6(v.as_int().sign(), v.shape().to_vec())],
+                _ => unary_float(v, |t| t.sign())?,
+            }
+        }
+        N::Reciprocal(_) => unary_float(x()?, |t| t.recip())?,
+        N::Sqrt(_) => unary_float(x()?, |t| t.sqrt())?,
+        N::Exp(_) => unary_float(x()?, |t| t.exp())?,
+        N::Log(_) => unary_float(x()?, |t| t.log())?,
+        N::Ceil(_) => unary_float(x()?, |t| t.ceil())?,
+        N::Floor(_) => unary_float(x()?, |t| t.floor())?,
+        N::Round(_) => unary_float(x()?, |t| t.round())?,
+        N::Erf(_) => unary_float(x()?, |t| t.erf())?,
+        N::Sin(_) => unary_float(x()?, |t| t.sin())?,
+        N::Cos(_) => unary_float(x()?, |t| t.cos())?,
+        N::Tan(_) => unary_float(x()?, |t| t.clone().sin() / t.cos())?,
+        N::Tanh(_) => unary_float(x()?, |t| t.tanh())?,
+        N::Sigmoid(_) => unary_float(x()?, activation::sigmoid)?,
+        N::Relu(_) => unary_float(x()?, |t| relu(t, ctx.relu))?,
+        N::LeakyRelu(n) => unary_float(x()?, |t| activation::leaky_relu(t, n.config.alpha))?,
+        N::Elu(n) => unary_float(x()?, |t| activation::elu(t, n.config.alpha))?,
+        N::Celu(n) => unary_float(x()?, |t| activation::celu(t, n.config.alpha))?,
+        N::Selu(n) => {
+            let (alpha, gamma) = (n.config.alpha, n.config.gamma);
+            unary_float(x()?, |t| {
+                let negative = (t.clone().exp() - 1.0) * alpha;
+                t.clone().mask_where(t.lower_equal_elem(0.0), negative) * gamma
+            })?
+        }
+        N::Gelu(n) => match n.config.approximate {
+            GeluApproximate::Exact => unary_float(x()?, activation::gelu)?,
+            _ => unary_float(x()?, gelu_tanh)?,
+        },
+        N::HardSigmoid(n) => unary_float(x()?, |t| {
+            activation::hard_sigmoid(t, n.config.alpha, n.config.beta)
+        })?,
+        N::HardSwish(_) => unary_float(x()?, |t| {
+            t.clone() * activation::hard_sigmoid(t, 1.0 / 6.0, 0.5)
+        })?,
+        N::Softplus(_) => unary_float(x()?, |t| activation::softplus(t, 1.0))?,
+        N::Softsign(_) => unary_float(x()?, |t| t.clone() / (t.abs() + 1.0))?,
+        N::Mish(_) => unary_float(x()?, activation::mish)?,
+        N::PRelu(_) => {
+            let (v, slope) = (x()?, y()?);
+            let shape = broadcast(v.shape(), slope.shape())?;
+            let (t, s) = expand_pair(v.as_float(), slope.as_float(), &shape);
+            let negative = t.clone() * s;
+            vec![Value::float6(
+                t.clone().mask_where(t.lower_elem(0.0), negative),
+                shape,
+            )]
+        }
+        N::Clip(n) => {
+            let v = x()?;
+            let min = clip_bound(&n.config.min, inputs);
+            let max = clip_bound(&n.config.max, inputs);
+            let shape = v.shape().to_vec();
+            match v.kind() {
+                Kind::Int => {
+                    let mut t = v.as_int();
+                    if let Some(min) = min {
+                        t = t.clamp_min(min as i64);
+                    }
+                    if let Some(max) = max {
+                        t = t.clamp_max(max as i64);
+                    }
+                    vec![Value::int6(t, shape)]
+                }
+                _ => {
+                    let mut t = v.float("input")?;
+                    if let Some(min) = min {
+                        t = t.clamp_min(min);
+                    }
+                    if let Some(max) = max {
+                        t = t.clamp_max(max);
+                    }
+                    vec![Value::float6(t, shape)]
+                }
+            }
+        }
+        N::Max(_) => vec![variadic(
+            inputs,
+            |a, b| a.max_pair(b),
+            |a, b| a.max_pair(b),
+        )?],
+        N::Min(_) => vec![variadic(
+            inputs,
+            |a, b| a.min_pair(b),
+            |a, b| a.min_pair(b),
+        )?],
+        N::Sum(_) => vec![variadic(inputs, |a, b| a + b, |a, b| a + b)?],
+        N::Mean(_) => {
+            let count = inputs.iter().flatten().count();
+            let sum = variadic(inputs, |a, b| a + b, |a, b| a + b)?;
+            let shape = sum.shape().to_vec();
+            vec![Value::float6(sum.as_float() / count as f64, shape)]
+        }
+        N::Equal(_) => compare(x()?, y()?, |a, b| a.equal(b), |a, b| a.equal(b))?,
+        N::Greater(_) => compare(x()?, y()?, |a, b| a.greater(b), |a, b| a.greater(b))?,
+        N::GreaterOrEqual(_) => compare(
+            x()?,
+            y()?,
+            |a, b| a.greater_equal(b),
+            |a, b| a.greater_equal(b),
+        )?,
+        N::Less(_) => compare(x()?, y()?, |a, b| a.lower(b), |a, b| a.lower(b))?,
+        N::LessOrEqual(_) => compare(x()?, y()?, |a, b| a.lower_equal(b), |a, b| a.lower_equal(b))?,
+        N::Not(_) => {
+            let v = x()?;
+            vec![Value::bool6(v.as_bool().bool_not(), v.shape().to_vec())]
+        }
+        N::And(_) => logic(x()?, y()?, |a, b| a.bool_and(b))?,
+        N::Or(_) => logic(x()?, y()?, |a, b| a.bool_or(b))?,
+        N::Xor(_) => logic(x()?, y()?, |a, b| a.not_equal(b))?,
+        N::Where(_) => {
+            let (cond, a, b) = (x()?, y()?, required(inputs, 2)?);
+            let shape = broadcast(&broadcast(cond.shape(), a.shape())?, b.shape())?;
+            let dims = padded(&shape);
+            let mask = cond.as_bool().expand(dims);
+            let out = if a.kind() == Kind::Int && b.kind() == Kind::Int {
+                Value::int6(
+                    b.as_int()
+                        .expand(dims)
+                        .mask_where(mask, a.as_int().expand(dims)),
+                    shape,
+                )
+            } else {
+                let (on_true, on_false) = expand_pair(a.as_float(), b.as_float(), &shape);
+                Value::float6(on_false.mask_where(mask, on_true), shape)
+            };
+            vec![out]
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(out))
+}
+
+/// ReLU under the policy of the pass, so Guided Backprop and Deconvolution see every ReLU node.
+fn relu(x: F, policy: ReluPolicy) -> F {
+    Taps::none().relu_policy(policy).relu(x)
+}
