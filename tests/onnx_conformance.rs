@@ -37,7 +37,8 @@ const RANDOM_OUTPUTS: &[&str] = &[
     "test_training_dropout_mask",
 ];
 
-/// Variants of claimed operators that firelight declines, by test-name prefix, with the reason.
+/// Variants of claimed operators that firelight declines, by test-name prefix (or, starting with
+/// `*`, a part of the name), with the reason.
 /// These must fail with an error (at load or at run), never return numbers: the test checks it.
 /// They are listed in docs/onnx-ops.md.
 const DECLINED_VARIANTS: &[(&str, &str)] = &[
@@ -96,12 +97,24 @@ const DECLINED_VARIANTS: &[(&str, &str)] = &[
         "Slice with runtime bounds and a step other than 1 (refused by onnx-ir)",
     ),
     ("test_wrap_pad", "Pad in wrap mode (refused by onnx-ir)"),
+    (
+        "*_with_past_and_present",
+        "Attention with past/present key-value caches",
+    ),
+    ("*_with_qk_matmul", "Attention's optional QK-product output"),
+    (
+        "*_padded_kv",
+        "Attention with `nonpad_kv_seqlen` (padded key-value caches)",
+    ),
 ];
 
 fn declined(name: &str) -> Option<&'static str> {
     DECLINED_VARIANTS
         .iter()
-        .find(|(prefix, _)| name.starts_with(prefix))
+        .find(|(pattern, _)| match pattern.strip_prefix('*') {
+            Some(part) => name.contains(part),
+            None => name.starts_with(pattern),
+        })
         .map(|(_, why)| *why)
 }
 
@@ -708,4 +721,76 @@ fn tensor_proto_decoding_matches_index() {
 
 fn bool_dtype() -> DType {
     TensorData::new(vec![true], [1]).dtype()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator table in the docs, generated from the code.
+
+/// `docs/onnx-ops.md` and `crates/firelight-onnx/SUPPORTED_OPS.txt` (the list
+/// `tools/onnx/extract_node_tests.py` selects node tests by) are generated from
+/// [`SUPPORTED_OPS`], the declined variants above and the node tests here. Regenerate with
+/// `FIRELIGHT_BLESS=1 cargo test --test onnx_conformance`.
+#[test]
+fn supported_ops_docs_are_current() {
+    let cases = read_index();
+    let mut tests_per_op: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &cases {
+        for op in &case.op_types {
+            if let Some(claimed) = SUPPORTED_OPS.iter().find(|o| **o == op.as_str()) {
+                *tests_per_op.entry(claimed).or_default() += 1;
+            }
+        }
+    }
+    let mut doc = String::from(
+        "# ONNX operators firelight runs\n\n\
+         Generated from `firelight_onnx::SUPPORTED_OPS` by `tests/onnx_conformance.rs`\n\
+         (`FIRELIGHT_BLESS=1 cargo test --test onnx_conformance` rewrites it). Every operator is\n\
+         checked against ONNX's own backend node tests (`tests/fixtures/onnx_node`, from ONNX\n\
+         v1.22.0): all tests whose operators are all listed here must pass, at rtol 1e-3 and atol\n\
+         1e-7. A model using any other operator is refused at load, naming every such node.\n\n\
+         Opsets 1 to 24 are read (onnx-ir). Tensors up to rank 6; float types compute in the\n\
+         backend's float (f32), integer types in its int.\n\n\
+         | operator | ONNX node tests |\n|---|---:|\n",
+    );
+    for op in SUPPORTED_OPS {
+        let n = tests_per_op.get(op).copied().unwrap_or(0);
+        let count = if n == 0 {
+            "none in the suite".to_string()
+        } else {
+            n.to_string()
+        };
+        doc.push_str(&format!("| {op} | {count} |\n"));
+    }
+    doc.push_str(
+        "\n## Variants refused with an error\n\n\
+         These variants of listed operators fail with a clear error (the conformance test checks\n\
+         they never return numbers):\n\n",
+    );
+    let mut reasons: Vec<&str> = DECLINED_VARIANTS.iter().map(|(_, why)| *why).collect();
+    reasons.dedup();
+    for why in reasons {
+        doc.push_str(&format!("- {why}\n"));
+    }
+    doc.push_str(
+        "- Dropout in training mode with a non-zero ratio (random: firelight runs inference)\n",
+    );
+    let list: String = SUPPORTED_OPS.iter().map(|op| format!("{op}\n")).collect();
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let targets = [
+        (root.join("docs/onnx-ops.md"), doc),
+        (root.join("crates/firelight-onnx/SUPPORTED_OPS.txt"), list),
+    ];
+    for (path, expected) in targets {
+        if std::env::var_os("FIRELIGHT_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+            continue;
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            current == expected,
+            "{} is out of date: run FIRELIGHT_BLESS=1 cargo test --test onnx_conformance",
+            path.display()
+        );
+    }
 }

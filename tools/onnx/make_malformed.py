@@ -334,6 +334,18 @@ def build() -> tuple[dict[str, bytes], dict[str, dict], bytes, dict]:
         files[name] = model_of(valid_graph(inputs=[
             helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)])).SerializeToString()
         run_cases[name] = {"description": desc, "input_shape": shape}
+    # An empty tensor through an elementwise op (found by fuzzing: Relu/Selu/Clip on a [1,0,4,46]
+    # input panicked inside OnnxModel::load's trial run, uncaught).
+    files["zero_dim_relu.onnx"] = model_of(valid_graph(
+        nodes=[helper.make_node("Relu", ["x"], ["y"], name="relu0")],
+        initializer=[],
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 0, 4, 4])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 0, 4, 4])],
+    )).SerializeToString()
+    run_cases["zero_dim_relu.onnx"] = {
+        "description": "x [1,0,4,4] -> Relu -> y (onnxruntime returns an empty y)",
+        "input_shape": [1, 0, 4, 4],
+    }
 
     info = {
         "file": "valid_small.onnx",

@@ -287,7 +287,7 @@ impl OnnxModel {
         else {
             return Ok(());
         };
-        if !floating || input.shape.is_empty() {
+        if !floating || input.shape.is_empty() || dims.contains(&0) || input.shape[0] == Some(0) {
             return Ok(());
         }
         let batch_is_dynamic = input.shape[0].is_none();
@@ -396,7 +396,11 @@ impl OnnxModel {
                 if arg.name.is_empty() {
                     continue;
                 }
-                let value = if taps.is_watching() && value.kind() == Kind::Float {
+                // Empty values have nothing to attribute; Burn cannot reshape some of them.
+                let value = if taps.is_watching()
+                    && value.kind() == Kind::Float
+                    && value.num_elements() > 0
+                {
                     tap(taps, tap_name, value)?
                 } else {
                     value
