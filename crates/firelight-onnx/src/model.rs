@@ -205,7 +205,31 @@ impl OnnxModel {
             ..ValueInfo::from_argument(arg)
         };
         let inputs: Vec<ValueInfo> = graph.inputs.iter().map(renamed).collect();
-        let outputs: Vec<ValueInfo> = graph.outputs.iter().map(renamed).collect();
+        let mut outputs: Vec<ValueInfo> = graph.outputs.iter().map(renamed).collect();
+        // onnx-ir's simplifications can fuse away a value the file lists as a graph output (the
+        // MatMul half of MatMul+Add, say); returning fewer outputs would shift their indices.
+        if let Some(file_graph) = proto.graph.as_ref() {
+            if file_graph.output.len() != outputs.len() {
+                let kept: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+                let lost: Vec<&str> = file_graph
+                    .output
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .filter(|n| !kept.contains(n))
+                    .collect();
+                return Err(Error::Onnx {
+                    source_name,
+                    reason: format!(
+                        "the parser's graph simplification removed graph output(s) {}; firelight cannot return them",
+                        lost.join(", ")
+                    ),
+                });
+            }
+            // Outputs keep the file's names even when the producing node was removed.
+            for (info, file_output) in outputs.iter_mut().zip(&file_graph.output) {
+                info.name = file_output.name.clone();
+            }
+        }
         let input_keys = graph_inputs;
         let output_keys: Vec<String> = graph.outputs.iter().map(|a| a.name.clone()).collect();
         let tap_names: Vec<Vec<String>> = graph

@@ -268,6 +268,22 @@ pub(super) fn eval(
         )?,
         N::Less(_) => compare(x()?, y()?, |a, b| a.lower(b), |a, b| a.lower(b))?,
         N::LessOrEqual(_) => compare(x()?, y()?, |a, b| a.lower_equal(b), |a, b| a.lower_equal(b))?,
+        N::IsNaN(_) => {
+            let v = x()?;
+            vec![Value::bool6(v.as_float().is_nan(), v.shape().to_vec())]
+        }
+        N::IsInf(n) => {
+            let v = x()?;
+            let t = v.as_float();
+            let mut mask = t.clone().is_inf();
+            if !n.config.detect_positive {
+                mask = mask.bool_and(t.clone().lower_elem(0.0));
+            }
+            if !n.config.detect_negative {
+                mask = mask.bool_and(t.greater_elem(0.0));
+            }
+            vec![Value::bool6(mask, v.shape().to_vec())]
+        }
         N::Not(_) => {
             let v = x()?;
             vec![Value::bool6(v.as_bool().bool_not(), v.shape().to_vec())]

@@ -557,7 +557,20 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 .map(Value::device)
                 .unwrap_or_default();
             let (dtype, fill) = match &n.config.value {
-                Some(data) => (data.dtype(), data.scalar_f64().unwrap_or(0.0)),
+                Some(data) => {
+                    // `scalar_f64` refuses bools (and some integer widths): read them directly.
+                    let fill = match data.dtype() {
+                        DType::Bool(_) => data.iter::<bool>().next().map(f64::from),
+                        _ => data.scalar_f64().ok(),
+                    };
+                    let fill = fill.ok_or_else(|| {
+                        Error::Model(format!(
+                            "ConstantOfShape value of type {:?} cannot be read",
+                            data.dtype()
+                        ))
+                    })?;
+                    (data.dtype(), fill)
+                }
                 None => (DType::F32, 0.0),
             };
             let count: usize = shape.iter().product();
