@@ -84,3 +84,26 @@ fn overlay_png_round_trips_and_bad_images_are_errors() {
     assert!(overlay(&small, &map[1..], Colormap::Jet, 0.5).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn jpeg_photos_read_and_broken_ones_are_errors() {
+    let rocket = models_dir().join("images/rocket.jpg");
+    let photo = RgbImage::read(&rocket).unwrap();
+    assert_eq!((photo.width, photo.height), (640, 427));
+    assert_eq!(photo.data.len(), 640 * 427 * 3);
+    // The same pixels whichever reader is asked: `read` goes by content, not by name.
+    assert_eq!(RgbImage::read_jpeg(&rocket).unwrap(), photo);
+
+    let dir = std::env::temp_dir().join(format!("firelight-jpeg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(&rocket).unwrap();
+    let truncated = dir.join("truncated.jpg");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let header_only = dir.join("header.jpg");
+    std::fs::write(&header_only, &bytes[..3]).unwrap();
+    for path in [&truncated, &header_only] {
+        let err = RgbImage::read(path).unwrap_err().to_string();
+        assert!(err.contains("JPEG"), "{}: {err}", path.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

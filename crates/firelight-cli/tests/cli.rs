@@ -108,6 +108,23 @@ fn predict_and_layers() {
         listing.contains("/_conv_head/Conv_output_0") && listing.contains("[?, 1280, 7, 7]"),
         "{listing}"
     );
+    // Any ONNX file by path: its preprocess.json and labels.json beside it are picked up.
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/efficientnet_lite0/model.onnx")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let run = firelight(&[
+        "predict",
+        "--model",
+        &onnx,
+        "--image",
+        &photo("coffee.png"),
+        "--top",
+        "1",
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("espresso"), "{}", text(&run));
     let run = firelight(&["layers", "--model", "mobilenet_v2"]);
     assert!(run.status.success());
     assert!(text(&run).contains("features.18"), "{}", text(&run));
