@@ -11,16 +11,17 @@
 //! Logits must agree with torch's and onnxruntime's within `1e-4 * max |logit|`; Saliency,
 //! Integrated Gradients (50 Gauss-Legendre steps, zero baseline) and layer gradients at named ONNX
 //! tensors (Captum's `LayerGradientXActivation(multiply_by_inputs=False)` at the matching torch
-//! module) within a relative L2 error of 1e-3, or 4 times the case's float32 noise floor where that
-//! is larger. The noise floor (`float64_rel_l2` in the manifest) is how far Captum's own result
-//! moves when torch computes in float64 instead: for EfficientNet-Lite0's Integrated Gradients it
-//! is 1.25e-3 (the path from the zero baseline crosses many ReLU6 kinks, and float32 rounding
-//! flips some of them), so no float32 implementation can promise 1e-3 there. The same knife edge
-//! sets EfficientNet-Lite0's Saliency error (7.2e-4 on flex): one pre-activation (sample 1,
-//! `/_blocks.1/_depthwise_conv/Conv_output_0`, channel 82 at (40, 0)) is +7.7e-7 in torch float32,
-//! +4.1e-7 in float64 and -4.3e-7 in firelight, so its ReLU6 passes the gradient on one side only;
-//! every layer gradient from `_blocks.1` on agrees within 1e-6. The measured errors are printed
-//! (`cargo test --test onnx_parity -- --nocapture`).
+//! module) and, on ResNet-18, Guided Backprop and Deconvolution (the pass's ReLU rule at every ONNX
+//! `Relu` node; Captum's at every `nn.ReLU`) within a relative L2 error of 1e-3, or 4 times the
+//! case's float32 noise floor where that is larger. The noise floor (`float64_rel_l2` in the
+//! manifest) is how far Captum's own result moves when torch computes in float64 instead: for
+//! EfficientNet-Lite0's Integrated Gradients it is 1.25e-3 (the path from the zero baseline crosses
+//! many ReLU6 kinks, and float32 rounding flips some of them), so no float32 implementation can
+//! promise 1e-3 there. The same knife edge sets EfficientNet-Lite0's Saliency error (7.2e-4 on
+//! flex): one pre-activation (sample 1, `/_blocks.1/_depthwise_conv/Conv_output_0`, channel 82 at
+//! (40, 0)) is +7.7e-7 in torch float32, +4.1e-7 in float64 and -4.3e-7 in firelight, so its ReLU6
+//! passes the gradient on one side only; every layer gradient from `_blocks.1` on agrees within
+//! 1e-6. The measured errors are printed (`cargo test --test onnx_parity -- --nocapture`).
 
 mod common;
 
@@ -158,6 +159,8 @@ fn check_attributions(name: &str, f: &Fixture) {
                     .unwrap(),
                 None,
             ),
+            "guided_backprop" => (GuidedBackprop::new(m).attribute(x, t).unwrap(), None),
+            "deconvolution" => (Deconvolution::new(m).attribute(x, t).unwrap(), None),
             "integrated_gradients" => {
                 assert_eq!(case["approximation"], "gausslegendre");
                 assert_eq!(case["baselines"], "zeros");

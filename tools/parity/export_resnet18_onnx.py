@@ -24,7 +24,8 @@ Writes tests/fixtures/onnx_resnet18/:
   weights.json          per initializer in file order: name, shape, offset, scale, byte_offset, byte_length
   input.npy             chelsea.png and coffee.png: Resize(128), CenterCrop(112), ImageNet mean/std
   logits_torch.npy, logits_onnxruntime.npy
-  saliency.npy, integrated_gradients.npy (+ .delta.npy), layer_gradient_<layer>.npy
+  saliency.npy, integrated_gradients.npy (+ .delta.npy), layer_gradient_<layer>.npy,
+  guided_backprop.npy, deconvolution.npy
   manifest.json         targets (torch top-1), cases, ONNX names of the layers, versions, errors
   .gitignore            weights.bin
 
@@ -35,6 +36,9 @@ module's output.
 
     python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch torchvision captum onnx onnxruntime pillow numpy
     /tmp/fl/bin/python tools/parity/export_resnet18_onnx.py [--keep-weights]
+
+`--only relu-passes` (re)writes just guided_backprop.npy, deconvolution.npy and their manifest
+cases, from the committed input.npy and targets, leaving every other file as it is.
 """
 import argparse
 import json
@@ -49,7 +53,8 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_common import (  # noqa: E402
-    block_output, captum_cases, check_layers, generate, producer, save, self_test, versions)
+    block_output, captum_cases, check_layers, generate, producer, relu_pass_cases, save, self_test,
+    versions)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -120,6 +125,24 @@ def assert_generated(proto, rules):
     return names
 
 
+def only_relu_passes(out):
+    """Adds (or replaces) the Guided Backprop and Deconvolution cases of an existing fixture."""
+    path = os.path.join(out, "manifest.json")
+    with open(path) as f:
+        manifest = json.load(f)
+    model, _ = build_model()
+    x = torch.from_numpy(np.load(os.path.join(out, manifest["input"]["file"])))
+    with torch.no_grad():
+        targets = [int(i) for i in model(x).argmax(1)]
+    assert targets == manifest["targets"], (targets, manifest["targets"])
+    new = relu_pass_cases(model, x, targets, out)
+    names = {c["name"] for c in new}
+    manifest["cases"] = [c for c in manifest["cases"] if c["name"] not in names] + new
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=1)
+    print(f"wrote {len(new)} cases to {os.path.relpath(out)}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "onnx_resnet18"))
@@ -128,7 +151,11 @@ def main():
     p.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--keep-weights", action="store_true", help="leave weights.bin in --out")
+    p.add_argument("--only", choices=["relu-passes"],
+                   help="only (re)write Guided Backprop and Deconvolution into an existing fixture")
     args = p.parse_args()
+    if args.only == "relu-passes":
+        return only_relu_passes(args.out)
 
     import onnx
     import onnxruntime as ort
@@ -209,6 +236,7 @@ def main():
     save(args.out, "logits_torch.npy", logits)
     save(args.out, "logits_onnxruntime.npy", ort_logits)
     cases = captum_cases(model, x, targets, layers, args.out, n_steps=args.steps)
+    cases += relu_pass_cases(model, x, targets, args.out)
     for c in cases:
         if "onnx_layer" in c:
             c["onnx_node"] = producers[c["onnx_layer"]]

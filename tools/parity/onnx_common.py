@@ -4,7 +4,8 @@
 - `onnx_output_of`: the ONNX tensor that holds a torch module's output, checked with onnxruntime;
 - `captum_cases`: the attributions the Rust test compares (Saliency, Integrated Gradients, layer
   gradients), with `save` writing float32 .npy files, and how far float32 rounding alone moves
-  each (the same attributions on a float64 copy of the model).
+  each (the same attributions on a float64 copy of the model);
+- `relu_pass_cases`: the same for Guided Backprop and Deconvolution (models with `nn.ReLU` only).
 """
 import os
 
@@ -187,6 +188,33 @@ def captum_cases(model, x, targets, layers, out, n_steps=50, internal_batch_size
                       "multiply_by_inputs": False, "file": name + ".npy",
                       "torch_layer": torch_name, "onnx_layer": onnx_name, "shape": list(a.shape),
                       "float64_rel_l2": noise[name]})
+    return cases
+
+
+def relu_pass_cases(model, x, targets, out):
+    """Guided Backprop and Deconvolution (Captum's, which override the backward pass of every
+    `nn.ReLU` module: the model's ReLUs must not be in-place), saved like `captum_cases`, with the
+    float32 noise floor from a float64 copy of the model."""
+    import copy
+    from captum.attr import Deconvolution, GuidedBackprop
+    target = torch.tensor(targets)
+    assert all(not m.inplace for m in model.modules() if isinstance(m, torch.nn.ReLU))
+
+    def run(m, xs):
+        xg = xs.clone().requires_grad_()
+        return {"guided_backprop": GuidedBackprop(m).attribute(xg, target=target),
+                "deconvolution": Deconvolution(m).attribute(xg, target=target)}
+
+    a32 = {k: v.detach().double().numpy() for k, v in run(model, x).items()}
+    a64 = {k: v.detach().double().numpy()
+           for k, v in run(copy.deepcopy(model).double(), x.double()).items()}
+    cases = []
+    for name, a in a32.items():
+        noise = rel_l2(a64[name], a)
+        print(f"  {name:<28} float32 vs float64 rel L2 {noise:.2e}")
+        save(out, name + ".npy", a)
+        cases.append({"name": name, "method": name, "file": name + ".npy",
+                      "float64_rel_l2": noise})
     return cases
 
 
