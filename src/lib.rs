@@ -29,6 +29,7 @@
 pub mod bundled;
 pub mod by_name;
 
+pub use firelight_cam as cam;
 pub use firelight_core as core;
 pub use firelight_grad as grad;
 pub use firelight_models as models;

@@ -227,3 +227,18 @@ pub(crate) fn check_stdevs(stdevs: f32) -> Result<()> {
     }
     Ok(())
 }
+
+/// The activation at `layer` and the gradient of `target` with respect to it, for every input:
+/// what CAM methods weight. Checks the inputs, the target and that the layer exists.
+pub fn layer_activation_and_gradient(
+    model: &dyn Model,
+    inputs: &DynTensor,
+    layer: &str,
+    target: &Target,
+) -> Result<(DynTensor, DynTensor)> {
+    model.check_layer(layer)?;
+    target.check_batch(inputs.batch())?;
+    let samples: Vec<usize> = (0..inputs.batch()).collect();
+    validate(model, inputs, &samples)?;
+    layer_gradients(model, inputs, layer, target, &samples, None)
+}

@@ -1,0 +1,232 @@
+//! CAM methods match pytorch-grad-cam 1.5.7 on the ResNet-18 ONNX model, at named ONNX layers, and
+//! keep the properties CAMs must have.
+//!
+//! Fixtures: `tests/fixtures/cam_resnet18`, written by `tools/parity/cam_fixtures.py` from the torch
+//! twin of `tests/fixtures/onnx_resnet18` (whose weights the test rebuilds; see `common::onnx_weights`).
+//! Maps are compared after pytorch-grad-cam's whole pipeline (ReLU, per-image min-max scaling,
+//! `cv2.resize` to 112x112, layer mean and a final scaling): max abs difference <= 1e-3.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Tensor;
+use common::onnx_weights::materialize;
+use common::*;
+use firelight::cam::{
+    Cam, CamWeighting, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, LayerCam, XGradCam,
+    scale_per_image,
+};
+use firelight::core::npy::{read_npy, read_npy_tensor};
+use firelight::onnx::OnnxModel;
+use firelight::prelude::*;
+
+const TOLERANCE: f32 = 1e-3;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cam_resnet18")
+}
+
+fn layer_name(key: &str) -> &'static str {
+    match key {
+        "layer3" => "/layer3/layer3.1/relu_1/Relu_output_0",
+        _ => "/layer4/layer4.1/relu_1/Relu_output_0",
+    }
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn check<W: CamWeighting>(
+    model: &OnnxModel,
+    input: &DynTensor,
+    target: &Target,
+    weighting: W,
+    file: &str,
+    layers: &[&str],
+    problems: &mut Vec<String>,
+) {
+    let name = weighting.name();
+    let names: Vec<&str> = layers.iter().map(|l| layer_name(l)).collect();
+    let map = Cam::new(model, names, weighting)
+        .unwrap()
+        .attribute(input, target)
+        .unwrap();
+    let expected = read_npy(fixtures().join(file)).unwrap();
+    assert_eq!(map.shape(), expected.shape.as_slice(), "{file}");
+    let error = max_abs(&values(&map), &expected.data);
+    eprintln!("{name:<20} {:<14} max abs {error:.2e}", layers.join("+"));
+    if error > TOLERANCE {
+        problems.push(format!("{name} at {layers:?}: max abs {error:.3e}"));
+    }
+}
+
+#[test]
+fn cams_match_pytorch_grad_cam_on_resnet18() {
+    let (_weights, path) =
+        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
+    let model = OnnxModel::load(path, &device()).unwrap();
+    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let target = Target::classes(vec![791, 923]);
+    let mut problems = Vec::new();
+    for layer in ["layer3", "layer4"] {
+        let l = &[layer][..];
+        check(
+            &model,
+            &input,
+            &target,
+            GradCam,
+            &format!("gradcam_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+        check(
+            &model,
+            &input,
+            &target,
+            HiResCam,
+            &format!("hirescam_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+        check(
+            &model,
+            &input,
+            &target,
+            GradCamElementWise,
+            &format!("gradcamelementwise_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+        check(
+            &model,
+            &input,
+            &target,
+            GradCamPlusPlus,
+            &format!("gradcamplusplus_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+        check(
+            &model,
+            &input,
+            &target,
+            XGradCam,
+            &format!("xgradcam_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+        check(
+            &model,
+            &input,
+            &target,
+            LayerCam,
+            &format!("layercam_{layer}.npy"),
+            l,
+            &mut problems,
+        );
+    }
+    check(
+        &model,
+        &input,
+        &target,
+        GradCam,
+        "gradcam_layer3+layer4.npy",
+        &["layer3", "layer4"],
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A CAM does not change when the target is multiplied by a positive number.
+#[test]
+fn cams_ignore_a_positive_scaling_of_the_target() {
+    let (_weights, path) =
+        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
+    let model = OnnxModel::load(path, &device()).unwrap();
+    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let plain = Target::classes(vec![791, 923]);
+    let scaled = Target::custom(|outputs: Tensor<2>, samples: &[usize]| {
+        Target::classes(vec![791, 923])
+            .scores(outputs, samples)
+            .map(|s| s * 7.5)
+    });
+    let layer = [layer_name("layer4")];
+    macro_rules! invariant {
+        ($($method:expr),*) => {$(
+            let a = Cam::new(&model, layer, $method).unwrap().attribute(&input, &plain).unwrap();
+            let b = Cam::new(&model, layer, $method).unwrap().attribute(&input, &scaled).unwrap();
+            let error = max_abs(&values(&a), &values(&b));
+            assert!(error < 1e-5, "{}: {error}", $method.name());
+        )*};
+    }
+    // Every method linear in the gradient. Grad-CAM++ is not: its alpha mixes g^2 and g^3.
+    invariant!(GradCam, HiResCam, GradCamElementWise, XGradCam, LayerCam);
+}
+
+/// With spatially constant gradients, Grad-CAM's channel weights are the gradients themselves, so
+/// Grad-CAM equals HiResCAM.
+#[test]
+fn grad_cam_equals_hires_cam_for_spatially_constant_gradients() {
+    let d = device();
+    let activations = read_npy_tensor(fixtures().join("activations_layer4.npy"), &d)
+        .unwrap()
+        .into_rank::<4>()
+        .unwrap();
+    let [n, c, h, w] = activations.dims();
+    let per_channel: Vec<f32> = (0..n * c)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+        .collect();
+    let gradients = Tensor::<1>::from_data(burn::tensor::TensorData::new(per_channel, [n * c]), &d)
+        .reshape([n, c, 1, 1])
+        .expand([n, c, h, w]);
+    let a = GradCam.cam(activations.clone(), gradients.clone());
+    let b = HiResCam.cam(activations, gradients);
+    let (a, b) = (values(&DynTensor::new(a)), values(&DynTensor::new(b)));
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max_abs(&a, &b) <= 1e-5 * scale.max(1.0));
+}
+
+/// Scaling maps into [0, 1], and an all-zero map stays zero instead of turning into NaN.
+#[test]
+fn scaling_maps_into_unit_interval_and_survives_zero_maps() {
+    let zeros = scale_per_image(&[0.0; 8], 2);
+    assert!(zeros.iter().all(|v| *v == 0.0));
+    let mixed = scale_per_image(&[3.0, -1.0, 5.0, 7.0, 2.0, 2.0, 2.0, 2.0], 2);
+    assert!(
+        mixed
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+    );
+    assert!(mixed[3] > 0.999 && mixed[1] == 0.0);
+}
+
+/// Bad input gets a clear error: a layer without spatial dimensions, a layer that does not exist.
+#[test]
+fn cam_refuses_non_spatial_and_unknown_layers() {
+    let (_weights, path) =
+        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
+    let model = OnnxModel::load(path, &device()).unwrap();
+    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let target = Target::classes(vec![791, 923]);
+    let flat = model.layers().last().unwrap().name.clone(); // the logits, [batch, 1000]
+    let err = Cam::new(&model, [flat.as_str()], GradCam)
+        .unwrap()
+        .attribute(&input, &target)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spatial CAM"), "{err}");
+    let err = Cam::new(&model, ["/layer9/nothing"], GradCam)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unknown layer") && err.contains("/layer3/layer3.1/relu_1/Relu_output_0"),
+        "{err}"
+    );
+}
