@@ -1,9 +1,12 @@
-//! Gradient methods chosen by name at run time (the command line, config files), with one set of
+//! Gradient and CAM methods chosen by name at run time (the command line, config files), with one set of
 //! options that each method takes what it needs from.
 
 use std::fmt;
 use std::str::FromStr;
 
+use firelight_cam::{
+    Cam, CamWeighting, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, LayerCam, XGradCam,
+};
 use firelight_core::{Baseline, DynTensor, Error, Model, Result, Target};
 use firelight_grad::{
     Attribution, Deconvolution, GradientShap, GuidedBackprop, InputXGradient, IntegratedGradients,
@@ -36,11 +39,23 @@ pub enum Method {
     LayerIntegratedGradients,
     /// `layer_conductance` (needs a layer).
     LayerConductance,
+    /// `gradcam`: Grad-CAM at a layer, upsampled to the input (needs a layer).
+    GradCam,
+    /// `hirescam` (needs a layer).
+    HiResCam,
+    /// `gradcamelementwise` (needs a layer).
+    GradCamElementWise,
+    /// `gradcam++` (needs a layer).
+    GradCamPlusPlus,
+    /// `xgradcam` (needs a layer).
+    XGradCam,
+    /// `layercam` (needs a layer).
+    LayerCam,
 }
 
 impl Method {
     /// Every method, in the order `--help` lists them.
-    pub const ALL: [Method; 11] = [
+    pub const ALL: [Method; 17] = [
         Method::IntegratedGradients,
         Method::Saliency,
         Method::InputXGradient,
@@ -52,6 +67,12 @@ impl Method {
         Method::LayerGradientXActivation,
         Method::LayerIntegratedGradients,
         Method::LayerConductance,
+        Method::GradCam,
+        Method::HiResCam,
+        Method::GradCamElementWise,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::LayerCam,
     ];
 
     /// The method's name.
@@ -68,7 +89,27 @@ impl Method {
             Method::LayerGradientXActivation => "layer_gradient_x_activation",
             Method::LayerIntegratedGradients => "layer_integrated_gradients",
             Method::LayerConductance => "layer_conductance",
+            Method::GradCam => "gradcam",
+            Method::HiResCam => "hirescam",
+            Method::GradCamElementWise => "gradcamelementwise",
+            Method::GradCamPlusPlus => "gradcam++",
+            Method::XGradCam => "xgradcam",
+            Method::LayerCam => "layercam",
         }
+    }
+
+    /// Whether the method is a class activation map: it reads a layer (`--layer`) and returns one
+    /// map per input at the input's size, `[batch, 1, height, width]`.
+    pub fn is_cam(self) -> bool {
+        matches!(
+            self,
+            Method::GradCam
+                | Method::HiResCam
+                | Method::GradCamElementWise
+                | Method::GradCamPlusPlus
+                | Method::XGradCam
+                | Method::LayerCam
+        )
     }
 
     /// Whether the method attributes to a layer (and needs [`MethodOptions::layer`]).
@@ -217,5 +258,25 @@ pub fn attribute(
                 .baselines(o.baselines.clone())
         )
         .attribute(inputs, target),
+        Method::GradCam => cam(model, layer()?, GradCam, inputs, target),
+        Method::HiResCam => cam(model, layer()?, HiResCam, inputs, target),
+        Method::GradCamElementWise => cam(model, layer()?, GradCamElementWise, inputs, target),
+        Method::GradCamPlusPlus => cam(model, layer()?, GradCamPlusPlus, inputs, target),
+        Method::XGradCam => cam(model, layer()?, XGradCam, inputs, target),
+        Method::LayerCam => cam(model, layer()?, LayerCam, inputs, target),
     }
+}
+
+/// A CAM as an image attribution: `[batch, 1, height, width]`.
+fn cam(
+    model: &dyn Model,
+    layer: String,
+    weighting: impl CamWeighting,
+    inputs: &DynTensor,
+    target: &Target,
+) -> Result<DynTensor> {
+    let map = Cam::new(model, [layer], weighting)?.attribute(inputs, target)?;
+    let [batch, height, width]: [usize; 3] =
+        map.shape().try_into().expect("CAMs are [batch, h, w]");
+    DynTensor::from_flat(map.into_flat(), vec![batch, 1, height, width])
 }

@@ -38,6 +38,7 @@ enum Command {
     ///   firelight explain --image coffee.png --method smoothgrad --target espresso
     ///   firelight explain --model resnet.onnx --preprocess resnet.json --image dog.jpg
     ///   firelight explain --method layer_conductance --layer /_blocks.15/Add_output_0 --steps 32
+    ///   firelight explain --method gradcam++ --layer /_conv_head/Conv_output_0
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
     /// Print the most probable classes for an image.
@@ -176,7 +177,8 @@ struct ExplainArgs {
     input: InputArgs,
     /// integrated_gradients (ig), saliency, input_x_gradient, smoothgrad, gradient_shap,
     /// guided_backprop, deconvolution, layer_activation, layer_gradient_x_activation,
-    /// layer_integrated_gradients, layer_conductance.
+    /// layer_integrated_gradients, layer_conductance; class activation maps at --layer: gradcam,
+    /// hirescam, gradcamelementwise, gradcam++, xgradcam, layercam.
     #[arg(long, default_value = "integrated_gradients")]
     method: String,
     /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
@@ -362,7 +364,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
     let name = match &args.layer {
-        Some(layer) if method.is_layer_method() => {
+        Some(layer) if method.is_layer_method() || method.is_cam() => {
             // ONNX names hold slashes; a file name must not.
             let layer: String = layer
                 .chars()

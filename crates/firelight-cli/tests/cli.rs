@@ -94,6 +94,37 @@ fn targets_by_name_and_layer_methods() {
 }
 
 #[test]
+fn class_activation_maps_draw_an_overlay() {
+    let out = scratch("cam");
+    let o = out.to_str().unwrap();
+    let run = firelight(&[
+        "explain",
+        "--method",
+        "gradcam++",
+        "--layer",
+        "/_conv_head/Conv_output_0",
+        "--out",
+        o,
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    let npy =
+        firelight::core::npy::read_npy(out.join("chelsea_gradcam++_conv_head_Conv_output_0.npy"))
+            .unwrap();
+    assert_eq!(npy.shape, vec![1, 1, 224, 224]);
+    assert!(npy.data.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(
+        out.join("chelsea_gradcam++_conv_head_Conv_output_0.png")
+            .is_file()
+    );
+    let run = firelight(&[
+        "explain", "--method", "gradcam", "--layer", "logits", "--out", o,
+    ]);
+    assert!(!run.status.success());
+    assert!(text(&run).contains("spatial CAM"), "{}", text(&run));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn predict_and_layers() {
     let run = firelight(&["predict", "--image", &photo("coffee.png"), "--top", "1"]);
     assert!(run.status.success(), "{}", text(&run));
