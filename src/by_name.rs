@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use firelight_cam::{
-    Cam, CamWeighting, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, LayerCam, XGradCam,
+    Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise, GradCamPlusPlus,
+    HiResCam, LayerCam, XGradCam,
 };
 use firelight_core::{Baseline, DynTensor, Error, Model, Result, Target};
 use firelight_grad::{
@@ -51,11 +52,15 @@ pub enum Method {
     XGradCam,
     /// `layercam` (needs a layer).
     LayerCam,
+    /// `eigencam`: the layer's first principal component (needs a layer).
+    EigenCam,
+    /// `eigengradcam` (needs a layer).
+    EigenGradCam,
 }
 
 impl Method {
     /// Every method, in the order `--help` lists them.
-    pub const ALL: [Method; 17] = [
+    pub const ALL: [Method; 19] = [
         Method::IntegratedGradients,
         Method::Saliency,
         Method::InputXGradient,
@@ -73,6 +78,8 @@ impl Method {
         Method::GradCamPlusPlus,
         Method::XGradCam,
         Method::LayerCam,
+        Method::EigenCam,
+        Method::EigenGradCam,
     ];
 
     /// The method's name.
@@ -95,6 +102,8 @@ impl Method {
             Method::GradCamPlusPlus => "gradcam++",
             Method::XGradCam => "xgradcam",
             Method::LayerCam => "layercam",
+            Method::EigenCam => "eigencam",
+            Method::EigenGradCam => "eigengradcam",
         }
     }
 
@@ -109,6 +118,8 @@ impl Method {
                 | Method::GradCamPlusPlus
                 | Method::XGradCam
                 | Method::LayerCam
+                | Method::EigenCam
+                | Method::EigenGradCam
         )
     }
 
@@ -264,6 +275,8 @@ pub fn attribute(
         Method::GradCamPlusPlus => cam(model, layer()?, GradCamPlusPlus, inputs, target),
         Method::XGradCam => cam(model, layer()?, XGradCam, inputs, target),
         Method::LayerCam => cam(model, layer()?, LayerCam, inputs, target),
+        Method::EigenCam => cam(model, layer()?, EigenCam, inputs, target),
+        Method::EigenGradCam => cam(model, layer()?, EigenGradCam, inputs, target),
     }
 }
 

@@ -14,8 +14,8 @@ use burn::tensor::Tensor;
 use common::onnx_weights::materialize;
 use common::*;
 use firelight::cam::{
-    Cam, CamWeighting, GradCam, GradCamElementWise, GradCamPlusPlus, HiResCam, LayerCam, XGradCam,
-    scale_per_image,
+    Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise, GradCamPlusPlus,
+    HiResCam, LayerCam, XGradCam, scale_per_image,
 };
 use firelight::core::npy::{read_npy, read_npy_tensor};
 use firelight::onnx::OnnxModel;
@@ -229,4 +229,95 @@ fn cam_refuses_non_spatial_and_unknown_layers() {
         err.contains("unknown layer") && err.contains("/layer3/layer3.1/relu_1/Relu_output_0"),
         "{err}"
     );
+}
+
+/// Eigen-CAM's projection matches pytorch-grad-cam's `get_2d_projection` up to the sign of the
+/// singular vector (numpy's sign is LAPACK's choice; firelight's agrees with the summed
+/// activations); where the signs agree, the final maps match too.
+#[test]
+fn eigen_cams_match_up_to_the_singular_vector_sign() {
+    let d = device();
+    let load4 = |file: &str| {
+        read_npy_tensor(fixtures().join(file), &d)
+            .unwrap()
+            .into_rank::<4>()
+            .unwrap()
+    };
+    let (_weights, path) =
+        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
+    let model = OnnxModel::load(path, &d).unwrap();
+    let input = read_npy_tensor(fixtures().join("input.npy"), &d).unwrap();
+    let target = Target::classes(vec![791, 923]);
+    for layer in ["layer3", "layer4"] {
+        let (a, g) = (
+            load4(&format!("activations_{layer}.npy")),
+            load4(&format!("gradients_{layer}.npy")),
+        );
+        for (name, ours, file) in [
+            ("eigencam", EigenCam.cam(a.clone(), g.clone()), "eigencam"),
+            (
+                "eigengradcam",
+                EigenGradCam.cam(a.clone(), g.clone()),
+                "eigengradcam",
+            ),
+        ] {
+            let ours = values(&DynTensor::new(ours));
+            let theirs =
+                read_npy(fixtures().join(format!("{file}_projection_{layer}.npy"))).unwrap();
+            let per = ours.len() / 2;
+            for sample in 0..2 {
+                let (o, t) = (
+                    &ours[sample * per..(sample + 1) * per],
+                    &theirs.data[sample * per..(sample + 1) * per],
+                );
+                let scale = t.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let same = max_abs(o, t);
+                let flipped = o
+                    .iter()
+                    .zip(t)
+                    .map(|(x, y)| (x + y).abs())
+                    .fold(0.0, f32::max);
+                eprintln!(
+                    "{name:<13} {layer} sample {sample}: max abs {:.2e} (sign {})",
+                    same.min(flipped) / scale,
+                    if same <= flipped { "same" } else { "flipped" }
+                );
+                assert!(
+                    same.min(flipped) <= 1e-3 * scale,
+                    "{name} {layer} sample {sample}"
+                );
+            }
+        }
+        // Final maps: compared per sample where pytorch-grad-cam's sign happened to agree.
+        let ours = Cam::new(&model, [layer_name(layer)], EigenCam)
+            .unwrap()
+            .attribute(&input, &target)
+            .unwrap();
+        let ours = values(&ours);
+        let theirs = read_npy(fixtures().join(format!("eigencam_{layer}.npy"))).unwrap();
+        let projection = values(&DynTensor::new(EigenCam.cam(a.clone(), g.clone())));
+        let reference =
+            read_npy(fixtures().join(format!("eigencam_projection_{layer}.npy"))).unwrap();
+        let (per_map, per_proj) = (ours.len() / 2, projection.len() / 2);
+        for sample in 0..2 {
+            let p = &projection[sample * per_proj..(sample + 1) * per_proj];
+            let r = &reference.data[sample * per_proj..(sample + 1) * per_proj];
+            if max_abs(p, r)
+                <= p.iter()
+                    .zip(r)
+                    .map(|(x, y)| (x + y).abs())
+                    .fold(0.0, f32::max)
+            {
+                let error = max_abs(
+                    &ours[sample * per_map..(sample + 1) * per_map],
+                    &theirs.data[sample * per_map..(sample + 1) * per_map],
+                );
+                eprintln!("EigenCAM map {layer} sample {sample}: max abs {error:.2e}");
+                assert!(
+                    error <= TOLERANCE,
+                    "EigenCAM {layer} sample {sample}: {error}"
+                );
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@
 //! ```
 
 mod base;
+mod eigen_cam;
 mod grad_cam;
 mod grad_cam_element_wise;
 mod grad_cam_plus_plus;
@@ -23,6 +24,7 @@ mod layer_cam;
 mod x_grad_cam;
 
 pub use base::{Cam, CamWeighting, resize_bilinear, scale_per_image};
+pub use eigen_cam::{EigenCam, EigenGradCam, first_component};
 pub use grad_cam::GradCam;
 pub use grad_cam_element_wise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;

@@ -178,7 +178,7 @@ struct ExplainArgs {
     /// integrated_gradients (ig), saliency, input_x_gradient, smoothgrad, gradient_shap,
     /// guided_backprop, deconvolution, layer_activation, layer_gradient_x_activation,
     /// layer_integrated_gradients, layer_conductance; class activation maps at --layer: gradcam,
-    /// hirescam, gradcamelementwise, gradcam++, xgradcam, layercam.
+    /// hirescam, gradcamelementwise, gradcam++, xgradcam, layercam, eigencam, eigengradcam.
     #[arg(long, default_value = "integrated_gradients")]
     method: String,
     /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
