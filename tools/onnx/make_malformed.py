@@ -232,6 +232,18 @@ def build() -> tuple[dict[str, bytes], dict[str, dict], bytes, dict]:
          "graph input x [1,1,2,4] into conv0's 3x3 kernel without padding (height 2 < 3)",
          "kernel", ["conv0"])
 
+    # The same for pooling windows (found in review: the pools lacked Conv's check).
+    for op, node_name in (("MaxPool", "maxpool0"), ("AveragePool", "avgpool0")):
+        files_name = f"{op.lower()}_input_smaller_than_kernel.onnx"
+        case(files_name,
+             model_of(valid_graph(
+                 nodes=[helper.make_node(op, ["x"], ["y"], name=node_name, kernel_shape=[3, 3])],
+                 initializer=[],
+                 inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 4])],
+                 outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])),
+             f"graph input x [1,1,2,4] into {node_name}'s 3x3 window without padding (height 2 < 3)",
+             "kernel", [node_name])
+
     # --- graph structure ----------------------------------------------------------------------
     cyc = valid_graph(
         nodes=[

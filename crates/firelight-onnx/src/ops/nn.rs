@@ -123,6 +123,106 @@ fn out4(t: Tensor<4>) -> Value {
     Value::float6(t.reshape(padded(&shape)), shape)
 }
 
+/// Max or average pooling (the latter counting padded cells or not).
+#[derive(Clone, Copy)]
+enum Pool {
+    Max,
+    Average(bool),
+}
+
+/// A pooling window in two dimensions; 1-D pools run as 2-D with a window of height 1.
+struct Window {
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    pads: [(usize, usize); 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+}
+
+impl Window {
+    fn one_d(
+        kernel: usize,
+        stride: usize,
+        pads: (usize, usize),
+        dilation: usize,
+        ceil_mode: bool,
+    ) -> Self {
+        Self {
+            kernel: [1, kernel],
+            strides: [1, stride],
+            pads: [(0, 0), pads],
+            dilation: [1, dilation],
+            ceil_mode,
+        }
+    }
+}
+
+/// Pools `[batch, channels, h, w]` after the checks Burn would otherwise panic on.
+fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
+    let what = match pool {
+        Pool::Max => "MaxPool",
+        Pool::Average(_) => "AveragePool",
+    };
+    nonzero(&window.kernel, &format!("{what} kernel_shape"))?;
+    nonzero(&window.strides, &format!("{what} strides"))?;
+    nonzero(&window.dilation, &format!("{what} dilations"))?;
+    check_window(
+        what,
+        &x.dims(),
+        &window.pads,
+        &window.kernel,
+        &window.dilation,
+    )?;
+    Ok(match pool {
+        Pool::Max => {
+            let options = MaxPoolOptions::new(window.kernel)
+                .with_stride(window.strides)
+                .with_padding_pairs(window.pads)
+                .with_dilation(window.dilation)
+                .with_ceil_mode(window.ceil_mode);
+            max_pool2d(x, options)
+        }
+        Pool::Average(count_include_pad) => {
+            if window.dilation != [1, 1] {
+                return Err(Error::Model(format!(
+                    "AveragePool with dilations {:?} is not supported (only 1)",
+                    window.dilation
+                )));
+            }
+            let options = AvgPoolOptions::new(window.kernel)
+                .with_stride(window.strides)
+                .with_padding_pairs(window.pads)
+                .with_count_include_pad(count_include_pad)
+                .with_ceil_mode(window.ceil_mode);
+            avg_pool2d(x, options)
+        }
+    })
+}
+
+/// The length of a `[batch, channels, length]` input.
+fn len3(v: &Value, what: &str) -> Result<usize> {
+    let [_, _, len]: [usize; 3] = v
+        .shape()
+        .try_into()
+        .map_err(|_| rank_error(what, 3, v.shape()))?;
+    Ok(len)
+}
+
+/// A `[batch, channels, length]` value as an image of height 1.
+fn as_image(v: &Value) -> Result<Tensor<4>> {
+    let [b, c, len]: [usize; 3] = v
+        .shape()
+        .try_into()
+        .map_err(|_| rank_error("pooling", 3, v.shape()))?;
+    Ok(v.float("input")?.reshape([b, c, 1, len]))
+}
+
+/// An image of height 1 back to `[batch, channels, length]`.
+fn out3(t: Tensor<4>) -> Value {
+    let [b, c, _, len] = t.dims();
+    Value::float6(t.reshape(padded(&[b, c, len])), vec![b, c, len])
+}
+
 /// `[C]` parameters shaped to broadcast along axis 1 of a rank-`rank` input.
 fn per_channel(param: &Value, rank: usize) -> Result<F> {
     let c = param.num_elements();
@@ -214,9 +314,6 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
             let c = &n.config;
             let v = x()?;
             let [_, _, h, w] = dims4(v, "MaxPool")?;
-            nonzero(&c.kernel_size, "MaxPool kernel_shape")?;
-            nonzero(&c.strides, "MaxPool strides")?;
-            nonzero(&c.dilation, "MaxPool dilations")?;
             let pads = pads_2d(
                 &c.padding,
                 &c.auto_pad,
@@ -225,24 +322,19 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 c.strides,
                 c.dilation,
             );
-            let options = MaxPoolOptions::new(c.kernel_size)
-                .with_stride(c.strides)
-                .with_padding_pairs(pads)
-                .with_dilation(c.dilation)
-                .with_ceil_mode(c.ceil_mode);
-            vec![out4(max_pool2d(v.float_at::<4>()?, options))]
+            let window = Window {
+                kernel: c.kernel_size,
+                strides: c.strides,
+                pads,
+                dilation: c.dilation,
+                ceil_mode: c.ceil_mode,
+            };
+            vec![out4(pool2d(Pool::Max, v.float_at::<4>()?, window)?)]
         }
         N::MaxPool1d(n) => {
             let c = &n.config;
             let v = x()?;
-            let [b, ch, len]: [usize; 3] = v
-                .shape()
-                .try_into()
-                .map_err(|_| rank_error("MaxPool", 3, v.shape()))?;
-            nonzero(
-                &[c.kernel_size, c.stride, c.dilation],
-                "MaxPool kernel/stride/dilation",
-            )?;
+            let len = len3(v, "MaxPool")?;
             let pads = pads_1d(
                 &c.padding,
                 &c.auto_pad,
@@ -251,30 +343,13 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 c.stride,
                 c.dilation,
             );
-            let options = MaxPoolOptions::new([1, c.kernel_size])
-                .with_stride([1, c.stride])
-                .with_padding_pairs([(0, 0), pads])
-                .with_dilation([1, c.dilation])
-                .with_ceil_mode(c.ceil_mode);
-            let y = max_pool2d(v.float("input")?.reshape([b, ch, 1, len]), options);
-            let [b, ch, _, out] = y.dims();
-            vec![Value::float6(
-                y.reshape(padded(&[b, ch, out])),
-                vec![b, ch, out],
-            )]
+            let window = Window::one_d(c.kernel_size, c.stride, pads, c.dilation, c.ceil_mode);
+            vec![out3(pool2d(Pool::Max, as_image(v)?, window)?)]
         }
         N::AveragePool2d(n) => {
             let c = &n.config;
             let v = x()?;
             let [_, _, h, w] = dims4(v, "AveragePool")?;
-            nonzero(&c.kernel_size, "AveragePool kernel_shape")?;
-            nonzero(&c.strides, "AveragePool strides")?;
-            if c.dilation != [1, 1] {
-                return Err(Error::Model(format!(
-                    "AveragePool with dilations {:?} is not supported (only 1)",
-                    c.dilation
-                )));
-            }
             let pads = pads_2d(
                 &c.padding,
                 &c.auto_pad,
@@ -283,39 +358,24 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 c.strides,
                 [1, 1],
             );
-            let options = AvgPoolOptions::new(c.kernel_size)
-                .with_stride(c.strides)
-                .with_padding_pairs(pads)
-                .with_count_include_pad(c.count_include_pad)
-                .with_ceil_mode(c.ceil_mode);
-            vec![out4(avg_pool2d(v.float_at::<4>()?, options))]
+            let window = Window {
+                kernel: c.kernel_size,
+                strides: c.strides,
+                pads,
+                dilation: c.dilation,
+                ceil_mode: c.ceil_mode,
+            };
+            let pool = Pool::Average(c.count_include_pad);
+            vec![out4(pool2d(pool, v.float_at::<4>()?, window)?)]
         }
         N::AveragePool1d(n) => {
             let c = &n.config;
             let v = x()?;
-            let [b, ch, len]: [usize; 3] = v
-                .shape()
-                .try_into()
-                .map_err(|_| rank_error("AveragePool", 3, v.shape()))?;
-            nonzero(&[c.kernel_size, c.stride], "AveragePool kernel/stride")?;
-            if c.dilation != 1 {
-                return Err(Error::Model(
-                    "AveragePool with dilation other than 1 is not supported".into(),
-                ));
-            }
+            let len = len3(v, "AveragePool")?;
             let pads = pads_1d(&c.padding, &c.auto_pad, len, c.kernel_size, c.stride, 1);
-            check_window("AveragePool", v.shape(), &[pads], &[c.kernel_size], &[1])?;
-            let options = AvgPoolOptions::new([1, c.kernel_size])
-                .with_stride([1, c.stride])
-                .with_padding_pairs([(0, 0), pads])
-                .with_count_include_pad(c.count_include_pad)
-                .with_ceil_mode(c.ceil_mode);
-            let y = avg_pool2d(v.float("input")?.reshape([b, ch, 1, len]), options);
-            let [b, ch, _, out] = y.dims();
-            vec![Value::float6(
-                y.reshape(padded(&[b, ch, out])),
-                vec![b, ch, out],
-            )]
+            let window = Window::one_d(c.kernel_size, c.stride, pads, c.dilation, c.ceil_mode);
+            let pool = Pool::Average(c.count_include_pad);
+            vec![out3(pool2d(pool, as_image(v)?, window)?)]
         }
         N::GlobalAveragePool(_) | N::GlobalMaxPool(_) => {
             let v = x()?;
