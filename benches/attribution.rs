@@ -5,31 +5,15 @@
 //! Captum on the same shapes. Set `FIRELIGHT_BENCH_REPS` to change the repetitions (default 3;
 //! the median is reported). Results and commands: BENCHMARKS.md.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::time;
 
 use firelight::models::{RandomWeights, ResNet18};
 use firelight::prelude::*;
 
 /// One timed call.
 type Case<'a> = Box<dyn FnMut() + 'a>;
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn time(reps: usize, mut f: impl FnMut()) -> Duration {
-    f(); // warm-up: allocations, thread pools
-    median(
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
 
 fn main() {
     let reps: usize = std::env::var("FIRELIGHT_BENCH_REPS")

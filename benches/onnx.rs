@@ -15,7 +15,11 @@ mod onnx_weights;
 
 use std::path::PathBuf;
 use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::time;
 
 use firelight::models::{RandomWeights, ResNet18};
 use firelight::onnx::OnnxModel;
@@ -23,24 +27,6 @@ use firelight::prelude::*;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn time(reps: usize, mut f: impl FnMut()) -> Duration {
-    f(); // warm-up: allocations, thread pools
-    median(
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
 }
 
 fn input(batch: usize, device: &Device) -> (DynTensor, Target) {

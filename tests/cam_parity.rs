@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Tensor;
-use common::onnx_weights::materialize;
+use common::onnx_weights::{TempDir, materialize};
 use common::*;
 use firelight::cam::{
     Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise, GradCamPlusPlus,
@@ -32,6 +32,16 @@ fn layer_name(key: &str) -> &'static str {
         "layer3" => "/layer3/layer3.1/relu_1/Relu_output_0",
         _ => "/layer4/layer4.1/relu_1/Relu_output_0",
     }
+}
+
+/// The ResNet-18 ONNX model (its rebuilt weights live as long as the returned folder) and the
+/// fixtures' input.
+fn resnet18() -> (TempDir, OnnxModel, DynTensor) {
+    let (weights, path) =
+        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
+    let model = OnnxModel::load(path, &device()).unwrap();
+    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    (weights, model, input)
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
@@ -68,10 +78,7 @@ fn check<W: CamWeighting>(
 
 #[test]
 fn cams_match_pytorch_grad_cam_on_resnet18() {
-    let (_weights, path) =
-        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
-    let model = OnnxModel::load(path, &device()).unwrap();
-    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let (_weights, model, input) = resnet18();
     let target = Target::classes(vec![791, 923]);
     let mut problems = Vec::new();
     for layer in ["layer3", "layer4"] {
@@ -146,10 +153,7 @@ fn cams_match_pytorch_grad_cam_on_resnet18() {
 /// A CAM does not change when the target is multiplied by a positive number.
 #[test]
 fn cams_ignore_a_positive_scaling_of_the_target() {
-    let (_weights, path) =
-        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
-    let model = OnnxModel::load(path, &device()).unwrap();
-    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let (_weights, model, input) = resnet18();
     let plain = Target::classes(vec![791, 923]);
     let scaled = Target::custom(|outputs: Tensor<2>, samples: &[usize]| {
         Target::classes(vec![791, 923])
@@ -209,10 +213,7 @@ fn scaling_maps_into_unit_interval_and_survives_zero_maps() {
 /// Bad input gets a clear error: a layer without spatial dimensions, a layer that does not exist.
 #[test]
 fn cam_refuses_non_spatial_and_unknown_layers() {
-    let (_weights, path) =
-        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
-    let model = OnnxModel::load(path, &device()).unwrap();
-    let input = read_npy_tensor(fixtures().join("input.npy"), &device()).unwrap();
+    let (_weights, model, input) = resnet18();
     let target = Target::classes(vec![791, 923]);
     let flat = model.layers().last().unwrap().name.clone(); // the logits, [batch, 1000]
     let err = Cam::new(&model, [flat.as_str()], GradCam)
@@ -243,10 +244,7 @@ fn eigen_cams_match_up_to_the_singular_vector_sign() {
             .into_rank::<4>()
             .unwrap()
     };
-    let (_weights, path) =
-        materialize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_resnet18"));
-    let model = OnnxModel::load(path, &d).unwrap();
-    let input = read_npy_tensor(fixtures().join("input.npy"), &d).unwrap();
+    let (_weights, model, input) = resnet18();
     let target = Target::classes(vec![791, 923]);
     for layer in ["layer3", "layer4"] {
         let (a, g) = (

@@ -117,9 +117,10 @@ fn slice_indices(dim: usize, start: i64, end: i64, step: i64) -> Result<Vec<i64>
 }
 
 /// Selects `indices` along logical `axis` of `v` (any kind), as `Slice` and `Gather` need.
-fn take(v: &Value, axis: usize, indices: Vec<i64>, mut shape: Vec<usize>) -> Value {
+fn take(v: &Value, axis: usize, indices: Vec<i64>) -> Value {
     let phys = physical(v.rank(), axis);
     let n = indices.len();
+    let mut shape = v.shape().to_vec();
     shape[axis] = n;
     let contiguous = indices.windows(2).all(|w| w[1] == w[0] + 1);
     if n > 0 && contiguous {
@@ -355,8 +356,7 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 if indices.len() == dim && indices.iter().enumerate().all(|(j, &k)| j as i64 == k) {
                     continue;
                 }
-                let shape = out.shape().to_vec();
-                out = take(&out, axis, indices, shape);
+                out = take(&out, axis, indices);
             }
             vec![out]
         }
@@ -384,11 +384,7 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
             let mut shape = data.shape()[..axis].to_vec();
             shape.extend_from_slice(idx.shape());
             shape.extend_from_slice(&data.shape()[axis + 1..]);
-            let mut flat_shape = data.shape().to_vec();
-            flat_shape[axis] = indices.len();
-            let gathered = take(data, axis, indices, data.shape().to_vec());
-            debug_assert_eq!(gathered.shape(), flat_shape.as_slice());
-            vec![gathered.reshaped(shape)?]
+            vec![take(data, axis, indices).reshaped(shape)?]
         }
         N::Expand(n) => {
             let v = x()?;
@@ -530,16 +526,8 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
             sizes
                 .into_iter()
                 .map(|len| {
-                    let mut shape = v.shape().to_vec();
-                    shape[axis] = len;
-                    let part = take(
-                        v,
-                        axis,
-                        (start as i64..(start + len) as i64).collect(),
-                        v.shape().to_vec(),
-                    );
+                    let part = take(v, axis, (start as i64..(start + len) as i64).collect());
                     start += len;
-                    debug_assert_eq!(part.shape(), shape.as_slice());
                     part
                 })
                 .collect()
