@@ -22,6 +22,25 @@ pub struct RgbImage {
 const MAX_PIXELS: u64 = 1 << 28;
 
 impl RgbImage {
+    /// A `width` x `height` image of one colour.
+    pub fn filled(width: usize, height: usize, color: [u8; 3]) -> Self {
+        Self {
+            width,
+            height,
+            data: color.repeat(width * height),
+        }
+    }
+
+    /// Copies `other` into this image with its top-left corner at `(x, y)`, clipped to the edges.
+    pub fn paste(&mut self, other: &RgbImage, x: usize, y: usize) {
+        let cols = other.width.min(self.width.saturating_sub(x));
+        for row in 0..other.height.min(self.height.saturating_sub(y)) {
+            let src = row * other.width * 3;
+            let dst = ((y + row) * self.width + x) * 3;
+            self.data[dst..dst + cols * 3].copy_from_slice(&other.data[src..src + cols * 3]);
+        }
+    }
+
     /// Reads a PNG or JPEG photo, told apart by its first bytes (not its name).
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

@@ -2,12 +2,16 @@
 //!
 //! Pictures a person would rather look at than read: colormaps ([`Colormap`]), attribution maps
 //! reduced to one value per pixel ([`pixel_map`]), heatmap overlays ([`overlay`]), and PNG reading
-//! and atomic writing ([`image`]).
+//! and atomic writing ([`image`]), text in a bitmap font ([`text`]) and a grid of titled pictures
+//! ([`titled_grid`]).
 
 #![warn(missing_docs)]
 
 pub mod colormap;
+pub mod grid;
 pub mod image;
+pub mod text;
 
 pub use colormap::Colormap;
+pub use grid::titled_grid;
 pub use image::{RgbImage, attribution_overlay, overlay, pixel_map};
