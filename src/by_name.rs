@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use firelight_cam::{
-    Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise, GradCamPlusPlus,
-    HiResCam, LayerCam, XGradCam,
+    AblationCam, Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise,
+    GradCamPlusPlus, HiResCam, LayerCam, ScoreCam, XGradCam,
 };
 use firelight_core::{Baseline, DynTensor, Error, Model, Result, Target};
 use firelight_grad::{
@@ -56,11 +56,15 @@ pub enum Method {
     EigenCam,
     /// `eigengradcam` (needs a layer).
     EigenGradCam,
+    /// `scorecam`: channels weighted by the score of the input masked with them (needs a layer).
+    ScoreCam,
+    /// `ablationcam`: channels weighted by the score lost when they are ablated (needs a layer).
+    AblationCam,
 }
 
 impl Method {
     /// Every method, in the order `--help` lists them.
-    pub const ALL: [Method; 19] = [
+    pub const ALL: [Method; 21] = [
         Method::IntegratedGradients,
         Method::Saliency,
         Method::InputXGradient,
@@ -80,6 +84,8 @@ impl Method {
         Method::LayerCam,
         Method::EigenCam,
         Method::EigenGradCam,
+        Method::ScoreCam,
+        Method::AblationCam,
     ];
 
     /// The method's name.
@@ -104,6 +110,8 @@ impl Method {
             Method::LayerCam => "layercam",
             Method::EigenCam => "eigencam",
             Method::EigenGradCam => "eigengradcam",
+            Method::ScoreCam => "scorecam",
+            Method::AblationCam => "ablationcam",
         }
     }
 
@@ -120,6 +128,8 @@ impl Method {
                 | Method::LayerCam
                 | Method::EigenCam
                 | Method::EigenGradCam
+                | Method::ScoreCam
+                | Method::AblationCam
         )
     }
 
@@ -179,8 +189,12 @@ pub struct MethodOptions {
     pub samples: usize,
     /// Noise standard deviation, in input units.
     pub stdevs: f32,
-    /// The layer of a layer method.
+    /// The layer of a layer method or CAM.
     pub layer: Option<String>,
+    /// CAMs: the first principal component of the weighted activations instead of their sum.
+    pub eigen_smooth: bool,
+    /// CAMs: the mean over six test-time augmentations (flip x brightness).
+    pub aug_smooth: bool,
 }
 
 impl Default for MethodOptions {
@@ -193,6 +207,8 @@ impl Default for MethodOptions {
             samples: 16,
             stdevs: 0.15,
             layer: None,
+            eigen_smooth: false,
+            aug_smooth: false,
         }
     }
 }
@@ -269,26 +285,42 @@ pub fn attribute(
                 .baselines(o.baselines.clone())
         )
         .attribute(inputs, target),
-        Method::GradCam => cam(model, layer()?, GradCam, inputs, target),
-        Method::HiResCam => cam(model, layer()?, HiResCam, inputs, target),
-        Method::GradCamElementWise => cam(model, layer()?, GradCamElementWise, inputs, target),
-        Method::GradCamPlusPlus => cam(model, layer()?, GradCamPlusPlus, inputs, target),
-        Method::XGradCam => cam(model, layer()?, XGradCam, inputs, target),
-        Method::LayerCam => cam(model, layer()?, LayerCam, inputs, target),
-        Method::EigenCam => cam(model, layer()?, EigenCam, inputs, target),
-        Method::EigenGradCam => cam(model, layer()?, EigenGradCam, inputs, target),
+        Method::GradCam => cam(o, layer()?, GradCam, model, inputs, target),
+        Method::HiResCam => cam(o, layer()?, HiResCam, model, inputs, target),
+        Method::GradCamElementWise => cam(o, layer()?, GradCamElementWise, model, inputs, target),
+        Method::GradCamPlusPlus => cam(o, layer()?, GradCamPlusPlus, model, inputs, target),
+        Method::XGradCam => cam(o, layer()?, XGradCam, model, inputs, target),
+        Method::LayerCam => cam(o, layer()?, LayerCam, model, inputs, target),
+        Method::EigenCam => cam(o, layer()?, EigenCam, model, inputs, target),
+        Method::EigenGradCam => cam(o, layer()?, EigenGradCam, model, inputs, target),
+        Method::ScoreCam => {
+            let weighting = o
+                .internal_batch_size
+                .map_or_else(ScoreCam::default, ScoreCam::with_batch_size);
+            cam(o, layer()?, weighting, model, inputs, target)
+        }
+        Method::AblationCam => {
+            let weighting = o
+                .internal_batch_size
+                .map_or_else(AblationCam::default, AblationCam::with_batch_size);
+            cam(o, layer()?, weighting, model, inputs, target)
+        }
     }
 }
 
 /// A CAM as an image attribution: `[batch, 1, height, width]`.
 fn cam(
-    model: &dyn Model,
+    options: &MethodOptions,
     layer: String,
     weighting: impl CamWeighting,
+    model: &dyn Model,
     inputs: &DynTensor,
     target: &Target,
 ) -> Result<DynTensor> {
-    let map = Cam::new(model, [layer], weighting)?.attribute(inputs, target)?;
+    let map = Cam::new(model, [layer], weighting)?
+        .eigen_smooth(options.eigen_smooth)
+        .aug_smooth(options.aug_smooth)
+        .attribute(inputs, target)?;
     let [batch, height, width]: [usize; 3] =
         map.shape().try_into().expect("CAMs are [batch, h, w]");
     DynTensor::from_flat(map.into_flat(), vec![batch, 1, height, width])

@@ -3,7 +3,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::base::CamWeighting;
+use firelight_core::Result;
+
+use crate::base::{CamWeighting, LayerValues};
 
 /// Eigen-CAM: per image, the centred `[h*w, channels]` activation matrix projected on its first
 /// right singular vector. Gradients are not used.
@@ -19,8 +21,13 @@ impl CamWeighting for EigenCam {
         "EigenCAM"
     }
 
-    fn cam(&self, activations: Tensor<4>, _gradients: Tensor<4>) -> Tensor<3> {
-        first_component(activations)
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        Ok(layer.activations.clone())
+    }
+
+    /// Always the first principal component (`eigen_smooth` changes nothing).
+    fn cam_image(&self, layer: &LayerValues, _eigen_smooth: bool) -> Result<Tensor<3>> {
+        Ok(first_component(self.weighted_activations(layer)?))
     }
 }
 
@@ -29,8 +36,13 @@ impl CamWeighting for EigenGradCam {
         "EigenGradCAM"
     }
 
-    fn cam(&self, activations: Tensor<4>, gradients: Tensor<4>) -> Tensor<3> {
-        first_component(gradients * activations)
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        Ok(layer.gradients()? * layer.activations.clone())
+    }
+
+    /// Always the first principal component (`eigen_smooth` changes nothing).
+    fn cam_image(&self, layer: &LayerValues, _eigen_smooth: bool) -> Result<Tensor<3>> {
+        Ok(first_component(self.weighted_activations(layer)?))
     }
 }
 

@@ -2,7 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::base::{CamWeighting, weighted_channels};
+use firelight_core::Result;
+
+use crate::base::{CamWeighting, LayerValues, weighted_channels};
 
 /// Grad-CAM: `weights[c] = mean_{h,w} gradients[c, h, w]`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -13,9 +15,10 @@ impl CamWeighting for GradCam {
         "GradCAM"
     }
 
-    fn cam(&self, activations: Tensor<4>, gradients: Tensor<4>) -> Tensor<3> {
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        let (activations, gradients) = (layer.activations.clone(), layer.gradients()?);
         let [n, c, _, _] = gradients.dims();
         let weights = gradients.mean_dim(3).mean_dim(2).reshape([n, c]);
-        weighted_channels(weights, activations)
+        Ok(weighted_channels(weights, activations))
     }
 }

@@ -2,7 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::base::CamWeighting;
+use firelight_core::Result;
+
+use crate::base::{CamWeighting, LayerValues};
 
 /// Grad-CAM element-wise: `sum_c relu(gradients * activations)`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -13,11 +15,8 @@ impl CamWeighting for GradCamElementWise {
         "GradCAMElementWise"
     }
 
-    fn cam(&self, activations: Tensor<4>, gradients: Tensor<4>) -> Tensor<3> {
-        let [n, _, h, w] = activations.dims();
-        (gradients * activations)
-            .clamp_min(0.0)
-            .sum_dim(1)
-            .reshape([n, h, w])
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        let (activations, gradients) = (layer.activations.clone(), layer.gradients()?);
+        Ok((gradients * activations).clamp_min(0.0))
     }
 }

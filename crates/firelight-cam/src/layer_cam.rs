@@ -2,7 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::base::CamWeighting;
+use firelight_core::Result;
+
+use crate::base::{CamWeighting, LayerValues};
 
 /// LayerCAM: `sum_c relu(gradients) * activations`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -13,10 +15,8 @@ impl CamWeighting for LayerCam {
         "LayerCAM"
     }
 
-    fn cam(&self, activations: Tensor<4>, gradients: Tensor<4>) -> Tensor<3> {
-        let [n, _, h, w] = activations.dims();
-        (gradients.clamp_min(0.0) * activations)
-            .sum_dim(1)
-            .reshape([n, h, w])
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        let (activations, gradients) = (layer.activations.clone(), layer.gradients()?);
+        Ok(gradients.clamp_min(0.0) * activations)
     }
 }

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ablation_cam;
 mod base;
 mod eigen_cam;
 mod grad_cam;
@@ -21,13 +22,16 @@ mod grad_cam_element_wise;
 mod grad_cam_plus_plus;
 mod hires_cam;
 mod layer_cam;
+mod score_cam;
 mod x_grad_cam;
 
-pub use base::{Cam, CamWeighting, resize_bilinear, scale_per_image};
+pub use ablation_cam::AblationCam;
+pub use base::{Cam, CamWeighting, LayerValues, TokenReshape, resize_bilinear, scale_per_image};
 pub use eigen_cam::{EigenCam, EigenGradCam, first_component};
 pub use grad_cam::GradCam;
 pub use grad_cam_element_wise::GradCamElementWise;
 pub use grad_cam_plus_plus::GradCamPlusPlus;
 pub use hires_cam::HiResCam;
 pub use layer_cam::LayerCam;
+pub use score_cam::ScoreCam;
 pub use x_grad_cam::XGradCam;

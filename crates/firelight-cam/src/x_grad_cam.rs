@@ -2,7 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::base::{CamWeighting, spatial_sum, weighted_channels};
+use firelight_core::Result;
+
+use crate::base::{CamWeighting, LayerValues, spatial_sum, weighted_channels};
 
 /// XGradCAM: `weights[c] = sum_{h,w} gradients * activations / (sum_{h,w} activations + 1e-7)`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -13,10 +15,11 @@ impl CamWeighting for XGradCam {
         "XGradCAM"
     }
 
-    fn cam(&self, activations: Tensor<4>, gradients: Tensor<4>) -> Tensor<3> {
+    fn weighted_activations(&self, layer: &LayerValues) -> Result<Tensor<4>> {
+        let (activations, gradients) = (layer.activations.clone(), layer.gradients()?);
         let [n, c, _, _] = activations.dims();
         let share = activations.clone() / (spatial_sum(activations.clone()) + 1e-7);
         let weights = spatial_sum(gradients * share).reshape([n, c]);
-        weighted_channels(weights, activations)
+        Ok(weighted_channels(weights, activations))
     }
 }

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""More CAM parity fixtures from pytorch-grad-cam (PyPI `grad-cam`), beside cam_fixtures.py's:
+
+1. ResNet-18 (the model, input and targets of tests/fixtures/cam_resnet18), written into that folder:
+   scorecam_<layer>.npy, ablationcam_<layer>.npy     ScoreCAM / AblationCAM, default batch sizes
+   gradcam_aug_layer4.npy                             GradCAM(..., aug_smooth=True)
+   gradcam_eigen_layer4.npy                           GradCAM(..., eigen_smooth=True)
+   gradcam_softmax_layer4.npy                         targets = ClassifierOutputSoftmaxTarget(t)
+   manifest_more.json                                 what each file is, versions
+2. EfficientNet-Lite0 (bundled ImageNet weights; the first image of
+   tests/fixtures/onnx_efficientnet_lite0/input.npy, chelsea.png, target its top-1 class) into
+   tests/fixtures/cam_efficientnet_lite0/: input.npy, and <method>_<layer>.npy for the gradient
+   methods at layers `bn1` (torch `_bn1`, whose output is the ONNX tensor `/_conv_head/Conv_output_0`
+   since the export folds BatchNorm into the convolution) and `blocks10` (torch `_blocks.10`, ONNX
+   `/_blocks.10/Add_output_0`), plus ScoreCAM at `blocks10` (AblationCAM: see `efficientnet`).
+
+    python tools/parity/cam_fixtures_more.py
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools", "models"))
+from onnx_common import save  # noqa: E402
+
+GRADIENT_METHODS = [("gradcam", "GradCAM"), ("hirescam", "HiResCAM"),
+                    ("gradcamelementwise", "GradCAMElementWise"),
+                    ("gradcamplusplus", "GradCAMPlusPlus"), ("xgradcam", "XGradCAM"),
+                    ("layercam", "LayerCAM"), ("eigengradcam", "EigenGradCAM")]
+
+
+def run(model, cls_name, layers, x, targets, **call):
+    import pytorch_grad_cam
+    modules = dict(model.named_modules())
+    with getattr(pytorch_grad_cam, cls_name)(model=model,
+                                             target_layers=[modules[l] for l in layers]) as cam:
+        out = cam(input_tensor=x, targets=targets, **call)
+    out = np.asarray(out, dtype=np.float32)
+    assert out.shape == (x.shape[0],) + tuple(x.shape[2:]), out.shape
+    return out
+
+
+def resnet18(files):
+    from export_resnet18_onnx import build_model
+    from pytorch_grad_cam.utils.model_targets import (ClassifierOutputSoftmaxTarget,
+                                                      ClassifierOutputTarget)
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_resnet18")
+    with open(os.path.join(out, "manifest.json")) as f:
+        targets = json.load(f)["targets"]
+    x = torch.from_numpy(np.load(os.path.join(out, "input.npy")))
+    torch.manual_seed(0)
+    model, _ = build_model()
+    logit = lambda: [ClassifierOutputTarget(t) for t in targets]  # noqa: E731
+    for layer in ["layer3", "layer4"]:
+        for slug, cls in [("scorecam", "ScoreCAM"), ("ablationcam", "AblationCAM")]:
+            name = f"{slug}_{layer}.npy"
+            save(out, name, run(model, cls, [layer], x, logit()))
+            files[name] = {"model": "resnet18", "method": cls, "layer": layer}
+    cases = [("gradcam_aug_layer4.npy", logit(), {"aug_smooth": True}),
+             ("gradcam_eigen_layer4.npy", logit(), {"eigen_smooth": True}),
+             ("gradcam_softmax_layer4.npy", [ClassifierOutputSoftmaxTarget(t) for t in targets], {})]
+    for name, targets_, call in cases:
+        save(out, name, run(model, "GradCAM", ["layer4"], x, targets_, **call))
+        files[name] = {"model": "resnet18", "method": "GradCAM", "layer": "layer4", **call}
+        print(" ", name)
+
+
+def efficientnet(files):
+    from export_efficientnet_lite0 import build_model
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_efficientnet_lite0")
+    os.makedirs(out, exist_ok=True)
+    x = np.load(os.path.join(ROOT, "tests", "fixtures", "onnx_efficientnet_lite0", "input.npy"))[:1]
+    save(out, "input.npy", x)
+    x = torch.from_numpy(x)
+    model = build_model()
+    with torch.no_grad():
+        target = int(model(x).argmax(1)[0])
+    print("  efficientnet target", target)
+    layers = {"bn1": "_bn1", "blocks10": "_blocks.10"}
+    jobs = [(slug, cls, key) for slug, cls in GRADIENT_METHODS for key in layers]
+    # No AblationCAM here: its AblationLayer replaces the module and is then called as
+    # `block(x, drop_connect_rate=...)`, which it does not accept; at `_bn1` it would take 1280
+    # forward passes, too slow for a test. ResNet-18 covers AblationCAM.
+    jobs += [("scorecam", "ScoreCAM", "blocks10")]
+    for slug, cls, key in jobs:
+        name = f"{slug}_{key}.npy"
+        save(out, name, run(model, cls, [layers[key]], x, [ClassifierOutputTarget(target)]))
+        files["cam_efficientnet_lite0/" + name] = {"model": "efficientnet_lite0", "method": cls,
+                                                   "layer": layers[key], "target": target}
+        print(" ", name)
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump({"generator": "tools/parity/cam_fixtures_more.py", "target": target,
+                   "layers": {"bn1": "/_conv_head/Conv_output_0",
+                              "blocks10": "/_blocks.10/Add_output_0"},
+                   "files": {k: v for k, v in files.items() if k.startswith("cam_eff")}},
+                  f, indent=1)
+
+
+def main():
+    from importlib.metadata import version
+    files = {}
+    resnet18(files)
+    efficientnet(files)
+    with open(os.path.join(ROOT, "tests", "fixtures", "cam_resnet18", "manifest_more.json"),
+              "w") as f:
+        json.dump({"generator": "tools/parity/cam_fixtures_more.py",
+                   "files": {k: v for k, v in files.items() if not k.startswith("cam_eff")},
+                   "versions": {"grad-cam": version("grad-cam"), "torch": torch.__version__}},
+                  f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
