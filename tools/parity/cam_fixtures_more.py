@@ -6,8 +6,15 @@
    gradcam_aug_layer4.npy                             GradCAM(..., aug_smooth=True)
    gradcam_eigen_layer4.npy                           GradCAM(..., eigen_smooth=True)
    gradcam_softmax_layer4.npy                         targets = ClassifierOutputSoftmaxTarget(t)
+   embeddings.npy, gradcam_{similarity,difference}_layer4.npy
+                                                      the concept tutorial's targets: ResNet-18 cut
+                                                      at its pooled features, both images explained
+                                                      against concept.npy (mirrored image 1)
    manifest_more.json                                 what each file is, versions
-2. EfficientNet-Lite0 (bundled ImageNet weights; the first image of
+2. A small fully convolutional net (seeded random weights) in tests/fixtures/cam_segmentation/:
+   model.onnx, input.npy, output.npy, regions.npy (where class 1 wins), gradcam_class1.npy
+   (GradCAM with SemanticSegmentationTarget(1, region) at its third ReLU).
+3. EfficientNet-Lite0 (bundled ImageNet weights; the first image of
    tests/fixtures/onnx_efficientnet_lite0/input.npy, chelsea.png, target its top-1 class) into
    tests/fixtures/cam_efficientnet_lite0/: input.npy, and <method>_<layer>.npy for the gradient
    methods at layers `bn1` (torch `_bn1`, whose output is the ONNX tensor `/_conv_head/Conv_output_0`
@@ -71,6 +78,90 @@ def resnet18(files):
         print(" ", name)
 
 
+def concept_targets(files):
+    """pytorch-grad-cam's concept tutorial targets on ResNet-18 cut at its pooled features."""
+    from export_resnet18_onnx import build_model
+
+    # The tutorial (docs/Pixel Attribution for embeddings.ipynb) defines these; the package does not.
+    class SimilarityToConceptTarget:
+        def __init__(self, features):
+            self.features = features
+
+        def __call__(self, model_output):
+            cos = torch.nn.CosineSimilarity(dim=0)
+            return cos(model_output, self.features)
+
+    class DifferenceFromConceptTarget:
+        def __init__(self, features):
+            self.features = features
+
+        def __call__(self, model_output):
+            cos = torch.nn.CosineSimilarity(dim=0)
+            return 1 - cos(model_output, self.features)
+
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_resnet18")
+    x = torch.from_numpy(np.load(os.path.join(out, "input.npy")))
+    torch.manual_seed(0)
+    model, _ = build_model()
+
+    class Features(torch.nn.Module):
+        """The tutorial's ResnetFeatureExtractor: everything but the classifier, [N, 512]."""
+
+        def __init__(self, resnet):
+            super().__init__()
+            self.resnet = resnet
+            self.feature_extractor = torch.nn.Sequential(*list(resnet.children())[:-1])
+
+        def forward(self, x):
+            return self.feature_extractor(x)[:, :, 0, 0]
+
+    features = Features(model).eval()
+    with torch.no_grad():
+        embeddings = features(x)
+    save(out, "embeddings.npy", embeddings.numpy())
+    # The concept: the embedding of image 1 mirrored (explaining an image by its likeness to its
+    # own embedding would be degenerate: the cosine is at its maximum, its gradient zero).
+    with torch.no_grad():
+        concept = features(torch.flip(x[1:], dims=[3]))[0]
+    save(out, "concept.npy", concept.numpy())
+    for slug, cls in [("similarity", SimilarityToConceptTarget),
+                      ("difference", DifferenceFromConceptTarget)]:
+        name = f"gradcam_{slug}_layer4.npy"
+        save(out, name, run(features, "GradCAM", ["resnet.layer4"], x, [cls(concept), cls(concept)]))
+        files[name] = {"model": "resnet18 cut at avgpool (flattened)", "method": "GradCAM",
+                       "layer": "layer4", "target": f"{cls.__name__}(concept.npy)"}
+        print(" ", name)
+
+
+def segmentation(files):
+    """SemanticSegmentationTarget on a small fully convolutional net (seeded random weights)."""
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_segmentation")
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, padding=1, stride=2), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 3, 1)).eval()  # masks at half the input's resolution, 16x16
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.onnx.export(net, x, os.path.join(out, "model.onnx"), input_names=["input"],
+                      output_names=["masks"], opset_version=17, dynamo=False)
+    save(out, "input.npy", x.numpy())
+    with torch.no_grad():
+        masks = net(x)
+    save(out, "output.npy", masks.numpy())
+    # The region where class 1 wins, per image, as the tutorial builds it from the prediction.
+    regions = [np.float32(m.argmax(0).numpy() == 1) for m in masks]
+    save(out, "regions.npy", np.stack(regions))
+    cam = run(net, "GradCAM", ["5"], x, [SemanticSegmentationTarget(1, r) for r in regions])
+    save(out, "gradcam_class1.npy", cam)
+    files["cam_segmentation/gradcam_class1.npy"] = {
+        "model": "cam_segmentation/model.onnx", "method": "GradCAM", "layer": "5 (third ReLU)",
+        "target": "SemanticSegmentationTarget(1, regions[i])"}
+    print("  cam_segmentation/gradcam_class1.npy")
+
+
 def efficientnet(files):
     from export_efficientnet_lite0 import build_model
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -107,6 +198,8 @@ def main():
     from importlib.metadata import version
     files = {}
     resnet18(files)
+    concept_targets(files)
+    segmentation(files)
     efficientnet(files)
     with open(os.path.join(ROOT, "tests", "fixtures", "cam_resnet18", "manifest_more.json"),
               "w") as f:

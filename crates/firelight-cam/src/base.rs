@@ -430,3 +430,47 @@ pub fn resize_bilinear(values: &[f32], batch: usize, from: [usize; 2], to: [usiz
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firelight_core::Device;
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn tokens_become_a_channel_first_grid_without_the_class_token() {
+        // [1, 5 tokens, 2 channels]: token t has channel values (10t, 10t + 1).
+        let values: Vec<f32> = (0..5)
+            .flat_map(|t| [10.0 * t as f32, 10.0 * t as f32 + 1.0])
+            .collect();
+        let tokens = DynTensor::from_vec(values, vec![1, 5, 2], &Device::flex()).unwrap();
+        let grid = TokenReshape::default().apply("vit", &tokens).unwrap();
+        assert_eq!(grid.dims(), [1, 2, 2, 2]);
+        assert_eq!(
+            host(grid),
+            vec![10.0, 20.0, 30.0, 40.0, 11.0, 21.0, 31.0, 41.0]
+        );
+        let err = TokenReshape {
+            skip: 0,
+            grid: Some((2, 3)),
+        }
+        .apply("vit", &tokens)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("do not fill a 2x3 grid"), "{err}");
+    }
+
+    #[test]
+    fn align_corners_upsampling_keeps_the_corners() {
+        let t =
+            Tensor::<1>::from_floats([0.0, 2.0, 4.0, 6.0], &Device::flex()).reshape([1, 1, 2, 2]);
+        let up = host(upsample_align_corners(t, [3, 3]));
+        assert_eq!(up, vec![0.0, 1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0, 6.0]);
+    }
+}

@@ -29,6 +29,6 @@ pub use baseline::Baseline;
 pub use burn;
 pub use burn::tensor::{Device, Tensor};
 pub use error::{Error, Result};
-pub use model::{LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
+pub use model::{Embedding, LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
 pub use target::{Classes, Target};
 pub use tensor::DynTensor;

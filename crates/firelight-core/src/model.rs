@@ -109,6 +109,23 @@ impl<'a> Taps<'a> {
         out.into_rank::<D>()
     }
 
+    /// [`Taps::tap`] for a value of any rank.
+    pub fn tap_dyn(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor> {
+        let Some(hook) = self.hook.as_deref_mut() else {
+            return Ok(value);
+        };
+        let shape = value.shape().to_vec();
+        let out = hook.visit(layer, value)?;
+        if out.shape() != shape.as_slice() {
+            return Err(Error::ShapeMismatch {
+                what: format!("value returned by a tap at layer `{layer}`"),
+                expected: shape,
+                got: out.shape().to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Applies a ReLU under the current [`ReluPolicy`].
     pub fn relu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         crate::relu::relu_with_policy(x, self.relu)
@@ -216,5 +233,86 @@ impl TapHook for Recorder {
             self.values.push((layer.to_string(), value.clone()));
         }
         Ok(value)
+    }
+}
+
+/// A model cut at one of its layers: its output is that layer's value, flattened per sample
+/// (`[batch, features]`). An ImageNet classifier cut at its pooled features is an embedding model,
+/// as pytorch-grad-cam's concept-activation-maps tutorial uses one: pair it with
+/// [`Target::CosineSimilarity`](crate::Target::CosineSimilarity) to explain how much an image
+/// looks like a reference.
+///
+/// The whole model still runs (a graph interpreter cannot stop early); values after the cut do not
+/// reach the output, so they get no gradient. Only layers up to the cut are listed.
+pub struct Embedding<M> {
+    model: M,
+    layer: String,
+}
+
+impl<M: Model> Embedding<M> {
+    /// `model` cut at `layer`; fails, listing the layers, if there is no such layer.
+    pub fn new(model: M, layer: impl Into<String>) -> Result<Self> {
+        let layer = layer.into();
+        model.check_layer(&layer)?;
+        Ok(Self { model, layer })
+    }
+
+    /// The layer the model is cut at.
+    pub fn layer(&self) -> &str {
+        &self.layer
+    }
+
+    /// The model before the cut.
+    pub fn inner(&self) -> &M {
+        &self.model
+    }
+}
+
+/// Passes every value on to the outer taps and keeps the cut layer's value.
+struct Cut<'t, 'h> {
+    outer: &'t mut Taps<'h>,
+    layer: &'t str,
+    value: Option<DynTensor>,
+}
+
+impl TapHook for Cut<'_, '_> {
+    fn visit(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor> {
+        let value = self.outer.tap_dyn(layer, value)?;
+        if layer == self.layer {
+            self.value = Some(value.clone());
+        }
+        Ok(value)
+    }
+}
+
+impl<M: Model> Model for Embedding<M> {
+    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        let relu = taps.current_relu_policy();
+        let mut cut = Cut {
+            outer: taps,
+            layer: &self.layer,
+            value: None,
+        };
+        self.model
+            .forward(input, &mut Taps::with_hook(&mut cut).relu_policy(relu))?;
+        let value = cut.value.ok_or_else(|| {
+            Error::Model(format!(
+                "embedding layer `{}` did not run in the forward pass",
+                self.layer
+            ))
+        })?;
+        Ok(value.into_flat())
+    }
+
+    fn layers(&self) -> Vec<LayerInfo> {
+        let mut layers = self.model.layers();
+        if let Some(at) = layers.iter().position(|l| l.name == self.layer) {
+            layers.truncate(at + 1);
+        }
+        layers
+    }
+
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        self.model.input_shape()
     }
 }

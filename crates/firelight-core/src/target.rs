@@ -85,6 +85,52 @@ impl Target {
         Target::Custom(Arc::new(f))
     }
 
+    /// pytorch-grad-cam's `SemanticSegmentationTarget`: class `class`'s scores times a mask,
+    /// summed over the pixels (a 0/1 mask sums the class over a region), for a segmentation model
+    /// whose output is `[batch, classes, height, width]` (flattened to
+    /// `[batch, classes * height * width]`). `masks` holds one mask (`height * width` values,
+    /// row-major) for every sample, or one per sample.
+    pub fn segmentation(class: usize, classes: usize, masks: Vec<Vec<f32>>) -> Result<Self> {
+        let pixels = masks.first().map_or(0, Vec::len);
+        if class >= classes || pixels == 0 || masks.iter().any(|m| m.len() != pixels) {
+            return Err(Error::InvalidTarget(format!(
+                "segmentation target: class {class} of {classes}, masks of {:?} pixels \
+                 (need one or more masks of the same, non-zero size)",
+                masks.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        Ok(Target::custom(
+            move |outputs: Tensor<2>, samples: &[usize]| {
+                let [rows, width] = outputs.dims();
+                if width != classes * pixels {
+                    return Err(Error::InvalidTarget(format!(
+                        "segmentation target for {classes} classes x {pixels} pixels, but the model \
+                     outputs {width} values per sample"
+                    )));
+                }
+                let mut weights = vec![0f32; rows * width];
+                for (row, &sample) in samples.iter().enumerate() {
+                    let mask = match masks.len() {
+                        1 => &masks[0],
+                        _ => masks.get(sample).ok_or_else(|| {
+                            Error::InvalidTarget(format!(
+                                "no segmentation mask for sample {sample} ({} given)",
+                                masks.len()
+                            ))
+                        })?,
+                    };
+                    let start = row * width + class * pixels;
+                    weights[start..start + pixels].copy_from_slice(mask);
+                }
+                let weights = Tensor::<2>::from_data(
+                    TensorData::new(weights, [rows, width]),
+                    &outputs.device(),
+                );
+                Ok((outputs * weights).sum_dim(1).reshape([rows]))
+            },
+        ))
+    }
+
     /// Fails unless the target fits a batch of `batch` samples.
     pub fn check_batch(&self, batch: usize) -> Result<()> {
         match self {
