@@ -10,6 +10,8 @@
                                                       the concept tutorial's targets: ResNet-18 cut
                                                       at its pooled features, both images explained
                                                       against concept.npy (mirrored image 1)
+   metrics.json, road_{morf,lerf}50_imputed.npy      ROAD (noise 0) and CamMultImageConfidenceChange
+                                                      of gradcam_layer4.npy
    manifest_more.json                                 what each file is, versions
 2. A small fully convolutional net (seeded random weights) in tests/fixtures/cam_segmentation/:
    model.onnx, input.npy, output.npy, regions.npy (where class 1 wins), gradcam_class1.npy
@@ -162,6 +164,48 @@ def segmentation(files):
     print("  cam_segmentation/gradcam_class1.npy")
 
 
+def metrics(files):
+    """ROAD (noise 0, so that no random numbers are compared) and CamMultImageConfidenceChange on
+    ResNet-18 with the layer4 Grad-CAM of cam_fixtures.py."""
+    from export_resnet18_onnx import build_model
+    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
+    from pytorch_grad_cam.metrics.perturbation_confidence import (PerturbationConfidenceMetric,
+                                                                  RemoveLeastRelevantFirst,
+                                                                  RemoveMostRelevantFirst)
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_resnet18")
+    with open(os.path.join(out, "manifest.json")) as f:
+        targets = json.load(f)["targets"]
+    x = torch.from_numpy(np.load(os.path.join(out, "input.npy")))
+    cams = np.load(os.path.join(out, "gradcam_layer4.npy"))
+    torch.manual_seed(0)
+    model, _ = build_model()
+    t = lambda: [ClassifierOutputTarget(c) for c in targets]  # noqa: E731
+    percentiles = [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    result = {"percentiles": percentiles, "noise": 0.0}
+    for key, remover in [("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)]:
+        rows = []
+        for p in percentiles:
+            metric = PerturbationConfidenceMetric(remover(p, NoisyLinearImputer(noise=0.0)))
+            scores, imputed = metric(x, cams, t(), model, return_visualization=True)
+            rows.append([float(v) for v in scores])
+            if p == 50:
+                save(out, f"road_{key}50_imputed.npy", imputed.numpy())
+        result[key] = rows
+        result[key + "_average"] = [float(v) for v in np.mean(np.float32(rows), axis=0)]
+    result["combined"] = [(a - b) / 2 for a, b in zip(result["lerf_average"],
+                                                        result["morf_average"])]
+    result["cam_mult_image_confidence_change"] = [
+        float(v) for v in CamMultImageConfidenceChange()(x, cams, t(), model)]
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    files["metrics.json"] = {"model": "resnet18", "cams": "gradcam_layer4.npy",
+                             "what": "ROAD MoRF/LeRF per percentile (NoisyLinearImputer(noise=0)), "
+                                     "averages, ROADCombined, CamMultImageConfidenceChange"}
+    print("  metrics.json", result["combined"], result["cam_mult_image_confidence_change"])
+
+
 def efficientnet(files):
     from export_efficientnet_lite0 import build_model
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -199,6 +243,7 @@ def main():
     files = {}
     resnet18(files)
     concept_targets(files)
+    metrics(files)
     segmentation(files)
     efficientnet(files)
     with open(os.path.join(ROOT, "tests", "fixtures", "cam_resnet18", "manifest_more.json"),
