@@ -130,3 +130,52 @@ fn an_embedding_layer_that_does_not_exist_is_named_with_the_ones_that_do() {
         "{err}"
     );
 }
+
+/// The concept tutorial, reproduced: on a photo of a cat beside an espresso
+/// (`models/images/cat_and_coffee.png`, made by `examples/concept_cam.rs`), Grad-CAM of the
+/// similarity to each full reference photo lights the matching half.
+#[test]
+fn concept_similarity_lights_the_matching_object() {
+    use firelight::bundled::ImageClassifier;
+    use firelight::viz::RgbImage;
+    let d = device();
+    let classifier = ImageClassifier::efficientnet_lite0(&d).unwrap();
+    let images = root().join("models/images");
+    let photo = RgbImage::read(images.join("cat_and_coffee.png")).unwrap();
+    let input = classifier.input(&photo, &d).unwrap();
+    let embedder = Embedding::new(
+        classifier.model(),
+        "/_avg_pooling/GlobalAveragePool_output_0",
+    )
+    .unwrap();
+    for (reference, matching_half) in [("chelsea.png", 0..112), ("coffee.png", 112..224)] {
+        let image = RgbImage::read(images.join(reference)).unwrap();
+        let concept = embedder
+            .predict(classifier.input(&classifier.crop(&image), &d).unwrap())
+            .unwrap()
+            .reshape([1280]);
+        let map = Cam::new(&embedder, ["/_conv_head/Conv_output_0"], GradCam)
+            .unwrap()
+            .attribute(&input, &Target::CosineSimilarity(concept))
+            .unwrap();
+        let map = values(&map);
+        let mean = |cols: std::ops::Range<usize>| -> f32 {
+            let cells: Vec<f32> = (56..168)
+                .flat_map(|y| cols.clone().map(move |x| y * 224 + x))
+                .map(|i| map[i])
+                .collect();
+            cells.iter().sum::<f32>() / cells.len() as f32
+        };
+        let other = if matching_half.start == 0 {
+            112..224
+        } else {
+            0..112
+        };
+        let (hot, cold) = (mean(matching_half), mean(other));
+        eprintln!("{reference}: matching half {hot:.3}, other half {cold:.3}");
+        assert!(
+            hot > 0.3 && hot > 10.0 * cold,
+            "{reference}: {hot} vs {cold}"
+        );
+    }
+}

@@ -10,10 +10,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use firelight::bundled::{ImageClassifier, Prediction, Preprocess, default_image, read_labels};
 use firelight::by_name::{Method, MethodOptions, attribute};
+use firelight::core::Embedding;
 use firelight::core::npy::{read_npy_tensor, write_npy_tensor};
 use firelight::prelude::*;
-use firelight::viz::{RgbImage, attribution_overlay};
+use firelight::viz::{Colormap, RgbImage, attribution_overlay_with, overlay, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
+
+mod evaluate;
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.
 ///
@@ -37,10 +40,25 @@ enum Command {
     ///   firelight explain
     ///   firelight explain --image coffee.png --method smoothgrad --target espresso
     ///   firelight explain --model resnet.onnx --preprocess resnet.json --image dog.jpg
-    ///   firelight explain --method layer_conductance --layer /_blocks.15/Add_output_0 --steps 32
+    ///   firelight explain --method layer_conductance --layer /_blocks.14/Add_output_0 --steps 32
     ///   firelight explain --method gradcam++ --layer /_conv_head/Conv_output_0
+    ///   firelight explain --method gradcam,scorecam,eigencam --layer /_conv_head/Conv_output_0
+    ///   firelight explain --image two_things.png --concept-image cat.png \
+    ///       --method gradcam --layer /_conv_head/Conv_output_0
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
+    /// Score how faithful maps are to the model (ROAD and the confidence change), method by method.
+    ///
+    /// ROAD imputes the pixels a map ranks most relevant (MoRF) or least relevant (LeRF) with noisy
+    /// linear imputation and reports the change of the target's score, averaged over percentiles
+    /// 10..90; `combined` = (LeRF - MoRF) / 2, higher is better. `confidence` is the change when the
+    /// photo is multiplied by the map. Writes a JSON table and a grid of the maps with their scores.
+    ///
+    /// Examples:
+    ///   firelight evaluate --layer /_conv_head/Conv_output_0
+    ///   firelight evaluate --method gradcam,gradcam++,scorecam,saliency --layer /_blocks.14/Add_output_0
+    #[command(verbatim_doc_comment)]
+    Evaluate(evaluate::EvaluateArgs),
     /// Print the most probable classes for an image.
     Predict {
         #[command(flatten)]
@@ -175,18 +193,29 @@ enum DeviceChoice {
 struct ExplainArgs {
     #[command(flatten)]
     input: InputArgs,
+    /// One method or several, comma-separated (several also draw a grid side by side):
     /// integrated_gradients (ig), saliency, input_x_gradient, smoothgrad, gradient_shap,
     /// guided_backprop, deconvolution, layer_activation, layer_gradient_x_activation,
     /// layer_integrated_gradients, layer_conductance; class activation maps at --layer: gradcam,
-    /// hirescam, gradcamelementwise, gradcam++, xgradcam, layercam, eigencam, eigengradcam.
-    #[arg(long, default_value = "integrated_gradients")]
-    method: String,
-    /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
-    #[arg(long, default_value = "top")]
-    target: String,
-    /// The layer for layer methods (see `firelight layers`).
+    /// hirescam, gradcamelementwise, gradcam++, xgradcam, layercam, eigencam, eigengradcam,
+    /// scorecam, ablationcam.
+    #[arg(long, value_delimiter = ',', default_value = "integrated_gradients")]
+    method: Vec<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The layer for layer methods and CAMs (see `firelight layers`).
     #[arg(long)]
     layer: Option<String>,
+    /// CAMs: the first principal component of the weighted activations instead of their sum.
+    #[arg(long)]
+    eigen_smooth: bool,
+    /// CAMs: average the maps of six test-time augmentations (flip x brightness 0.9/1/1.1).
+    #[arg(long)]
+    aug_smooth: bool,
+    /// How gradient attributions are drawn: jet or viridis (magnitudes), diverging (signed:
+    /// blue negative, red positive). CAMs are drawn as they are, in jet or viridis.
+    #[arg(long, value_enum, default_value_t = ColormapChoice::Jet)]
+    colormap: ColormapChoice,
     /// Steps along the path for the integrated methods.
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -202,6 +231,166 @@ struct ExplainArgs {
     /// Folder for the outputs.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColormapChoice {
+    Jet,
+    Viridis,
+    Diverging,
+}
+
+impl From<ColormapChoice> for Colormap {
+    fn from(choice: ColormapChoice) -> Self {
+        match choice {
+            ColormapChoice::Jet => Colormap::Jet,
+            ColormapChoice::Viridis => Colormap::Viridis,
+            ColormapChoice::Diverging => Colormap::Diverging,
+        }
+    }
+}
+
+/// What is explained: a class (logit or probability), or likeness to a concept image.
+#[derive(clap::Args, Debug)]
+struct TargetArgs {
+    /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
+    #[arg(long, default_value = "top")]
+    target: String,
+    /// Explain the class's softmax probability instead of its logit.
+    #[arg(long)]
+    probability: bool,
+    /// Explain likeness to this photo instead of a class: the model, cut at --embedding-layer, is
+    /// an embedding model, and the target is the cosine similarity (or difference, with
+    /// --concept-mode difference) between the photo's embedding and this one's.
+    #[arg(long)]
+    concept_image: Option<PathBuf>,
+    /// The layer whose value is the embedding (default: the model's last global pooling).
+    #[arg(long)]
+    embedding_layer: Option<String>,
+    /// similarity: what looks like the concept; difference: what does not.
+    #[arg(long, value_enum, default_value_t = ConceptMode::Similarity)]
+    concept_mode: ConceptMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ConceptMode {
+    Similarity,
+    Difference,
+}
+
+/// The model to explain and the target on it, with a description for messages and file names.
+struct Explained<'a> {
+    model: Box<dyn Model + 'a>,
+    target: Target,
+    description: String,
+    slug: String,
+}
+
+impl TargetArgs {
+    /// Resolves the target against `classifier` for `input` (printing its top-5 first).
+    fn resolve<'a>(
+        &self,
+        classifier: &'a ImageClassifier,
+        input: &DynTensor,
+        device: &Device,
+    ) -> Result<Explained<'a>> {
+        let model = classifier.model();
+        let top5 = classifier
+            .top_k(model.predict(input.clone())?, 5)?
+            .remove(0);
+        print_predictions(&top5);
+        let Some(concept) = &self.concept_image else {
+            let class = resolve_target(classifier, &top5[0], &self.target)?;
+            let label = classifier.label(class);
+            let (target, kind) = if self.probability {
+                (Target::probability(class), "probability of")
+            } else {
+                (Target::class(class), "logit of")
+            };
+            return Ok(Explained {
+                model: Box::new(model),
+                target,
+                description: format!("{kind} `{label}` (class {class})"),
+                slug: String::new(),
+            });
+        };
+        let layer = match &self.embedding_layer {
+            Some(layer) => layer.clone(),
+            None => default_embedding_layer(model)?,
+        };
+        let embedder = Embedding::new(model, layer.clone())?;
+        let (_, reference) = load_input(classifier, concept, device)?;
+        let embedding = embedder.predict(reference)?;
+        let [_, width] = embedding.dims();
+        let embedding = embedding.reshape([width]);
+        let name = concept
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "concept".into());
+        let (target, kind) = match self.concept_mode {
+            ConceptMode::Similarity => (Target::CosineSimilarity(embedding), "similarity"),
+            ConceptMode::Difference => (Target::CosineDifference(embedding), "difference"),
+        };
+        Ok(Explained {
+            model: Box::new(embedder),
+            target,
+            description: format!("{kind} to `{}` at {layer}", concept.display()),
+            slug: format!("_{kind}_{name}"),
+        })
+    }
+}
+
+/// The last global pooling of a model: where an image classifier's embedding is.
+fn default_embedding_layer(model: &dyn Model) -> Result<String> {
+    model
+        .layers()
+        .into_iter()
+        .rev()
+        .find(|l| {
+            let kind = l.kind.to_lowercase();
+            kind.contains("globalaveragepool") || kind.contains("adaptiveavgpool")
+        })
+        .map(|l| l.name)
+        .ok_or_else(|| {
+            Error::parameter(
+                "embedding_layer",
+                "none",
+                "the model has no global pooling layer; give --embedding-layer (see `firelight layers`)",
+            )
+        })
+}
+
+/// A layer name made safe for a file name (ONNX names hold slashes).
+fn file_safe(layer: &str) -> String {
+    let safe: String = layer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    safe.trim_matches('_').to_string()
+}
+
+/// A method's result drawn over the photo: CAMs as they are, gradient maps through `colormap`.
+fn draw(
+    photo: &RgbImage,
+    method: Method,
+    attribution: &DynTensor,
+    colormap: Colormap,
+) -> Result<RgbImage> {
+    if method.is_cam() {
+        let map = attribution.to_vec()?;
+        let colormap = match colormap {
+            Colormap::Diverging => Colormap::Jet,
+            other => other,
+        };
+        return overlay(photo, &map, colormap, 0.5);
+    }
+    attribution_overlay_with(photo, attribution, colormap)
 }
 
 fn device(choice: DeviceChoice) -> Result<Device> {
@@ -315,30 +504,24 @@ fn print_predictions(predictions: &[Prediction]) {
 }
 
 fn explain(args: ExplainArgs) -> Result<()> {
-    let method: Method = args.method.parse()?;
+    let methods: Vec<Method> = args
+        .method
+        .iter()
+        .map(|m| m.trim().parse())
+        .collect::<Result<_>>()?;
     let device = device(args.input.device.device)?;
     let classifier = classifier(&args.input.model, &device)?;
     let path = args.input.image.clone().unwrap_or_else(default_image);
     let (photo, input) = load_input(&classifier, &path, &device)?;
-    let model = classifier.model();
     if let Some(layer) = &args.layer {
-        model.check_layer(layer)?;
+        classifier.model().check_layer(layer)?;
     }
-
-    let top5 = classifier
-        .top_k(model.predict(input.clone())?, 5)?
-        .remove(0);
     println!("{}: top-5 of {}", path.display(), classifier.name);
-    print_predictions(&top5);
-    let class = resolve_target(&classifier, &top5[0], &args.target)?;
+    let explained = args.target.resolve(&classifier, &input, &device)?;
     let baselines = match args.baseline.as_str() {
         "zeros" => Baseline::Zeros,
         "black" => Baseline::Tensor(classifier.input(
-            &RgbImage {
-                width: input.shape()[3],
-                height: input.shape()[2],
-                data: vec![0; input.shape()[2] * input.shape()[3] * 3],
-            },
+            &RgbImage::filled(input.shape()[3], input.shape()[2], [0, 0, 0]),
             &device,
         )?),
         npy => Baseline::Tensor(load_input(&classifier, Path::new(npy), &device)?.1),
@@ -349,44 +532,61 @@ fn explain(args: ExplainArgs) -> Result<()> {
         internal_batch_size: Some(args.internal_batch_size),
         seed: args.seed,
         layer: args.layer.clone(),
+        eigen_smooth: args.eigen_smooth,
+        aug_smooth: args.aug_smooth,
         ..MethodOptions::default()
     };
-
-    let label = &classifier.label(class);
-    let bar = spinner(format!("{method} for `{label}` (class {class})"));
-    let result = attribute(method, model, &input, &Target::class(class), &options);
-    bar.finish_and_clear();
-    let attribution = result?;
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    let name = match &args.layer {
-        Some(layer) if method.is_layer_method() || method.is_cam() => {
-            // ONNX names hold slashes; a file name must not.
-            let layer: String = layer
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("{stem}_{method}_{}", layer.trim_matches('_'))
+    let mut tiles = Vec::new();
+    if let Some(photo) = &photo {
+        tiles.push(("photo".to_string(), photo.clone()));
+    }
+    for &method in &methods {
+        let bar = spinner(format!("{method} for the {}", explained.description));
+        let result = attribute(
+            method,
+            explained.model.as_ref(),
+            &input,
+            &explained.target,
+            &options,
+        );
+        bar.finish_and_clear();
+        let attribution = result?;
+        let name = match &args.layer {
+            Some(layer) if method.is_layer_method() || method.is_cam() => {
+                format!("{stem}_{method}{}_{}", explained.slug, file_safe(layer))
+            }
+            _ => format!("{stem}_{method}{}", explained.slug),
+        };
+        let npy = args.out.join(format!("{name}.npy"));
+        write_npy_tensor(&npy, &attribution)?;
+        println!(
+            "{method} for the {}: {}",
+            explained.description,
+            npy.display()
+        );
+        if let (Some(photo), false) = (&photo, method.is_layer_method()) {
+            let png = args.out.join(format!("{name}.png"));
+            let picture = draw(photo, method, &attribution, args.colormap.into())?;
+            picture.write_png(&png)?;
+            println!("  heatmap over the photo: {}", png.display());
+            tiles.push((method.to_string(), picture));
         }
-        _ => format!("{stem}_{method}"),
-    };
-    let npy = args.out.join(format!("{name}.npy"));
-    write_npy_tensor(&npy, &attribution)?;
-    println!("{method} for `{label}` (class {class}): {}", npy.display());
-    if let (Some(photo), false) = (&photo, method.is_layer_method()) {
-        let png = args.out.join(format!("{name}.png"));
-        attribution_overlay(photo, &attribution)?.write_png(&png)?;
-        println!("heatmap over the photo: {}", png.display());
+    }
+    if tiles.len() > 2 {
+        let png = args.out.join(format!("{stem}{}_grid.png", explained.slug));
+        let columns = if tiles.len() <= 5 {
+            tiles.len()
+        } else {
+            tiles.len().div_ceil(2)
+        };
+        titled_grid(&tiles, columns)?.write_png(&png)?;
+        println!("all methods side by side: {}", png.display());
     }
     Ok(())
 }
@@ -394,6 +594,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Explain(args) => explain(args),
+        Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Predict { input, top } => {
             let device = device(input.device.device)?;
             let classifier = classifier(&input.model, &device)?;

@@ -218,3 +218,135 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn concept_images_methods_side_by_side_and_evaluate() {
+    let out = scratch("concept");
+    let o = out.to_str().unwrap();
+    let layer = "/_conv_head/Conv_output_0";
+    let run = firelight(&[
+        "explain",
+        "--image",
+        &photo("cat_and_coffee.png"),
+        "--concept-image",
+        &photo("coffee.png"),
+        "--method",
+        "gradcam,layercam",
+        "--layer",
+        layer,
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    assert!(
+        t.contains("similarity to") && t.contains("/_avg_pooling/GlobalAveragePool_output_0"),
+        "{t}"
+    );
+    let files = files_in(&out);
+    assert!(
+        files.contains(&"cat_and_coffee_similarity_coffee_grid.png".to_string()),
+        "{files:?}"
+    );
+    let map = firelight::core::npy::read_npy(
+        out.join("cat_and_coffee_gradcam_similarity_coffee_conv_head_Conv_output_0.npy"),
+    )
+    .unwrap();
+    // The coffee (right half) is hotter than the cat (left half).
+    let data = &map.data;
+    let mean = |cols: std::ops::Range<usize>| -> f32 {
+        let values: Vec<f32> = (56..168)
+            .flat_map(|y| cols.clone().map(move |x| data[y * 224 + x]))
+            .collect();
+        values.iter().sum::<f32>() / values.len() as f32
+    };
+    assert!(mean(112..224) > 3.0 * mean(0..112), "{t}");
+
+    let run = firelight(&[
+        "evaluate",
+        "--method",
+        "gradcam,saliency",
+        "--layer",
+        layer,
+        "--percentiles",
+        "20,80",
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    assert!(
+        t.contains("ROAD MoRF") && t.contains("most faithful"),
+        "{t}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("chelsea_evaluate_conv_head_Conv_output_0.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["methods"].as_array().unwrap().len(), 2);
+    assert!(
+        out.join("chelsea_evaluate_conv_head_Conv_output_0.png")
+            .exists()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_concept_images_and_embedding_layers_fail_clearly() {
+    let out = scratch("concept-bad");
+    let o = out.to_str().unwrap();
+    let garbage = out.join("not_a_photo.png");
+    std::fs::write(&garbage, b"this is not a PNG").unwrap();
+    let layer = "/_conv_head/Conv_output_0";
+    let run = firelight(&[
+        "explain",
+        "--concept-image",
+        garbage.to_str().unwrap(),
+        "--method",
+        "gradcam",
+        "--layer",
+        layer,
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(!run.status.success());
+    assert!(t.contains("not_a_photo.png"), "{t}");
+    let run = firelight(&[
+        "explain",
+        "--concept-image",
+        &photo("coffee.png"),
+        "--embedding-layer",
+        "/pool/nothing",
+        "--method",
+        "gradcam",
+        "--layer",
+        layer,
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(!run.status.success());
+    assert!(
+        t.contains("/pool/nothing") && t.contains("/_avg_pooling/GlobalAveragePool_output_0"),
+        "{t}"
+    );
+    let missing = out.join("missing.png");
+    let run = firelight(&[
+        "explain",
+        "--concept-image",
+        missing.to_str().unwrap(),
+        "--method",
+        "gradcam",
+        "--layer",
+        layer,
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(!run.status.success());
+    assert!(t.contains("missing.png"), "{t}");
+    assert_eq!(files_in(&out), vec!["not_a_photo.png".to_string()]);
+    std::fs::remove_dir_all(&out).unwrap();
+}

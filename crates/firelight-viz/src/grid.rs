@@ -25,7 +25,17 @@ pub fn titled_grid(tiles: &[(String, RgbImage)], columns: usize) -> Result<RgbIm
     let rows = tiles.len().div_ceil(columns);
     let cell_w = tiles.iter().map(|(_, t)| t.width).max().unwrap_or(0);
     let cell_h = tiles.iter().map(|(_, t)| t.height).max().unwrap_or(0);
-    let scale = if cell_w >= 200 { 2 } else { 1 };
+    // Twice the font size where every title fits at it.
+    let longest = tiles
+        .iter()
+        .map(|(t, _)| t.chars().count())
+        .max()
+        .unwrap_or(0);
+    let scale = if longest * GLYPH_SIZE * 2 <= cell_w {
+        2
+    } else {
+        1
+    };
     let title_h = GLYPH_SIZE * scale + MARGIN;
     let width = columns * (cell_w + MARGIN) + MARGIN;
     let height = rows * (cell_h + title_h + MARGIN) + MARGIN;

@@ -289,6 +289,45 @@ pub fn pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
     Ok((map, width, height))
 }
 
+/// One signed value per pixel from an attribution `[1, channels, height, width]`: the sum over
+/// channels, divided by the 98th percentile of its absolute values and clipped to `[-1, 1]`, for a
+/// diverging colormap (Captum's `sign="all"`).
+pub fn signed_pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
+    let (_, width, height) = pixel_map(attribution)?;
+    let values = attribution.to_vec()?;
+    let plane = width * height;
+    let channels = values.len() / plane.max(1);
+    let mut map: Vec<f32> = (0..plane)
+        .map(|i| (0..channels).map(|c| values[c * plane + i]).sum())
+        .collect();
+    let mut magnitudes: Vec<f32> = map
+        .iter()
+        .map(|v| v.abs())
+        .filter(|v| v.is_finite())
+        .collect();
+    magnitudes.sort_by(f32::total_cmp);
+    let at = ((magnitudes.len() as f64 * 0.98) as usize).min(magnitudes.len().saturating_sub(1));
+    if let Some(&scale) = magnitudes.get(at).filter(|v| **v > 0.0) {
+        map.iter_mut()
+            .for_each(|v| *v = (*v / scale).clamp(-1.0, 1.0));
+    }
+    Ok((map, width, height))
+}
+
+/// An attribution `[1, channels, height, width]` drawn over `photo` with `colormap`: signed
+/// ([`signed_pixel_map`]) for [`Colormap::Diverging`], magnitudes ([`pixel_map`]) otherwise.
+pub fn attribution_overlay_with(
+    photo: &RgbImage,
+    attribution: &DynTensor,
+    colormap: Colormap,
+) -> Result<RgbImage> {
+    let (map, _, _) = match colormap {
+        Colormap::Diverging => signed_pixel_map(attribution)?,
+        _ => pixel_map(attribution)?,
+    };
+    overlay(photo, &map, colormap, 0.5)
+}
+
 /// An image attribution `[1, channels, height, width]` as a heatmap over `photo` (same size):
 /// [`pixel_map`] drawn in jet, half photo and half heat, as pytorch-grad-cam shows its maps.
 pub fn attribution_overlay(photo: &RgbImage, attribution: &DynTensor) -> Result<RgbImage> {

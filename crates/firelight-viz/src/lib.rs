@@ -14,4 +14,6 @@ pub mod text;
 
 pub use colormap::Colormap;
 pub use grid::titled_grid;
-pub use image::{RgbImage, attribution_overlay, overlay, pixel_map};
+pub use image::{
+    RgbImage, attribution_overlay, attribution_overlay_with, overlay, pixel_map, signed_pixel_map,
+};
