@@ -108,9 +108,8 @@ impl CamWeighting for AblationCam {
         let activations = layer.activations.clone();
         let [_, c, _, _] = activations.dims();
         let samples: Vec<usize> = (0..n).collect();
-        let original = layer
-            .target
-            .scores(inputs_forward(layer, inputs)?, &samples)?;
+        let outputs = layer.model.forward(inputs.clone(), &mut Taps::none())?;
+        let original = layer.target.scores(outputs, &samples)?;
         let mut scores = Vec::with_capacity(n * c);
         for image in 0..n {
             let row = inputs.rows(image, image + 1);
@@ -135,8 +134,4 @@ impl CamWeighting for AblationCam {
         let weights = (original.clone() - ablated) / original;
         Ok(weighted_channels(weights, activations))
     }
-}
-
-fn inputs_forward(layer: &LayerValues, inputs: &DynTensor) -> Result<Tensor<2>> {
-    layer.model.forward(inputs.clone(), &mut Taps::none())
 }
