@@ -15,7 +15,8 @@ use common::onnx_weights::{TempDir, materialize};
 use common::*;
 use firelight::cam::{
     AblationCam, Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise,
-    GradCamPlusPlus, HiResCam, LayerCam, LayerValues, ScoreCam, XGradCam, scale_per_image,
+    GradCamPlusPlus, HiResCam, LayerCam, LayerValues, ScoreCam, TokenReshape, XGradCam,
+    scale_per_image,
 };
 use firelight::core::npy::{read_npy, read_npy_tensor};
 use firelight::onnx::OnnxModel;
@@ -506,4 +507,47 @@ fn cams_match_pytorch_grad_cam_on_efficientnet_lite0() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Token layers: a tiny ViT (ONNX, seeded random weights) with the class token dropped and the 8x8
+/// patch tokens laid out as a grid, as pytorch-grad-cam's `reshape_transform` example does;
+/// Ablation-CAM ablates channels on the tokens' last axis, as its `AblationLayerVit`.
+#[test]
+fn token_layers_of_a_vit_match_pytorch_grad_cam() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cam_vit");
+    let model = OnnxModel::load(dir.join("model.onnx"), &device()).unwrap();
+    let input = read_npy_tensor(dir.join("input.npy"), &device()).unwrap();
+    let logits = values(&DynTensor::new(model.predict(input.clone()).unwrap()));
+    let expected = read_npy(dir.join("logits.npy")).unwrap();
+    assert!(max_abs(&logits, &expected.data) < 1e-4);
+    let targets: Vec<usize> = expected
+        .data
+        .chunks(10)
+        .map(|row| (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap())
+        .collect();
+    let target = Target::classes(targets);
+    let layer = ["/blocks/blocks.1/norm1/LayerNormalization_output_0"];
+    let mut problems = Vec::new();
+    macro_rules! case {
+        ($file:literal, $method:expr) => {
+            let map = Cam::new(&model, layer, $method)
+                .unwrap()
+                .reshape_tokens(TokenReshape::default())
+                .attribute(&input, &target)
+                .unwrap();
+            let label = format!("{} ViT tokens", $method.name());
+            compare(&map, &dir.join($file), &label, TOLERANCE, &mut problems);
+        };
+    }
+    case!("gradcam.npy", GradCam);
+    case!("scorecam.npy", ScoreCam::default());
+    case!("ablationcam.npy", AblationCam::default());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Without the reshape, a token layer is refused with a hint.
+    let err = Cam::new(&model, layer, GradCam)
+        .unwrap()
+        .attribute(&input, &target)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("token reshape"), "{err}");
 }

@@ -16,7 +16,10 @@
 2. A small fully convolutional net (seeded random weights) in tests/fixtures/cam_segmentation/:
    model.onnx, input.npy, output.npy, regions.npy (where class 1 wins), gradcam_class1.npy
    (GradCAM with SemanticSegmentationTarget(1, region) at its third ReLU).
-3. EfficientNet-Lite0 (bundled ImageNet weights; the first image of
+3. A tiny ViT (seeded random weights; 32x32 input, 4x4 patches, 64 tokens + a class token, two
+   blocks) in tests/fixtures/cam_vit/: model.onnx, input.npy, logits.npy, and GradCAM / ScoreCAM /
+   AblationCAM (AblationLayerVit) at blocks[-1].norm1 with the ViT example's reshape_transform.
+4. EfficientNet-Lite0 (bundled ImageNet weights; the first image of
    tests/fixtures/onnx_efficientnet_lite0/input.npy, chelsea.png, target its top-1 class) into
    tests/fixtures/cam_efficientnet_lite0/: input.npy, and <method>_<layer>.npy for the gradient
    methods at layers `bn1` (torch `_bn1`, whose output is the ONNX tensor `/_conv_head/Conv_output_0`
@@ -206,6 +209,83 @@ def metrics(files):
     print("  metrics.json", result["combined"], result["cam_mult_image_confidence_change"])
 
 
+def vit(files):
+    """GradCAM with a token reshape on a tiny ViT (seeded random weights), as pytorch-grad-cam's
+    ViT example does it: target layer blocks[-1].norm1, reshape_transform dropping the class token
+    and laying the 8x8 patch tokens out as a grid."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    out = os.path.join(ROOT, "tests", "fixtures", "cam_vit")
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    dim, heads = 32, 4
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1 = torch.nn.LayerNorm(dim)
+            self.qkv = torch.nn.Linear(dim, 3 * dim)
+            self.proj = torch.nn.Linear(dim, dim)
+            self.norm2 = torch.nn.LayerNorm(dim)
+            self.fc1 = torch.nn.Linear(dim, 2 * dim)
+            self.fc2 = torch.nn.Linear(2 * dim, dim)
+
+        def forward(self, x):
+            n, t, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, heads, dim // heads).permute(
+                2, 0, 3, 1, 4)
+            attention = torch.softmax(q @ k.transpose(-2, -1) / (dim // heads) ** 0.5, dim=-1)
+            x = x + self.proj((attention @ v).transpose(1, 2).reshape(n, t, dim))
+            return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
+
+    class TinyViT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.patch = torch.nn.Conv2d(3, dim, 4, stride=4)
+            self.cls = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+            self.pos = torch.nn.Parameter(torch.randn(1, 65, dim) * 0.5)
+            self.blocks = torch.nn.Sequential(Block(), Block())
+            self.norm = torch.nn.LayerNorm(dim)
+            self.head = torch.nn.Linear(dim, 10)
+
+        def forward(self, x):
+            tokens = self.patch(x).flatten(2).transpose(1, 2)
+            tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1) + self.pos
+            return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+    model = TinyViT().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    torch.onnx.export(model, x, os.path.join(out, "model.onnx"), input_names=["input"],
+                      output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    save(out, "input.npy", x.numpy())
+    with torch.no_grad():
+        logits = model(x)
+    save(out, "logits.npy", logits.numpy())
+    targets = [int(t) for t in logits.argmax(1)]
+
+    def reshape_transform(tensor, height=8, width=8):
+        result = tensor[:, 1:, :].reshape(tensor.size(0), height, width, tensor.size(2))
+        return result.transpose(2, 3).transpose(1, 2)
+
+    import pytorch_grad_cam
+    for slug, cls in [("gradcam", "GradCAM"), ("scorecam", "ScoreCAM"),
+                      ("ablationcam", "AblationCAM")]:
+        kwargs = {"reshape_transform": reshape_transform}
+        if cls == "AblationCAM":
+            from pytorch_grad_cam.ablation_layer import AblationLayerVit
+            kwargs["ablation_layer"] = AblationLayerVit()
+        with getattr(pytorch_grad_cam, cls)(model=model, target_layers=[model.blocks[-1].norm1],
+                                            **kwargs) as cam:
+            maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
+        save(out, f"{slug}.npy", maps)
+        files[f"cam_vit/{slug}.npy"] = {"model": "cam_vit/model.onnx", "method": cls,
+                                        "layer": "blocks[-1].norm1", "targets": targets}
+        print(f"  cam_vit/{slug}.npy")
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump({"generator": "tools/parity/cam_fixtures_more.py", "targets": targets,
+                   "reshape": "drop token 0, 8x8 grid, channels first"}, f, indent=1)
+
+
 def efficientnet(files):
     from export_efficientnet_lite0 import build_model
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -245,6 +325,7 @@ def main():
     concept_targets(files)
     metrics(files)
     segmentation(files)
+    vit(files)
     efficientnet(files)
     with open(os.path.join(ROOT, "tests", "fixtures", "cam_resnet18", "manifest_more.json"),
               "w") as f:
