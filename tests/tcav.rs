@@ -165,3 +165,144 @@ fn random_versus_random_is_never_significant() {
         }
     }
 }
+
+mod bad_input {
+    use super::*;
+    use firelight::concept::{ActivationCache, CacheStats, Cav, CavTrainer, Classifier, ModelKey};
+    use firelight::core::Error;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("firelight-tcav-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_empty_and_unreadable_concept_folders_are_clear_errors() {
+        let device = Device::flex();
+        let missing = Concept::from_folder("x", "/no/such/folder", &transform(), &device);
+        let message = missing.unwrap_err().to_string();
+        assert!(
+            message.contains("/no/such/folder") && message.contains("does not exist"),
+            "{message}"
+        );
+
+        let empty = temp("empty");
+        let message = Concept::from_folder("x", &empty, &transform(), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("no .png/.jpg/.jpeg images"), "{message}");
+
+        let bad = temp("bad");
+        std::fs::write(bad.join("broken.png"), b"not a png").unwrap();
+        let err = Concept::from_folder("x", &bad, &transform(), &device).unwrap_err();
+        assert!(matches!(err, Error::Image { .. }), "{err}");
+        assert!(err.to_string().contains("broken.png"), "{err}");
+    }
+
+    #[test]
+    fn unknown_layers_and_too_few_random_runs_are_clear_errors() {
+        let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+        let err = Tcav::new(&model, ["/nope"]).err().unwrap();
+        assert!(matches!(err, Error::UnknownLayer { .. }), "{err}");
+
+        let tcav = Tcav::new(&model, LAYERS).unwrap();
+        let pool = concept("random");
+        let config = ExperimentConfig {
+            n_runs: 1,
+            ..Default::default()
+        };
+        let run = |random: &RandomConcepts, config: &ExperimentConfig| {
+            tcav.experiment(
+                &[concept("striped")],
+                random,
+                &[striped_inputs()],
+                config,
+                &mut |_| {},
+            )
+        };
+        let err = run(&RandomConcepts::Pool(pool.clone()), &config).unwrap_err();
+        assert!(err.to_string().contains("at least 2 random runs"), "{err}");
+        let two = vec![
+            pool.subset("r0", &[0, 1]).unwrap(),
+            pool.subset("r1", &[2, 3]).unwrap(),
+        ];
+        let err = run(&RandomConcepts::Sets(two), &ExperimentConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("at least 3 random concepts"),
+            "{err}"
+        );
+        let big = ExperimentConfig {
+            random_size: Some(1000),
+            ..Default::default()
+        };
+        assert!(run(&RandomConcepts::Pool(pool), &big).is_err());
+    }
+
+    #[test]
+    fn the_cache_is_reused_and_survives_an_interrupted_run() {
+        let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+        let dir_ = temp("cache");
+        let key = ModelKey::of_file(dir().join("model.onnx")).unwrap();
+        let cache = ActivationCache::new(&dir_, key);
+        let tcav = Tcav::new(&model, LAYERS).unwrap().cache(cache.clone());
+        let striped = concept("striped");
+
+        let mut stats = CacheStats::default();
+        let first = tcav.activations(&striped, &mut stats).unwrap();
+        assert_eq!((stats.hits, stats.misses), (0, 2));
+        let mut stats = CacheStats::default();
+        let second = tcav.activations(&striped, &mut stats).unwrap();
+        assert_eq!((stats.hits, stats.misses), (2, 0));
+        assert_eq!(first[1].to_vec().unwrap(), second[1].to_vec().unwrap());
+
+        // An interrupted run: a half-written entry (as a crash during a non-atomic write would
+        // leave) and a stray temporary file. The entry is detected, recomputed and replaced.
+        let entry = cache.entry_path(LAYERS[0], &striped);
+        let bytes = std::fs::read(&entry).unwrap();
+        std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
+        std::fs::write(dir_.join(".x.npy.tmp-1"), b"partial").unwrap();
+        let mut stats = CacheStats::default();
+        let third = tcav.activations(&striped, &mut stats).unwrap();
+        assert_eq!((stats.hits, stats.misses), (1, 1));
+        assert_eq!(first[0].to_vec().unwrap(), third[0].to_vec().unwrap());
+        assert_eq!(std::fs::read(&entry).unwrap(), bytes);
+
+        // Other examples, other entries: the key follows the content.
+        let other = striped.subset("striped", &[0, 1, 2]).unwrap();
+        assert_ne!(cache.entry_path(LAYERS[0], &other), entry);
+    }
+
+    #[test]
+    fn cavs_round_trip_and_score_new_inputs() {
+        let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+        let tcav = Tcav::new(&model, LAYERS)
+            .unwrap()
+            .trainer(CavTrainer::new(Classifier::FastCav));
+        let (striped, random) = (concept("striped"), concept("random"));
+        let cavs = tcav.compute_cavs(&[vec![&striped, &random]]).unwrap();
+        let d = temp("cavs");
+        let path = d.join("striped.json");
+        cavs[0][1].save(&path).unwrap();
+        let loaded = Cav::load(&path).unwrap();
+        assert_eq!(loaded, cavs[0][1]);
+        assert!(loaded.accuracy.unwrap() > 0.8);
+        std::fs::write(&path, b"{\"concepts\": []}").unwrap();
+        assert!(Cav::load(&path).is_err());
+
+        // Saved CAVs score new inputs: per-input sensitivities of the striped class.
+        let scores = tcav
+            .interpret(
+                &striped_inputs().inputs,
+                &firelight::core::Target::class(0),
+                &cavs,
+            )
+            .unwrap();
+        assert!(scores[0][1][0].sign_count > 0.8);
+        let rel = tcav
+            .relative_cavs(&striped, &[&concept("dotted"), &random])
+            .unwrap();
+        assert_eq!(rel[0].concepts, ["striped", "dotted+random"]);
+    }
+}
