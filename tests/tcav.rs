@@ -306,3 +306,44 @@ mod bad_input {
         assert_eq!(rel[0].concepts, ["striped", "dotted+random"]);
     }
 }
+
+#[test]
+fn the_report_is_self_contained() {
+    let (striped, dotted) = (concept("striped"), concept("dotted"));
+    let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+    let report = Tcav::new(&model, LAYERS)
+        .unwrap()
+        .experiment(
+            &[striped.clone(), dotted.clone()],
+            &RandomConcepts::Pool(concept("random")),
+            &[striped_inputs()],
+            &ExperimentConfig::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let out = std::env::temp_dir().join(format!("firelight-tcav-report-{}", std::process::id()));
+    let files =
+        firelight::concept::report::write_report(&out, &report, &[&striped, &dotted]).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    for external in [
+        "http://",
+        "https://",
+        "src=\"//",
+        "href=\"//",
+        "url(",
+        "@import",
+        "<script",
+        "<link",
+    ] {
+        assert!(!html.contains(external), "the report refers to {external}");
+    }
+    // Every image is inline: two plots and 12 examples of each concept.
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 2 + 24);
+    assert_eq!(html.matches("<img").count(), 2 + 24);
+    let back = ExperimentReport::load_json(&files.json).unwrap();
+    assert_eq!(back.results.len(), report.results.len());
+    for plot in &files.plots {
+        let image = firelight::viz::RgbImage::read(plot).unwrap();
+        assert!(image.width >= 560 && image.height == 400);
+    }
+}
