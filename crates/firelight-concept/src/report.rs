@@ -86,6 +86,16 @@ struct Chart {
 
 const LEFT: usize = 70;
 const GROUP_GAP: usize = 30;
+/// Room for a layer's name (24 characters at most) under its group.
+const LABEL_SPACE: usize = 24 * 8 + 16;
+
+/// Wide enough for the groups and for the title (scale 2) and subtitle (scale 1) to fit.
+fn chart_width(groups: usize, title: &str, subtitle: &str) -> usize {
+    (LEFT + 20 + groups)
+        .max(text_width(title, 2) + 40)
+        .max(text_width(subtitle, 1) + 40)
+        .max(560)
+}
 
 impl Chart {
     fn new(width: usize, title: &str, subtitle: &str, range: (f64, f64)) -> Self {
@@ -194,14 +204,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// null's; a `*` marks significant results.
 pub fn bar_plot(report: &ExperimentReport, target: &str) -> RgbImage {
     let concepts: Vec<&str> = report.concepts.iter().map(|(n, _)| n.as_str()).collect();
-    let per_group = (concepts.len() + 1) * 34 + GROUP_GAP;
-    let width = (LEFT + 20 + report.layers.len() * per_group).max(560);
+    let per_group = ((concepts.len() + 1) * 34 + GROUP_GAP).max(LABEL_SPACE);
     let title = format!("TCAV {} for `{target}`", report.score_name());
     let subtitle = format!(
         "mean +/- std over {} random runs; * significant after Bonferroni (alpha {})",
         report.results.first().map_or(0, |r| r.concept_scores.len()),
         report.config.alpha
     );
+    let width = chart_width(report.layers.len() * per_group, &title, &subtitle);
     let mut chart = Chart::new(width, &title, &subtitle, report.range(target));
     for (g, layer) in report.layers.iter().enumerate() {
         let x0 = LEFT + 20 + g * per_group;
@@ -246,13 +256,13 @@ pub fn bar_plot(report: &ExperimentReport, target: &str) -> RgbImage {
 /// layer.
 pub fn box_plot(report: &ExperimentReport, target: &str) -> RgbImage {
     let concepts: Vec<&str> = report.concepts.iter().map(|(n, _)| n.as_str()).collect();
-    let per_group = concepts.len() * 70 + GROUP_GAP;
-    let width = (LEFT + 20 + report.layers.len() * per_group).max(560);
+    let per_group = (concepts.len() * 70 + GROUP_GAP).max(LABEL_SPACE);
     let title = format!(
         "TCAV {} for `{target}`: concept vs random",
         report.score_name()
     );
     let subtitle = "boxes: quartiles and median; whiskers: min and max over the runs";
+    let width = chart_width(report.layers.len() * per_group, &title, subtitle);
     let mut chart = Chart::new(width, &title, subtitle, report.range(target));
     let score = report.config.score;
     for (g, layer) in report.layers.iter().enumerate() {
@@ -393,10 +403,10 @@ pub fn write_report(
             r.p_adjusted,
             acc,
             if r.significant { "yes" } else { "no" },
-            if r.significant {
-                "significant"
-            } else {
-                "not significant"
+            match (r.significant, r.mean > r.random_mean) {
+                (true, true) => "significant (above random)",
+                (true, false) => "significant (below random)",
+                _ => "not significant",
             },
         ));
     }

@@ -403,15 +403,28 @@ impl<'a> Tcav<'a> {
                     concept: pool.name().to_string(),
                 });
                 let mut rng = StdRng::seed_from_u64(config.seed);
-                let subsets = (0..2 * config.n_runs)
-                    .map(|_| {
-                        let mut rows = sample(&mut rng, pool.len(), size).into_vec();
-                        rows.sort_unstable();
-                        acts.iter().map(|a| select_rows(a, &rows)).collect()
-                    })
-                    .collect();
+                // A run's null concept and counterpart are disjoint when the pool allows: an image
+                // in both, with opposite labels, would only blur their CAV.
                 let n = config.n_runs;
-                (subsets, n, (n..2 * n).collect())
+                let mut counterparts = Vec::with_capacity(n);
+                let mut nulls = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (mut a, mut b) = if 2 * size <= pool.len() {
+                        let rows = sample(&mut rng, pool.len(), 2 * size).into_vec();
+                        (rows[..size].to_vec(), rows[size..].to_vec())
+                    } else {
+                        (
+                            sample(&mut rng, pool.len(), size).into_vec(),
+                            sample(&mut rng, pool.len(), size).into_vec(),
+                        )
+                    };
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    counterparts.push(acts.iter().map(|t| select_rows(t, &a)).collect());
+                    nulls.push(acts.iter().map(|t| select_rows(t, &b)).collect());
+                }
+                counterparts.extend(nulls);
+                (counterparts, n, (n..2 * n).collect())
             }
             RandomConcepts::Sets(sets) => {
                 if sets.len() < 3 {
