@@ -347,3 +347,31 @@ fn the_report_is_self_contained() {
         assert!(image.width >= 560 && image.height == 400);
     }
 }
+
+/// One backward pass for every layer gives what one pass per layer gives.
+#[test]
+fn multi_layer_gradients_equal_per_layer_gradients() {
+    use firelight::concept::score::{layer_gradients, multi_layer_gradients};
+    let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+    let inputs = striped_inputs().inputs;
+    let layers: Vec<String> = [
+        "/relu1/Relu_output_0",
+        "/relu2/Relu_output_0",
+        "/relu3/Relu_output_0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let target = firelight::core::Target::class(0);
+    let all = multi_layer_gradients(&model, &inputs, &layers, &target, 5).unwrap();
+    for (layer, g) in layers.iter().zip(&all) {
+        let one = layer_gradients(&model, &inputs, layer, &target, 32).unwrap();
+        let (a, b) = (g.to_vec().unwrap(), one.to_vec().unwrap());
+        assert_eq!(a.len(), b.len());
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 1e-5, "{layer}: {err}");
+    }
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{ActivationCache, CacheStats, layer_activations};
 use crate::cav::{Cav, CavTrainer};
 use crate::concept::Concept;
-use crate::score::{ScoreKind, TcavScore, layer_gradients, scores};
+use crate::score::{ScoreKind, TcavScore, multi_layer_gradients, scores};
 use crate::stats::{bonferroni, mean_std, ttest_ind};
 
 /// Testing with Concept Activation Vectors on one model at a list of layers.
@@ -312,12 +312,10 @@ impl<'a> Tcav<'a> {
         Ok(self.compute_cavs(&[vec![concept, &union]])?.remove(0))
     }
 
-    /// The gradient of `target` at every layer for `inputs`, flat `[inputs, features]` per layer.
+    /// The gradient of `target` at every layer for `inputs`, flat `[inputs, features]` per layer,
+    /// from one forward and backward pass per batch for all layers.
     pub fn gradients(&self, inputs: &DynTensor, target: &Target) -> Result<Vec<DynTensor>> {
-        self.layers
-            .iter()
-            .map(|layer| layer_gradients(self.model, inputs, layer, target, self.batch_size))
-            .collect()
+        multi_layer_gradients(self.model, inputs, &self.layers, target, self.batch_size)
     }
 
     /// TCAV scores of every concept of every CAV for `inputs` and `target`: `[set][layer][concept]`.
@@ -452,6 +450,11 @@ impl<'a> Tcav<'a> {
                 concept: c.name().to_string(),
             });
         }
+        // Gradients do not depend on the concept: one pass per target for every layer.
+        let target_grads = targets
+            .iter()
+            .map(|t| self.gradients(&t.inputs, &Target::class(t.class)))
+            .collect::<Result<Vec<_>>>()?;
         let random_name = |k: usize| format!("random_{k}");
         let mut results = Vec::new();
         let mut random_cav_accuracies = Vec::new();
@@ -484,16 +487,9 @@ impl<'a> Tcav<'a> {
                 cavs[null_start..].iter().map(|c| c.accuracy).collect(),
             ));
             let cav_refs: Vec<&Cav> = cavs.iter().collect();
-            for t in targets {
-                let grads = layer_gradients(
-                    self.model,
-                    &t.inputs,
-                    layer,
-                    &Target::class(t.class),
-                    self.batch_size,
-                )?;
+            for (t, grads) in targets.iter().zip(&target_grads) {
                 // Only row 0 of each CAV (the concept's, or the null random's) is tested.
-                let all = scores(&grads, &cav_refs)?;
+                let all = scores(&grads[l], &cav_refs)?;
                 progress(Progress::Scored {
                     layer: layer.clone(),
                     target: t.name.clone(),
