@@ -375,3 +375,30 @@ fn multi_layer_gradients_equal_per_layer_gradients() {
         assert!(err < 1e-5, "{layer}: {err}");
     }
 }
+
+/// Random concepts given as sets (folders) instead of a pool: one run per set.
+#[test]
+fn random_concepts_given_as_sets() {
+    let pool = concept("random");
+    let sets: Vec<Concept> = (0..6)
+        .map(|k| {
+            let rows: Vec<usize> = (0..10).map(|i| k * 10 + i).collect();
+            pool.subset(format!("random_{k}"), &rows).unwrap()
+        })
+        .collect();
+    let model = OnnxModel::load(dir().join("model.onnx"), &Device::flex()).unwrap();
+    let report = Tcav::new(&model, ["/relu2/Relu_output_0"])
+        .unwrap()
+        .experiment(
+            &[concept("striped")],
+            &RandomConcepts::Sets(sets),
+            &[striped_inputs()],
+            &ExperimentConfig::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let r = &report.results[0];
+    assert_eq!(r.concept_scores.len(), 6);
+    assert_eq!(r.random_scores.len(), 6);
+    assert!(r.mean > 0.8, "{}", r.verdict);
+}
