@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use firelight_core::npy::{parse_npy, write_npy};
-use firelight_core::{Device, DynTensor, Error, Model, Recorder, Result, Taps};
+use firelight_core::{Device, DynTensor, Error, Model, Recorder, Result, TapHook, Taps};
 use sha2::{Digest, Sha256};
 
 use crate::concept::{Concept, hex};
@@ -139,8 +139,31 @@ impl ActivationCache {
     }
 }
 
+/// Records `layers` and, once each has been seen, stops the forward pass (with an error the caller
+/// recognises by `stopped`): the rest of the network is not needed for activations.
+struct StopAfter {
+    recorder: Recorder,
+    left: Vec<String>,
+    stopped: bool,
+}
+
+impl TapHook for StopAfter {
+    fn visit(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor> {
+        let value = self.recorder.visit(layer, value)?;
+        self.left.retain(|l| l != layer);
+        if self.left.is_empty() {
+            self.stopped = true;
+            return Err(Error::Model(
+                "activations recorded; forward pass stopped".into(),
+            ));
+        }
+        Ok(value)
+    }
+}
+
 /// The activations of `inputs` at each of `layers`, computed in batches of `batch_size` with one
-/// forward pass per batch for all layers. Each result keeps its layer's full shape.
+/// forward pass per batch for all layers, stopped as soon as every layer has been seen once (a
+/// layer a model visits twice keeps its first value). Each result keeps its layer's full shape.
 pub fn layer_activations(
     model: &dyn Model,
     inputs: &DynTensor,
@@ -158,11 +181,19 @@ pub fn layer_activations(
     let mut start = 0;
     while start < inputs.batch() {
         let end = (start + batch_size).min(inputs.batch());
-        let mut recorder = Recorder::new(layers.iter().cloned());
-        model.forward(
+        let mut recorder = StopAfter {
+            recorder: Recorder::new(layers.iter().cloned()),
+            left: layers.to_vec(),
+            stopped: false,
+        };
+        let result = model.forward(
             inputs.rows(start, end).detached(),
             &mut Taps::with_hook(&mut recorder),
-        )?;
+        );
+        if !recorder.stopped {
+            result?;
+        }
+        let mut recorder = recorder.recorder;
         for (layer, part) in layers.iter().zip(parts.iter_mut()) {
             let value = recorder.take(layer).ok_or_else(|| {
                 Error::Model(format!(
