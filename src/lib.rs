@@ -6,6 +6,7 @@
 //! - [`core`]: the vocabulary ([`Model`](core::Model) with named taps, [`Target`](core::Target), [`Baseline`](core::Baseline), [`DynTensor`](core::DynTensor));
 //! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
 //! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
+//! - [`concept`]: concepts and TCAV (CAVs, scores, significance tests, reports);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
 //! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
 //! - [`by_name`]: methods chosen by name at run time, with shared options.
@@ -30,6 +31,7 @@ pub mod bundled;
 pub mod by_name;
 
 pub use firelight_cam as cam;
+pub use firelight_concept as concept;
 pub use firelight_core as core;
 pub use firelight_grad as grad;
 pub use firelight_models as models;

@@ -17,6 +17,7 @@ use firelight::viz::{Colormap, RgbImage, attribution_overlay_with, overlay, titl
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod evaluate;
+mod tcav;
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.
 ///
@@ -67,6 +68,18 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         top: usize,
     },
+    /// Test a model with concept activation vectors (TCAV): does a concept (a folder of images)
+    /// matter to a class? Significance against random concepts, written as JSON, PNG and HTML.
+    ///
+    /// Example (the bundled ground-truth model):
+    ///   firelight tcav --model models/texture_cnn/model.onnx \
+    ///     --concept striped=models/texture_cnn/concepts/striped \
+    ///     --concept dotted=models/texture_cnn/concepts/dotted \
+    ///     --random-pool models/texture_cnn/concepts/random \
+    ///     --target striped=models/texture_cnn/inputs/striped \
+    ///     --layer /relu2/Relu_output_0 --layer /relu3/Relu_output_0
+    #[command(verbatim_doc_comment)]
+    Tcav(tcav::TcavArgs),
     /// List the layers (tap points) that layer methods can use, with their operator and shape.
     Layers {
         #[command(flatten)]
@@ -595,6 +608,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Explain(args) => explain(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
+        Command::Tcav(args) => tcav::run(args),
         Command::Predict { input, top } => {
             let device = device(input.device.device)?;
             let classifier = classifier(&input.model, &device)?;

@@ -350,3 +350,118 @@ fn bad_concept_images_and_embedding_layers_fail_clearly() {
     assert_eq!(files_in(&out), vec!["not_a_photo.png".to_string()]);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+fn texture(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/texture_cnn")
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn tcav_on_the_ground_truth_model_from_flags_and_from_toml() {
+    let out = scratch("tcav");
+    let run = firelight(&[
+        "tcav",
+        "--model",
+        &texture("model.onnx"),
+        "--concept",
+        &format!("striped={}", texture("concepts/striped")),
+        "--random-pool",
+        &texture("concepts/random"),
+        "--target",
+        &format!("striped={}", texture("inputs/striped")),
+        "--layer",
+        "/relu2/Relu_output_0",
+        "--runs",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("SIGNIFICANT (above random)"),
+        "{}",
+        text(&run)
+    );
+    let files = files_in(&out);
+    for f in [
+        "report.html",
+        "results.json",
+        "bars_0.png",
+        "boxes_0.png",
+        "cache",
+    ] {
+        assert!(files.contains(&f.to_string()), "{f} in {files:?}");
+    }
+    // A second run, from the TOML file (which adds the dotted concept), reads the striped
+    // concept and the random pool from the cache.
+    let again = firelight(&[
+        "tcav",
+        "--config",
+        &texture("tcav.toml"),
+        "--layer",
+        "/relu2/Relu_output_0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("cache: 2 hit(s), 1 computed"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn tcav_bad_input_is_a_clear_error() {
+    let out = scratch("tcav-bad");
+    let base = [
+        "tcav",
+        "--model",
+        &texture("model.onnx"),
+        "--random-pool",
+        &texture("concepts/random"),
+        "--target",
+        &format!("striped={}", texture("inputs/striped")),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from);
+    let with = |extra: &[&str]| {
+        let mut args: Vec<String> = base.to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        firelight(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let striped = format!("striped={}", texture("concepts/striped"));
+    let run = with(&["--concept", &striped, "--layer", "/nope"]);
+    assert!(!run.status.success());
+    assert!(
+        text(&run).contains("unknown layer `/nope`"),
+        "{}",
+        text(&run)
+    );
+    let run = with(&[
+        "--concept",
+        "x=/no/such/dir",
+        "--layer",
+        "/relu2/Relu_output_0",
+    ]);
+    assert!(text(&run).contains("/no/such/dir"), "{}", text(&run));
+    let run = with(&[
+        "--concept",
+        &striped,
+        "--layer",
+        "/relu2/Relu_output_0",
+        "--runs",
+        "1",
+    ]);
+    assert!(
+        text(&run).contains("at least 2 random runs"),
+        "{}",
+        text(&run)
+    );
+    let run = with(&["--concept", "striped", "--layer", "/relu2/Relu_output_0"]);
+    assert!(text(&run).contains("NAME=FOLDER"), "{}", text(&run));
+}

@@ -1,0 +1,373 @@
+//! `firelight tcav`: a TCAV experiment (concepts, random concepts, targets, layers) from flags or a
+//! TOML file, with progress bars, written as JSON, PNG plots and a self-contained HTML report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firelight::bundled::{ImageClassifier, models_dir};
+use firelight::concept::report::write_report;
+use firelight::concept::{
+    ActivationCache, CavTrainer, Classifier, Concept, ExperimentConfig, ImageTransform, ModelKey,
+    Progress, RandomConcepts, ScoreKind, TargetInputs, Tcav,
+};
+use firelight::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use crate::{DeviceArgs, ModelArgs, classifier, device};
+
+/// Flags of `firelight tcav`. Every flag may instead be given in the `--config` TOML file (flags
+/// win); see `TcavFile` for its keys.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TcavArgs {
+    /// A TOML file describing the experiment: model, layers, [concepts], random_pool or random,
+    /// [targets], runs, random_size, seed, alpha, score, classifier, cache, out.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// A concept as NAME=FOLDER of images (repeatable).
+    #[arg(long = "concept", value_parser = parse_pair)]
+    concepts: Vec<(String, PathBuf)>,
+    /// A folder of random images; random concepts are random subsets of it.
+    #[arg(long)]
+    random_pool: Option<PathBuf>,
+    /// A folder of random images as one random concept (repeatable; at least 3), instead of a pool.
+    #[arg(long = "random")]
+    random: Vec<PathBuf>,
+    /// A class to explain and the folder of its input images, CLASS=FOLDER (CLASS: a label or an
+    /// index; repeatable).
+    #[arg(long = "target", value_parser = parse_pair)]
+    targets: Vec<(String, PathBuf)>,
+    /// A layer (repeatable; `firelight layers` lists them).
+    #[arg(long = "layer")]
+    layers: Vec<String>,
+    /// Random runs (default 10).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Examples per random concept drawn from the pool (default: as many as the largest concept).
+    #[arg(long)]
+    random_size: Option<usize>,
+    /// Seed of the random draws and of the CAV train/test split (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Significance level after Bonferroni correction (default 0.05).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// The score the t-test compares: sign_count (default) or magnitude.
+    #[arg(long)]
+    score: Option<String>,
+    /// CAV classifier: sgd (Captum's default objective, default), logistic or fastcav.
+    #[arg(long)]
+    classifier: Option<String>,
+    /// Folder of the activation cache (default: <out>/cache).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Compute every activation afresh and cache nothing.
+    #[arg(long)]
+    no_cache: bool,
+    /// Inputs per forward/backward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Output folder (default firelight-out/tcav).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The TOML form of the experiment. Relative paths are relative to the TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct TcavFile {
+    model: Option<String>,
+    #[serde(default)]
+    layers: Vec<String>,
+    #[serde(default)]
+    concepts: BTreeMap<String, PathBuf>,
+    random_pool: Option<PathBuf>,
+    #[serde(default)]
+    random: Vec<PathBuf>,
+    #[serde(default)]
+    targets: BTreeMap<String, PathBuf>,
+    runs: Option<usize>,
+    random_size: Option<usize>,
+    seed: Option<u64>,
+    alpha: Option<f64>,
+    score: Option<String>,
+    classifier: Option<String>,
+    cache: Option<PathBuf>,
+    out: Option<PathBuf>,
+}
+
+fn parse_pair(text: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=FOLDER, got `{text}`"))?;
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("expected NAME=FOLDER, got `{text}`"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+fn read_file(path: &Path) -> Result<TcavFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut file: TcavFile = toml::from_str(&text)
+        .map_err(|e| Error::parameter("config", path.display(), e.to_string()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let rebase = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    file.concepts.values_mut().for_each(rebase);
+    file.targets.values_mut().for_each(rebase);
+    file.random.iter_mut().for_each(rebase);
+    file.random_pool.as_mut().map(rebase);
+    file.cache.as_mut().map(rebase);
+    file.out.as_mut().map(rebase);
+    if let Some(model) = &mut file.model
+        && model.ends_with(".onnx")
+        && Path::new(model).is_relative()
+    {
+        *model = base.join(&*model).to_string_lossy().into_owned();
+    }
+    Ok(file)
+}
+
+/// The file whose bytes identify the model's weights, for the cache key.
+fn model_file(model: &str) -> PathBuf {
+    match model {
+        "efficientnet_lite0" => models_dir().join("efficientnet_lite0/model.onnx"),
+        "mobilenet_v2" => models_dir().join("mobilenet_v2/weights.safetensors"),
+        path => PathBuf::from(path),
+    }
+}
+
+fn class_index(classifier: &ImageClassifier, spec: &str) -> Result<usize> {
+    if let Some(i) = classifier.labels.iter().position(|l| l == spec) {
+        return Ok(i);
+    }
+    spec.parse::<usize>().map_err(|_| {
+        Error::parameter(
+            "target",
+            spec,
+            format!(
+                "not a class index or label of the model (labels: {})",
+                classifier.labels.join(", ")
+            ),
+        )
+    })
+}
+
+pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => TcavFile::default(),
+    };
+    // Flags win over the file; the model flag has a default, so the file's model applies when the
+    // flag was left at it.
+    if let Some(model) = file.model
+        && args.model.model == "efficientnet_lite0"
+    {
+        args.model.model = model;
+    }
+    let layers = if args.layers.is_empty() {
+        file.layers
+    } else {
+        args.layers
+    };
+    let concepts_spec: Vec<(String, PathBuf)> = if args.concepts.is_empty() {
+        file.concepts.into_iter().collect()
+    } else {
+        args.concepts
+    };
+    let targets_spec: Vec<(String, PathBuf)> = if args.targets.is_empty() {
+        file.targets.into_iter().collect()
+    } else {
+        args.targets
+    };
+    let random_pool = args.random_pool.or(file.random_pool);
+    let random_sets = if args.random.is_empty() {
+        file.random
+    } else {
+        args.random
+    };
+    let out = args
+        .out
+        .or(file.out)
+        .unwrap_or_else(|| PathBuf::from("firelight-out/tcav"));
+    let config = ExperimentConfig {
+        n_runs: args.runs.or(file.runs).unwrap_or(10),
+        random_size: args.random_size.or(file.random_size),
+        seed: args.seed.or(file.seed).unwrap_or(0),
+        alpha: args.alpha.or(file.alpha).unwrap_or(0.05),
+        score: match args.score.or(file.score).as_deref() {
+            None | Some("sign_count") => ScoreKind::SignCount,
+            Some("magnitude") => ScoreKind::Magnitude,
+            Some(other) => {
+                return Err(Error::parameter(
+                    "score",
+                    other,
+                    "use sign_count or magnitude",
+                ));
+            }
+        },
+    };
+    let trainer = CavTrainer {
+        classifier: Classifier::from_name(
+            args.classifier
+                .or(file.classifier)
+                .as_deref()
+                .unwrap_or("sgd"),
+        )?,
+        seed: config.seed,
+        ..CavTrainer::default()
+    };
+    if layers.is_empty() {
+        return Err(Error::parameter(
+            "layer",
+            "none",
+            "give at least one --layer",
+        ));
+    }
+    if concepts_spec.is_empty() {
+        return Err(Error::parameter(
+            "concept",
+            "none",
+            "give at least one --concept NAME=FOLDER",
+        ));
+    }
+    if targets_spec.is_empty() {
+        return Err(Error::parameter(
+            "target",
+            "none",
+            "give at least one --target CLASS=FOLDER",
+        ));
+    }
+
+    let device = device(args.device.device)?;
+    let classifier = classifier(&args.model, &device)?;
+    let pre = &classifier.preprocess;
+    let transform = ImageTransform {
+        resize: pre.resize,
+        crop: pre.crop,
+        mean: pre.mean,
+        std: pre.std,
+    };
+    let concepts = concepts_spec
+        .iter()
+        .map(|(name, dir)| Concept::from_folder(name, dir, &transform, &device))
+        .collect::<Result<Vec<_>>>()?;
+    let random = match (random_pool, random_sets.is_empty()) {
+        (Some(pool), true) => {
+            RandomConcepts::Pool(Concept::from_folder("random", pool, &transform, &device)?)
+        }
+        (None, false) => RandomConcepts::Sets(
+            random_sets
+                .iter()
+                .enumerate()
+                .map(|(k, dir)| {
+                    Concept::from_folder(format!("random_{k}"), dir, &transform, &device)
+                })
+                .collect::<Result<_>>()?,
+        ),
+        _ => {
+            return Err(Error::parameter(
+                "random",
+                "",
+                "give either --random-pool FOLDER or at least three --random FOLDER",
+            ));
+        }
+    };
+    let targets = targets_spec
+        .iter()
+        .map(|(spec, dir)| {
+            let class = class_index(&classifier, spec)?;
+            let inputs = Concept::from_folder(spec, dir, &transform, &device)?;
+            Ok(TargetInputs {
+                name: classifier
+                    .labels
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| spec.clone()),
+                class,
+                inputs: inputs.examples().clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let key = ModelKey::of_file(model_file(&args.model.model))?;
+    let mut tcav = Tcav::new(classifier.model(), layers.clone())?
+        .trainer(trainer)
+        .batch_size(args.batch_size)
+        .model_key(key.as_str());
+    if !args.no_cache {
+        let dir = args
+            .cache
+            .or(file.cache)
+            .unwrap_or_else(|| out.join("cache"));
+        tcav = tcav.cache(ActivationCache::new(dir, key));
+    }
+
+    let random_steps = match &random {
+        RandomConcepts::Pool(_) => 1,
+        RandomConcepts::Sets(s) => s.len(),
+    };
+    let steps = random_steps + concepts.len() + layers.len() * (1 + targets.len());
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let report = tcav.experiment(&concepts, &random, &targets, &config, &mut |p| {
+        bar.set_message(match p {
+            Progress::Activations { concept } => format!("activations of {concept}"),
+            Progress::Cavs { layer, count } => format!("{count} CAVs at {layer}"),
+            Progress::Scored { layer, target } => format!("scored {target} at {layer}"),
+        });
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let concept_refs: Vec<&Concept> = concepts.iter().collect();
+    let files = write_report(&out, &report, &concept_refs)?;
+    println!(
+        "TCAV: {} concept(s) x {} layer(s) x {} target(s), {} random runs, in {:.1} s (cache: {} hit(s), {} computed)",
+        concepts.len(),
+        layers.len(),
+        targets.len(),
+        report.results.first().map_or(0, |r| r.concept_scores.len()),
+        started.elapsed().as_secs_f64(),
+        report.cache.0,
+        report.cache.1,
+    );
+    for r in &report.results {
+        println!(
+            "  {:<12} {:<28} {:<12} {} {:.3} (random {:.3})  p = {:.2e}  {}",
+            r.concept,
+            r.layer,
+            r.target,
+            match config.score {
+                ScoreKind::SignCount => "sign_count",
+                ScoreKind::Magnitude => "magnitude",
+            },
+            r.mean,
+            r.random_mean,
+            r.p_adjusted,
+            match (r.significant, r.mean > r.random_mean) {
+                (true, true) => "SIGNIFICANT (above random)",
+                (true, false) => "SIGNIFICANT (below random)",
+                _ => "not significant",
+            }
+        );
+    }
+    println!("wrote {}", files.html.display());
+    println!("wrote {}", files.json.display());
+    for p in &files.plots {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
