@@ -10,26 +10,19 @@ mod common;
 
 use std::time::Instant;
 
-use common::time;
+use common::{case_filter, imagenet_batch, reps, time};
 use firelight::cam::{Cam, GradCam, ScoreCam};
 use firelight::models::{RandomWeights, ResNet18};
 use firelight::prelude::*;
 
 fn main() {
-    let reps: usize = std::env::var("FIRELIGHT_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let reps = reps();
+    let filter = case_filter();
     let device = Device::flex();
     let model = ResNet18::new(&mut RandomWeights::new(0), 1000, &device).expect("model");
     println!("case                      batch  seconds  inputs/s");
     for batch in [1usize, 8] {
-        let data: Vec<f32> = (0..batch * 3 * 224 * 224)
-            .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
-            .collect();
-        let x = DynTensor::from_vec(data, vec![batch, 3, 224, 224], &device).expect("input");
-        let target = Target::classes((0..batch).map(|i| (i * 97) % 1000).collect());
+        let (x, target) = imagenet_batch(batch, &device);
         let report = |name: &str, seconds: f64| {
             println!(
                 "{name:<25} {batch:>5}  {seconds:>7.3}  {:>8.3}",

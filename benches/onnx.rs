@@ -128,10 +128,7 @@ fn main() {
         one_case(&args[i + 1]);
         return;
     }
-    let reps: usize = std::env::var("FIRELIGHT_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let reps = common::reps();
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let device = Device::flex();

@@ -18,14 +18,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn floats(value: &serde_json::Value) -> Vec<f32> {
     value
         .as_array()
@@ -54,7 +46,7 @@ fn road_and_confidence_change_match_pytorch_grad_cam() {
     ] {
         let imputed = road.perturb(&input, &maps, order, 50.0).unwrap();
         let theirs = read_npy(fixtures.join(format!("road_{key}50_imputed.npy"))).unwrap();
-        let error = max_abs(&values(&imputed), &theirs.data);
+        let error = max_abs_diff(&values(&imputed), &theirs.data);
         eprintln!("{key} 50% imputed image: max abs {error:.2e}");
         assert!(error < 1e-4, "{key}: {error}");
 
@@ -65,18 +57,18 @@ fn road_and_confidence_change_match_pytorch_grad_cam() {
                 .percentiles(vec![p])
                 .score(&model, &input, &maps, &target, order)
                 .unwrap();
-            let error = max_abs(&ours, &floats(&per_percentile[theirs]));
+            let error = max_abs_diff(&ours, &floats(&per_percentile[theirs]));
             eprintln!("{key} {p}%: {ours:?} max abs {error:.2e}");
             assert!(error < 1e-3, "{key} {p}: {error}");
         }
     }
     let combined = road.combined(&model, &input, &maps, &target).unwrap();
-    let error = max_abs(&combined, &floats(&expected["combined"]));
+    let error = max_abs_diff(&combined, &floats(&expected["combined"]));
     eprintln!("ROADCombined {combined:?}: max abs {error:.2e}");
     assert!(error < 1e-3, "combined: {error}");
 
     let change = cam_mult_image_confidence_change(&model, &input, &maps, &target).unwrap();
-    let error = max_abs(
+    let error = max_abs_diff(
         &change,
         &floats(&expected["cam_mult_image_confidence_change"]),
     );

@@ -66,14 +66,6 @@ fn cam_of<W: CamWeighting>(
     weighting.cam_image(&values, false).unwrap()
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn check<W: CamWeighting>(
     model: &OnnxModel,
     input: &DynTensor,
@@ -91,7 +83,7 @@ fn check<W: CamWeighting>(
         .unwrap();
     let expected = read_npy(fixtures().join(file)).unwrap();
     assert_eq!(map.shape(), expected.shape.as_slice(), "{file}");
-    let error = max_abs(&values(&map), &expected.data);
+    let error = max_abs_diff(&values(&map), &expected.data);
     eprintln!("{name:<20} {:<14} max abs {error:.2e}", layers.join("+"));
     if error > TOLERANCE {
         problems.push(format!("{name} at {layers:?}: max abs {error:.3e}"));
@@ -187,7 +179,7 @@ fn cams_ignore_a_positive_scaling_of_the_target() {
         ($($method:expr),*) => {$(
             let a = Cam::new(&model, layer, $method).unwrap().attribute(&input, &plain).unwrap();
             let b = Cam::new(&model, layer, $method).unwrap().attribute(&input, &scaled).unwrap();
-            let error = max_abs(&values(&a), &values(&b));
+            let error = max_abs_diff(&values(&a), &values(&b));
             assert!(error < 1e-5, "{}: {error}", $method.name());
         )*};
     }
@@ -224,7 +216,7 @@ fn grad_cam_equals_hires_cam_for_spatially_constant_gradients() {
     let b = cam_of(&HiResCam, &model, &input, &target, activations, gradients);
     let (a, b) = (values(&DynTensor::new(a)), values(&DynTensor::new(b)));
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(max_abs(&a, &b) <= 1e-5 * scale.max(1.0));
+    assert!(max_abs_diff(&a, &b) <= 1e-5 * scale.max(1.0));
 }
 
 /// Scaling maps into [0, 1], and an all-zero map stays zero instead of turning into NaN.
@@ -304,7 +296,7 @@ fn eigen_cams_match_up_to_the_singular_vector_sign() {
                     &theirs.data[sample * per..(sample + 1) * per],
                 );
                 let scale = t.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let same = max_abs(o, t);
+                let same = max_abs_diff(o, t);
                 let flipped = o
                     .iter()
                     .zip(t)
@@ -342,13 +334,13 @@ fn eigen_cams_match_up_to_the_singular_vector_sign() {
         for sample in 0..2 {
             let p = &projection[sample * per_proj..(sample + 1) * per_proj];
             let r = &reference.data[sample * per_proj..(sample + 1) * per_proj];
-            if max_abs(p, r)
+            if max_abs_diff(p, r)
                 <= p.iter()
                     .zip(r)
                     .map(|(x, y)| (x + y).abs())
                     .fold(0.0, f32::max)
             {
-                let error = max_abs(
+                let error = max_abs_diff(
                     &ours[sample * per_map..(sample + 1) * per_map],
                     &theirs.data[sample * per_map..(sample + 1) * per_map],
                 );
@@ -390,7 +382,7 @@ impl<W: CamWeighting> CamWeighting for SignOf<W> {
 fn compare(map: &DynTensor, file: &Path, label: &str, tolerance: f32, problems: &mut Vec<String>) {
     let expected = read_npy(file).unwrap();
     assert_eq!(map.shape(), expected.shape.as_slice(), "{label}");
-    let error = max_abs(&values(map), &expected.data);
+    let error = max_abs_diff(&values(map), &expected.data);
     eprintln!("{label:<36} max abs {error:.2e}");
     if error > tolerance {
         problems.push(format!("{label}: max abs {error:.3e}"));
@@ -519,7 +511,7 @@ fn token_layers_of_a_vit_match_pytorch_grad_cam() {
     let input = read_npy_tensor(dir.join("input.npy"), &device()).unwrap();
     let logits = values(&DynTensor::new(model.predict(input.clone()).unwrap()));
     let expected = read_npy(dir.join("logits.npy")).unwrap();
-    assert!(max_abs(&logits, &expected.data) < 1e-4);
+    assert!(max_abs_diff(&logits, &expected.data) < 1e-4);
     let targets: Vec<usize> = expected
         .data
         .chunks(10)

@@ -22,14 +22,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn concept_similarity_and_difference_match_the_tutorial() {
     let fixtures = root().join("tests/fixtures/cam_resnet18");
@@ -43,7 +35,7 @@ fn concept_similarity_and_difference_match_the_tutorial() {
     let expected = read_npy(fixtures.join("embeddings.npy")).unwrap();
     assert_eq!(embeddings.dims().to_vec(), expected.shape);
     let embeddings = values(&DynTensor::new(embeddings));
-    let error = max_abs(&embeddings, &expected.data);
+    let error = max_abs_diff(&embeddings, &expected.data);
     assert!(error < 1e-4, "embeddings: {error}");
 
     // The embedding of image 1 mirrored, as the concept.
@@ -54,7 +46,7 @@ fn concept_similarity_and_difference_match_the_tutorial() {
     });
     let concept = embedder.predict(mirrored).unwrap().reshape([512]);
     let expected = read_npy(fixtures.join("concept.npy")).unwrap();
-    assert!(max_abs(&values1(&concept), &expected.data) < 1e-4);
+    assert!(max_abs_diff(&values1(&concept), &expected.data) < 1e-4);
     for (file, target) in [
         (
             "gradcam_similarity_layer4.npy",
@@ -74,7 +66,7 @@ fn concept_similarity_and_difference_match_the_tutorial() {
         .attribute(&input, &target)
         .unwrap();
         let expected = read_npy(fixtures.join(file)).unwrap();
-        let error = max_abs(&values(&map), &expected.data);
+        let error = max_abs_diff(&values(&map), &expected.data);
         eprintln!("{file}: max abs {error:.2e}");
         assert!(error <= 1e-3, "{file}: {error}");
     }
@@ -87,7 +79,7 @@ fn segmentation_target_matches_pytorch_grad_cam() {
     let input = read_npy_tensor(dir.join("input.npy"), &device()).unwrap();
     let output = values(&DynTensor::new(model.predict(input.clone()).unwrap()));
     let expected = read_npy(dir.join("output.npy")).unwrap();
-    assert!(max_abs(&output, &expected.data) < 1e-4);
+    assert!(max_abs_diff(&output, &expected.data) < 1e-4);
     let regions = read_npy(dir.join("regions.npy")).unwrap();
     let masks: Vec<Vec<f32>> = regions.data.chunks(16 * 16).map(<[f32]>::to_vec).collect();
     let target = Target::segmentation(1, 3, masks).unwrap();
@@ -96,7 +88,7 @@ fn segmentation_target_matches_pytorch_grad_cam() {
         .attribute(&input, &target)
         .unwrap();
     let expected = read_npy(dir.join("gradcam_class1.npy")).unwrap();
-    let error = max_abs(&values(&map), &expected.data);
+    let error = max_abs_diff(&values(&map), &expected.data);
     eprintln!("segmentation Grad-CAM: max abs {error:.2e}");
     assert!(error <= 1e-3, "{error}");
 

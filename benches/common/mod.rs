@@ -1,6 +1,32 @@
-//! Timing shared by the benchmarks.
+//! Timing and inputs shared by the benchmarks.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
+
+use firelight::prelude::*;
+
+/// Repetitions per case: `FIRELIGHT_BENCH_REPS`, default 3.
+pub fn reps() -> usize {
+    std::env::var("FIRELIGHT_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+/// The first command-line argument that is not a flag: a substring of the cases to run.
+pub fn case_filter() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
+/// A deterministic batch of `batch` 224x224 RGB inputs and one class per input.
+pub fn imagenet_batch(batch: usize, device: &Device) -> (DynTensor, Target) {
+    let data: Vec<f32> = (0..batch * 3 * 224 * 224)
+        .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+        .collect();
+    let x = DynTensor::from_vec(data, vec![batch, 3, 224, 224], device).expect("input");
+    let target = Target::classes((0..batch).map(|i| (i * 97) % 1000).collect());
+    (x, target)
+}
 
 /// The median of `times`.
 pub fn median(mut times: Vec<Duration>) -> Duration {

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use firelight::bundled::default_image;
 use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::cam::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::core::npy::write_atomic;
@@ -10,7 +9,7 @@ use firelight::prelude::*;
 use firelight::viz::{pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{InputArgs, TargetArgs, classifier, device, draw, file_safe, load_input};
+use crate::{InputArgs, Session, TargetArgs, draw, file_safe};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct EvaluateArgs {
@@ -60,11 +59,15 @@ struct Scores {
 }
 
 pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
-    let methods: Vec<Method> = args
-        .method
-        .iter()
-        .map(|m| m.trim().parse())
-        .collect::<Result<_>>()?;
+    let session = Session::open(&args.method, &args.input, args.layer.as_deref())?;
+    let Session {
+        methods,
+        device,
+        classifier,
+        path,
+        photo,
+        input,
+    } = &session;
     if let Some(m) = methods.iter().find(|m| m.is_layer_method()) {
         return Err(Error::parameter(
             "method",
@@ -72,15 +75,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             "layer attributions are not maps over the photo; use CAMs or input attributions",
         ));
     }
-    let device = device(args.input.device.device)?;
-    let classifier = classifier(&args.input.model, &device)?;
-    let path = args.input.image.clone().unwrap_or_else(default_image);
-    let (photo, input) = load_input(&classifier, &path, &device)?;
-    if let Some(layer) = &args.layer {
-        classifier.model().check_layer(layer)?;
-    }
-    println!("{}: top-5 of {}", path.display(), classifier.name);
-    let explained = args.target.resolve(&classifier, &input, &device)?;
+    let explained = args.target.resolve(classifier, input, device)?;
     let options = MethodOptions {
         internal_batch_size: Some(args.internal_batch_size),
         seed: args.seed,
@@ -101,20 +96,20 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     );
     let mut rows = Vec::new();
     let mut tiles = Vec::new();
-    for &method in &methods {
+    for &method in methods {
         bar.set_message(format!("{method}: map"));
-        let attribution = attribute(method, model, &input, target, &options)?;
+        let attribution = attribute(method, model, input, target, &options)?;
         let [height, width] = [input.shape()[2], input.shape()[3]];
         let map = if method.is_cam() {
             attribution.to_vec()?
         } else {
             pixel_map(&attribution)?.0
         };
-        let maps = DynTensor::from_vec(map, vec![1, height, width], &device)?;
+        let maps = DynTensor::from_vec(map, vec![1, height, width], device)?;
         bar.set_message(format!("{method}: ROAD"));
-        let morf = road.score(model, &input, &maps, target, RoadOrder::MostRelevantFirst)?[0];
-        let lerf = road.score(model, &input, &maps, target, RoadOrder::LeastRelevantFirst)?[0];
-        let confidence = cam_mult_image_confidence_change(model, &input, &maps, target)?[0];
+        let morf = road.score(model, input, &maps, target, RoadOrder::MostRelevantFirst)?[0];
+        let lerf = road.score(model, input, &maps, target, RoadOrder::LeastRelevantFirst)?[0];
+        let confidence = cam_mult_image_confidence_change(model, input, &maps, target)?[0];
         let scores = Scores {
             method,
             morf,
@@ -156,10 +151,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     }
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "input".into());
+    let stem = session.stem();
     let layer = args
         .layer
         .as_deref()

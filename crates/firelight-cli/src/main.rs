@@ -516,28 +516,68 @@ fn print_predictions(predictions: &[Prediction]) {
     }
 }
 
-fn explain(args: ExplainArgs) -> Result<()> {
-    let methods: Vec<Method> = args
-        .method
-        .iter()
-        .map(|m| m.trim().parse())
-        .collect::<Result<_>>()?;
-    let device = device(args.input.device.device)?;
-    let classifier = classifier(&args.input.model, &device)?;
-    let path = args.input.image.clone().unwrap_or_else(default_image);
-    let (photo, input) = load_input(&classifier, &path, &device)?;
-    if let Some(layer) = &args.layer {
-        classifier.model().check_layer(layer)?;
+/// What `explain` and `evaluate` share: the methods by name, and the photo loaded for the model.
+struct Session {
+    methods: Vec<Method>,
+    device: Device,
+    classifier: ImageClassifier,
+    path: PathBuf,
+    photo: Option<RgbImage>,
+    input: DynTensor,
+}
+
+impl Session {
+    /// Parses `methods`, loads the model and the photo, and checks `layer` before anything runs.
+    fn open(methods: &[String], input: &InputArgs, layer: Option<&str>) -> Result<Self> {
+        let methods: Vec<Method> = methods
+            .iter()
+            .map(|m| m.trim().parse())
+            .collect::<Result<_>>()?;
+        let device = device(input.device.device)?;
+        let classifier = classifier(&input.model, &device)?;
+        let path = input.image.clone().unwrap_or_else(default_image);
+        let (photo, tensor) = load_input(&classifier, &path, &device)?;
+        if let Some(layer) = layer {
+            classifier.model().check_layer(layer)?;
+        }
+        println!("{}: top-5 of {}", path.display(), classifier.name);
+        Ok(Self {
+            methods,
+            device,
+            classifier,
+            path,
+            photo,
+            input: tensor,
+        })
     }
-    println!("{}: top-5 of {}", path.display(), classifier.name);
-    let explained = args.target.resolve(&classifier, &input, &device)?;
+
+    /// The photo's file name without its extension, for output names.
+    fn stem(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "input".into())
+    }
+}
+
+fn explain(args: ExplainArgs) -> Result<()> {
+    let session = Session::open(&args.method, &args.input, args.layer.as_deref())?;
+    let Session {
+        methods,
+        device,
+        classifier,
+        photo,
+        input,
+        ..
+    } = &session;
+    let explained = args.target.resolve(classifier, input, device)?;
     let baselines = match args.baseline.as_str() {
         "zeros" => Baseline::Zeros,
         "black" => Baseline::Tensor(classifier.input(
             &RgbImage::filled(input.shape()[3], input.shape()[2], [0, 0, 0]),
-            &device,
+            device,
         )?),
-        npy => Baseline::Tensor(load_input(&classifier, Path::new(npy), &device)?.1),
+        npy => Baseline::Tensor(load_input(classifier, Path::new(npy), device)?.1),
     };
     let options = MethodOptions {
         n_steps: args.steps,
@@ -551,20 +591,17 @@ fn explain(args: ExplainArgs) -> Result<()> {
     };
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "input".into());
+    let stem = session.stem();
     let mut tiles = Vec::new();
-    if let Some(photo) = &photo {
+    if let Some(photo) = photo {
         tiles.push(("photo".to_string(), photo.clone()));
     }
-    for &method in &methods {
+    for &method in methods {
         let bar = spinner(format!("{method} for the {}", explained.description));
         let result = attribute(
             method,
             explained.model.as_ref(),
-            &input,
+            input,
             &explained.target,
             &options,
         );
@@ -583,7 +620,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
             explained.description,
             npy.display()
         );
-        if let (Some(photo), false) = (&photo, method.is_layer_method()) {
+        if let (Some(photo), false) = (photo, method.is_layer_method()) {
             let png = args.out.join(format!("{name}.png"));
             let picture = draw(photo, method, &attribution, args.colormap.into())?;
             picture.write_png(&png)?;
