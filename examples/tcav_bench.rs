@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use firelight::bundled::ImageClassifier;
-use firelight::concept::{Concept, ImageTransform, Tcav};
+use firelight::concept::{Concept, Tcav};
 use firelight::prelude::*;
 
 const LAYERS: [&str; 3] = [
@@ -32,26 +32,20 @@ fn main() -> Result<()> {
     );
     let device = Device::flex();
     let classifier = ImageClassifier::efficientnet_lite0(&device)?;
-    let pre = &classifier.preprocess;
-    let transform = ImageTransform {
-        resize: pre.resize,
-        crop: pre.crop,
-        mean: pre.mean,
-        std: pre.std,
-    };
+    let transform = &classifier.preprocess;
     let loading = Instant::now();
-    let concept = Concept::from_folder("striped", data.join("concept"), &transform, &device)?;
+    let concept = Concept::from_folder("striped", data.join("concept"), transform, &device)?;
     let randoms = (0..10)
         .map(|k| {
             Concept::from_folder(
                 format!("random_{k}"),
                 data.join(format!("random_{k}")),
-                &transform,
+                transform,
                 &device,
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let inputs = Concept::from_folder("inputs", data.join("inputs"), &transform, &device)?;
+    let inputs = Concept::from_folder("inputs", data.join("inputs"), transform, &device)?;
     let loading = loading.elapsed().as_secs_f64();
 
     let tcav = Tcav::new(classifier.model(), LAYERS)?.batch_size(25);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use firelight::concept::{
-    Concept, ExperimentConfig, ExperimentReport, ImageTransform, RandomConcepts, TargetInputs, Tcav,
+    Concept, ExperimentConfig, ExperimentReport, Preprocess, RandomConcepts, TargetInputs, Tcav,
 };
 use firelight::core::Device;
 use firelight::onnx::OnnxModel;
@@ -14,8 +14,8 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/texture_cnn")
 }
 
-fn transform() -> ImageTransform {
-    ImageTransform {
+fn transform() -> Preprocess {
+    Preprocess {
         resize: 32,
         crop: 32,
         mean: [0.5; 3],

@@ -160,12 +160,7 @@ impl<'m, W: CamWeighting> Cam<'m, W> {
         weighting: W,
     ) -> Result<Self> {
         let layers: Vec<String> = layers.into_iter().map(Into::into).collect();
-        if layers.is_empty() {
-            return Err(Error::parameter("layers", "[]", "give at least one layer"));
-        }
-        for layer in &layers {
-            model.check_layer(layer)?;
-        }
+        model.check_layers(&layers)?;
         Ok(Self {
             model,
             layers,

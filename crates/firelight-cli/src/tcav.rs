@@ -8,8 +8,8 @@ use std::time::Duration;
 use firelight::bundled::{ImageClassifier, models_dir};
 use firelight::concept::report::write_report;
 use firelight::concept::{
-    ActivationCache, CavTrainer, Classifier, Concept, ExperimentConfig, ImageTransform, ModelKey,
-    Progress, RandomConcepts, ScoreKind, TargetInputs, Tcav,
+    ActivationCache, CavTrainer, Classifier, Concept, ExperimentConfig, ModelKey, Progress,
+    RandomConcepts, ScoreKind, TargetInputs, Tcav,
 };
 use firelight::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -249,27 +249,21 @@ pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
 
     let device = device(args.device.device)?;
     let classifier = classifier(&args.model, &device)?;
-    let pre = &classifier.preprocess;
-    let transform = ImageTransform {
-        resize: pre.resize,
-        crop: pre.crop,
-        mean: pre.mean,
-        std: pre.std,
-    };
+    let transform = &classifier.preprocess;
     let concepts = concepts_spec
         .iter()
-        .map(|(name, dir)| Concept::from_folder(name, dir, &transform, &device))
+        .map(|(name, dir)| Concept::from_folder(name, dir, transform, &device))
         .collect::<Result<Vec<_>>>()?;
     let random = match (random_pool, random_sets.is_empty()) {
         (Some(pool), true) => {
-            RandomConcepts::Pool(Concept::from_folder("random", pool, &transform, &device)?)
+            RandomConcepts::Pool(Concept::from_folder("random", pool, transform, &device)?)
         }
         (None, false) => RandomConcepts::Sets(
             random_sets
                 .iter()
                 .enumerate()
                 .map(|(k, dir)| {
-                    Concept::from_folder(format!("random_{k}"), dir, &transform, &device)
+                    Concept::from_folder(format!("random_{k}"), dir, transform, &device)
                 })
                 .collect::<Result<_>>()?,
         ),
@@ -285,7 +279,7 @@ pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
         .iter()
         .map(|(spec, dir)| {
             let class = class_index(&classifier, spec)?;
-            let inputs = Concept::from_folder(spec, dir, &transform, &device)?;
+            let inputs = Concept::from_folder(spec, dir, transform, &device)?;
             Ok(TargetInputs {
                 name: classifier
                     .labels

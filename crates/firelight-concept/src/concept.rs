@@ -3,31 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use firelight_core::{Device, DynTensor, Error, Result};
-use firelight_viz::RgbImage;
+use firelight_viz::Preprocess;
 use sha2::{Digest, Sha256};
-
-/// How an image file becomes a model input: resize the short side, centre-crop, normalise.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImageTransform {
-    /// The short side after resizing, in pixels.
-    pub resize: usize,
-    /// The side of the centre square cropped from the resized image.
-    pub crop: usize,
-    /// Per-channel mean subtracted from pixel values scaled to [0, 1].
-    pub mean: [f32; 3],
-    /// Per-channel standard deviation the centred values are divided by.
-    pub std: [f32; 3],
-}
-
-impl ImageTransform {
-    /// Reads one image file as a `[1, 3, crop, crop]` input.
-    pub fn load(&self, path: &Path, device: &Device) -> Result<DynTensor> {
-        let image = RgbImage::read(path)?;
-        image
-            .resize_and_center_crop(self.resize, self.crop)
-            .to_tensor(self.mean, self.std, device)
-    }
-}
 
 /// A named set of examples of one idea ("striped"), as model inputs, batch first.
 ///
@@ -112,7 +89,7 @@ impl Concept {
     pub fn from_folder(
         name: impl Into<String>,
         dir: impl AsRef<Path>,
-        transform: &ImageTransform,
+        transform: &Preprocess,
         device: &Device,
     ) -> Result<Self> {
         let dir = dir.as_ref();
@@ -134,7 +111,7 @@ impl Concept {
     pub fn from_files(
         name: impl Into<String>,
         files: Vec<PathBuf>,
-        transform: &ImageTransform,
+        transform: &Preprocess,
         device: &Device,
     ) -> Result<Self> {
         let tensors = files

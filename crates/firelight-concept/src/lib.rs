@@ -27,7 +27,8 @@ pub mod tcav;
 
 pub use cache::{ActivationCache, CacheStats, ModelKey};
 pub use cav::{Cav, CavTrainer, Classifier};
-pub use concept::{Concept, ImageTransform};
+pub use concept::Concept;
+pub use firelight_viz::Preprocess;
 pub use score::{ScoreKind, TcavScore};
 pub use tcav::{
     ConceptResult, ExperimentConfig, ExperimentReport, Progress, RandomConcepts, TargetInputs, Tcav,

@@ -183,10 +183,16 @@ impl Chart {
         draw_text_centered(&mut self.image, centre, self.bottom + 10, &short, 1, INK);
     }
 
-    fn legend(&mut self, entries: &[(String, [u8; 3])]) {
+    /// One swatch per concept in the palette's colours, then the random null's.
+    fn concept_legend(&mut self, concepts: &[&str]) {
+        let entries = concepts
+            .iter()
+            .enumerate()
+            .map(|(c, name)| (*name, PALETTE[c % PALETTE.len()]))
+            .chain([("random", RANDOM)]);
         let mut x = LEFT;
         for (name, color) in entries {
-            fill_rect(&mut self.image, x, 52, 12, 12, *color);
+            fill_rect(&mut self.image, x, 52, 12, 12, color);
             draw_text(&mut self.image, x + 16, 54, name, 1, INK);
             x += 16 + text_width(name, 1) + 20;
         }
@@ -242,13 +248,7 @@ pub fn bar_plot(report: &ExperimentReport, target: &str) -> RgbImage {
         }
         chart.group_label(x0 + (per_group - GROUP_GAP) / 2, layer);
     }
-    let mut legend: Vec<(String, [u8; 3])> = concepts
-        .iter()
-        .enumerate()
-        .map(|(c, n)| (n.to_string(), PALETTE[c % PALETTE.len()]))
-        .collect();
-    legend.push(("random".into(), RANDOM));
-    chart.legend(&legend);
+    chart.concept_legend(&concepts);
     chart.image
 }
 
@@ -295,13 +295,7 @@ pub fn box_plot(report: &ExperimentReport, target: &str) -> RgbImage {
         }
         chart.group_label(x0 + (per_group - GROUP_GAP) / 2, layer);
     }
-    let mut legend: Vec<(String, [u8; 3])> = concepts
-        .iter()
-        .enumerate()
-        .map(|(c, n)| (n.to_string(), PALETTE[c % PALETTE.len()]))
-        .collect();
-    legend.push(("random".into(), RANDOM));
-    chart.legend(&legend);
+    chart.concept_legend(&concepts);
     chart.image
 }
 

@@ -177,12 +177,7 @@ impl<'a> Tcav<'a> {
         layers: impl IntoIterator<Item = S>,
     ) -> Result<Self> {
         let layers: Vec<String> = layers.into_iter().map(Into::into).collect();
-        if layers.is_empty() {
-            return Err(Error::parameter("layers", "[]", "give at least one layer"));
-        }
-        for layer in &layers {
-            model.check_layer(layer)?;
-        }
+        model.check_layers(&layers)?;
         Ok(Self {
             model,
             model_key: String::new(),

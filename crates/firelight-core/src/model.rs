@@ -168,6 +168,14 @@ pub trait Model {
         }
     }
 
+    /// Fails for an empty list, or (as [`Model::check_layer`]) for a layer the model does not have.
+    fn check_layers(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Err(Error::parameter("layers", "[]", "give at least one layer"));
+        }
+        names.iter().try_for_each(|name| self.check_layer(name))
+    }
+
     /// Fails with [`Error::ShapeMismatch`] unless `input` fits [`Model::input_shape`].
     fn check_input(&self, input: &DynTensor) -> Result<()> {
         match self.input_shape() {
