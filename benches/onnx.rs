@@ -143,7 +143,7 @@ fn main() {
             let forward = |m: &dyn Model| {
                 let x = x.detached();
                 time(reps * 3, || {
-                    m.predict(x.clone()).expect("forward").into_data();
+                    m.predict(&x.clone().into()).expect("forward").into_data();
                 })
             };
             let saliency = |m: &dyn Model| {

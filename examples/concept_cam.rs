@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     let embedder = Embedding::new(classifier.model(), EMBEDDING)?;
     let embed = |image: &RgbImage| -> Result<Tensor<1>> {
         let input = classifier.input(&classifier.crop(image), &device)?;
-        Ok(embedder.predict(input)?.reshape([1280]))
+        Ok(embedder.predict(&input.into())?.reshape([1280]))
     };
     let input = classifier.input(&photo, &device)?;
     let mut tiles = vec![("photo".to_string(), photo.clone())];

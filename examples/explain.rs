@@ -89,7 +89,7 @@ fn run(args: Args) -> firelight::core::Result<()> {
     let model = classifier.model();
 
     let top5 = classifier
-        .top_k(model.predict(input.clone())?, 5)?
+        .top_k(model.predict(&input.clone().into())?, 5)?
         .remove(0);
     println!("{}: top-5 of MobileNetV2 (ImageNet)", args.image.display());
     for p in &top5 {

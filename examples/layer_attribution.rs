@@ -43,7 +43,7 @@ fn main() -> firelight::core::Result<()> {
     let input = classifier.input(&photo, &device)?;
     let model = classifier.model();
     let top = classifier
-        .top_k(model.predict(input.clone())?, 1)?
+        .top_k(model.predict(&input.clone().into())?, 1)?
         .remove(0)
         .remove(0);
     let target = Target::class(top.class);

@@ -41,7 +41,8 @@ pub use firelight_viz as viz;
 /// The names most programs need.
 pub mod prelude {
     pub use firelight_core::{
-        Baseline, Device, DynTensor, Error, LayerInfo, Model, Result, Taps, Target, Tensor,
+        Attributions, Baseline, Device, DynTensor, Error, Inputs, LayerInfo, Model, Result, Taps,
+        Target, Tensor, Value,
     };
     pub use firelight_grad::{
         Approximation, Attribution, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,

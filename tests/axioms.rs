@@ -17,7 +17,7 @@ fn cnn(seed: u64) -> SmallCnn {
 }
 
 fn output_scale(model: &dyn Model, x: &DynTensor, target: &Target) -> f32 {
-    let out = model.predict(x.clone()).unwrap();
+    let out = model.predict(&x.clone().into()).unwrap();
     let samples: Vec<usize> = (0..x.batch()).collect();
     values1(&target.scores(out, &samples).unwrap())
         .iter()
@@ -134,10 +134,10 @@ proptest! {
     fn recording_taps_change_nothing(seed in 0u64..1000) {
         let model = cnn(seed);
         let x = pseudo_random(&[2, 3, 8, 8], seed, 1.0);
-        let plain = model.predict(x.clone()).unwrap();
+        let plain = model.predict(&x.clone().into()).unwrap();
         let names: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
         let mut recorder = Recorder::new(names.clone());
-        let tapped = model.forward(x.clone(), &mut Taps::with_hook(&mut recorder)).unwrap();
+        let tapped = model.forward(&x.clone().into(), &mut Taps::with_hook(&mut recorder)).unwrap();
         let a = plain.to_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let b = tapped.to_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         // Bit-identical on flex; on fusing GPU backends a tap moves a kernel boundary, which may
@@ -232,7 +232,7 @@ fn layer_gradient_x_activation_at_logits_is_the_logit() {
         .unwrap()
         .attribute(&x, &Target::class(3))
         .unwrap();
-    let logits = values(&DynTensor::new(model.predict(x.clone()).unwrap()));
+    let logits = values(&DynTensor::new(model.predict(&x.clone().into()).unwrap()));
     let a = values(&attr);
     for sample in 0..2 {
         for j in 0..5 {
@@ -265,7 +265,7 @@ fn guided_relu_policies_follow_their_rules() {
     }
     let mut hidden = Hidden(None);
     model
-        .forward(x.clone(), &mut Taps::with_hook(&mut hidden))
+        .forward(&x.clone().into(), &mut Taps::with_hook(&mut hidden))
         .unwrap();
     let h = hidden.0.unwrap();
     // Weights from the same seed, in PyTorch layout.

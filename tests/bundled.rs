@@ -21,7 +21,9 @@ fn mobilenet_v2_logits_match_torch() {
     let classifier = ImageClassifier::mobilenet_v2(&device()).unwrap();
     let input = read_npy_tensor(fixture("input.npy"), &device()).unwrap();
     let expected = values(&read_npy_tensor(fixture("logits.npy"), &device()).unwrap());
-    let logits = values(&DynTensor::new(classifier.model().predict(input).unwrap()));
+    let logits = values(&DynTensor::new(
+        classifier.model().predict(&input.into()).unwrap(),
+    ));
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let err = max_abs_diff(&logits, &expected);
     eprintln!("MobileNetV2 logits: max abs diff {err:.2e} (logit scale {scale:.1})");
@@ -38,7 +40,7 @@ fn mobilenet_v2_sees_the_cat() {
     assert_eq!((photo.width, photo.height), (224, 224));
     let input = classifier.input(&photo, &device()).unwrap();
     let top = classifier
-        .top_k(classifier.model().predict(input).unwrap(), 3)
+        .top_k(classifier.model().predict(&input.into()).unwrap(), 3)
         .unwrap()
         .remove(0);
     let torch: serde_json::Value =

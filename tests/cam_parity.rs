@@ -509,7 +509,9 @@ fn token_layers_of_a_vit_match_pytorch_grad_cam() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cam_vit");
     let model = OnnxModel::load(dir.join("model.onnx"), &device()).unwrap();
     let input = read_npy_tensor(dir.join("input.npy"), &device()).unwrap();
-    let logits = values(&DynTensor::new(model.predict(input.clone()).unwrap()));
+    let logits = values(&DynTensor::new(
+        model.predict(&input.clone().into()).unwrap(),
+    ));
     let expected = read_npy(dir.join("logits.npy")).unwrap();
     assert!(max_abs_diff(&logits, &expected.data) < 1e-4);
     let targets: Vec<usize> = expected

@@ -31,7 +31,7 @@ fn concept_similarity_and_difference_match_the_tutorial() {
     let embedder = Embedding::new(&model, POOLED).unwrap();
     assert_eq!(embedder.layers().last().unwrap().name, POOLED);
 
-    let embeddings = embedder.predict(input.clone()).unwrap();
+    let embeddings = embedder.predict(&input.clone().into()).unwrap();
     let expected = read_npy(fixtures.join("embeddings.npy")).unwrap();
     assert_eq!(embeddings.dims().to_vec(), expected.shape);
     let embeddings = values(&DynTensor::new(embeddings));
@@ -44,7 +44,7 @@ fn concept_similarity_and_difference_match_the_tutorial() {
             .flip([3])
             .reshape([1, 3 * 112 * 112])
     });
-    let concept = embedder.predict(mirrored).unwrap().reshape([512]);
+    let concept = embedder.predict(&mirrored.into()).unwrap().reshape([512]);
     let expected = read_npy(fixtures.join("concept.npy")).unwrap();
     assert!(max_abs_diff(&values1(&concept), &expected.data) < 1e-4);
     for (file, target) in [
@@ -77,7 +77,9 @@ fn segmentation_target_matches_pytorch_grad_cam() {
     let dir = root().join("tests/fixtures/cam_segmentation");
     let model = OnnxModel::load(dir.join("model.onnx"), &device()).unwrap();
     let input = read_npy_tensor(dir.join("input.npy"), &device()).unwrap();
-    let output = values(&DynTensor::new(model.predict(input.clone()).unwrap()));
+    let output = values(&DynTensor::new(
+        model.predict(&input.clone().into()).unwrap(),
+    ));
     let expected = read_npy(dir.join("output.npy")).unwrap();
     assert!(max_abs_diff(&output, &expected.data) < 1e-4);
     let regions = read_npy(dir.join("regions.npy")).unwrap();
@@ -143,7 +145,7 @@ fn concept_similarity_lights_the_matching_object() {
     for (reference, matching_half) in [("chelsea.png", 0..112), ("coffee.png", 112..224)] {
         let image = RgbImage::read(images.join(reference)).unwrap();
         let concept = embedder
-            .predict(classifier.input(&classifier.crop(&image), &d).unwrap())
+            .predict(&(classifier.input(&classifier.crop(&image), &d).unwrap()).into())
             .unwrap()
             .reshape([1280]);
         let map = Cam::new(&embedder, ["/_conv_head/Conv_output_0"], GradCam)

@@ -112,7 +112,9 @@ fn max_abs(v: &[f32]) -> f32 {
 }
 
 fn check_logits(name: &str, f: &Fixture) {
-    let logits = values(&DynTensor::new(f.model.predict(f.input.clone()).unwrap()));
+    let logits = values(&DynTensor::new(
+        f.model.predict(&f.input.clone().into()).unwrap(),
+    ));
     let mut failures = Vec::new();
     for reference in ["torch", "onnxruntime"] {
         let expected = values(&f.load(f.manifest["logits"][reference].as_str().unwrap()));

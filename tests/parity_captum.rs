@@ -156,7 +156,7 @@ fn run(s: &Setup, method: &str, p: &Value) -> (DynTensor, Option<Tensor<1>>) {
 #[test]
 fn logits_match_torch() {
     let (s, _) = setup();
-    let logits = DynTensor::new(s.model.predict(s.inputs.clone()).unwrap());
+    let logits = DynTensor::new(s.model.predict(&s.inputs.clone().into()).unwrap());
     let expected = load("logits.npy");
     let err = rel_l2(&values(&logits), &values(&expected));
     eprintln!("logits: rel L2 {err:.2e}");

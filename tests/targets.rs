@@ -14,7 +14,7 @@ fn scores(model: &Mlp, x: &DynTensor, target: &Target) -> Vec<f32> {
     let samples: Vec<usize> = (0..x.batch()).collect();
     values1(
         &target
-            .scores(model.predict(x.clone()).unwrap(), &samples)
+            .scores(model.predict(&x.clone().into()).unwrap(), &samples)
             .unwrap(),
     )
 }
@@ -23,7 +23,7 @@ fn scores(model: &Mlp, x: &DynTensor, target: &Target) -> Vec<f32> {
 fn probability_target_is_the_softmax() {
     let model = model();
     let x = pseudo_random(&[3, 4], 1, 1.0);
-    let logits = values(&DynTensor::new(model.predict(x.clone()).unwrap()));
+    let logits = values(&DynTensor::new(model.predict(&x.clone().into()).unwrap()));
     let p = scores(&model, &x, &Target::probability(2));
     for (s, prob) in p.iter().enumerate() {
         let row = &logits[s * 5..s * 5 + 5];
@@ -43,11 +43,11 @@ fn cosine_targets_against_a_reference_embedding() {
     let model = model();
     let x = pseudo_random(&[2, 4], 2, 1.0);
     let reference = model
-        .predict(pseudo_random(&[1, 4], 9, 1.0))
+        .predict(&(pseudo_random(&[1, 4], 9, 1.0)).into())
         .unwrap()
         .reshape([5]);
     let r = values1(&reference);
-    let out = values(&DynTensor::new(model.predict(x.clone()).unwrap()));
+    let out = values(&DynTensor::new(model.predict(&x.clone().into()).unwrap()));
     let sim = scores(&model, &x, &Target::CosineSimilarity(reference.clone()));
     let diff = scores(&model, &x, &Target::CosineDifference(reference.clone()));
     for s in 0..2 {

@@ -2,7 +2,8 @@
 //! drops when that channel is ablated at the layer, `(original - ablated) / original`.
 
 use burn::tensor::{Tensor, TensorData};
-use firelight_core::{DynTensor, Error, Result, TapHook, Taps};
+use firelight_core::batch::{Perturbed, perturbed_scores};
+use firelight_core::{DynTensor, Error, Inputs, Result, TapHook, Taps};
 
 use crate::base::{CamWeighting, LayerValues, weighted_channels};
 
@@ -108,26 +109,35 @@ impl CamWeighting for AblationCam {
         let activations = layer.activations.clone();
         let [_, c, _, _] = activations.dims();
         let samples: Vec<usize> = (0..n).collect();
-        let outputs = layer.model.forward(inputs.clone(), &mut Taps::none())?;
+        let outputs = layer
+            .model
+            .forward(&Inputs::from(inputs), &mut Taps::none())?;
         let original = layer.target.scores(outputs, &samples)?;
-        let mut scores = Vec::with_capacity(n * c);
+        let mut scores = Vec::with_capacity(n);
         for image in 0..n {
-            let row = inputs.rows(image, image + 1);
-            let mut start = 0;
-            while start < c {
-                let end = (start + self.batch_size).min(c);
-                let copies = DynTensor::cat(vec![row.clone(); end - start])?;
-                let mut ablate = Ablate {
-                    layer: layer.layer,
-                    channels: start..end,
-                    channels_last: layer.tokens.is_some(),
-                };
-                let outputs = layer
-                    .model
-                    .forward(copies, &mut Taps::with_hook(&mut ablate))?;
-                scores.push(layer.target.scores(outputs, &vec![image; end - start])?);
-                start = end;
-            }
+            let row = Inputs::from(inputs.rows(image, image + 1));
+            // One perturbation per channel: `batch_size` copies of the image, each with its
+            // channel ablated at the layer.
+            scores.push(perturbed_scores(
+                layer.model,
+                layer.target,
+                c,
+                self.batch_size,
+                |channels| {
+                    let copies = row.select_rows(&vec![0; channels.len()])?;
+                    let ablate = Ablate {
+                        layer: layer.layer,
+                        channels: channels.clone(),
+                        channels_last: layer.tokens.is_some(),
+                    };
+                    Ok(Perturbed {
+                        inputs: copies,
+                        samples: vec![image; channels.len()],
+                        hook: Some(Box::new(ablate)),
+                    })
+                },
+                |_| {},
+            )?);
         }
         let ablated = Tensor::cat(scores, 0).reshape([n, c]);
         let original = original.reshape([n, 1]);

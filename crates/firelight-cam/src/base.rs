@@ -1,8 +1,8 @@
 //! The plumbing every CAM method shares, as pytorch-grad-cam's `BaseCAM` does it.
 
 use burn::tensor::{Tensor, TensorData};
-use firelight_core::{DynTensor, Error, Model, Recorder, Result, Taps, Target};
-use firelight_grad::base::layer_activation_and_gradient;
+use firelight_core::gradients::layer_activation_and_gradient;
+use firelight_core::{DynTensor, Error, Inputs, Model, Recorder, Result, Taps, Target};
 
 use crate::eigen_cam::first_component;
 
@@ -223,7 +223,7 @@ impl<'m, W: CamWeighting> Cam<'m, W> {
         } else {
             let mut recorder = Recorder::new(self.layers.iter().cloned());
             self.model
-                .forward(inputs.clone(), &mut Taps::with_hook(&mut recorder))?;
+                .forward(&Inputs::from(inputs), &mut Taps::with_hook(&mut recorder))?;
             Some(recorder)
         };
         self.layers
@@ -237,8 +237,12 @@ impl<'m, W: CamWeighting> Cam<'m, W> {
                         (self.spatial(layer, value)?, None)
                     }
                     None => {
-                        let (a, g) =
-                            layer_activation_and_gradient(self.model, inputs, layer, target)?;
+                        let (a, g) = layer_activation_and_gradient(
+                            self.model,
+                            &Inputs::from(inputs),
+                            layer,
+                            target,
+                        )?;
                         (self.spatial(layer, &a)?, Some(self.spatial(layer, &g)?))
                     }
                 };

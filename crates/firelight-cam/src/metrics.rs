@@ -4,7 +4,7 @@
 //! `[batch, channels, height, width]`; every score is the target's change, after minus before.
 
 use burn::tensor::Tensor;
-use firelight_core::{DynTensor, Error, Model, Result, Taps, Target};
+use firelight_core::{DynTensor, Error, Inputs, Model, Result, Taps, Target};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -177,7 +177,7 @@ pub fn cam_mult_image_confidence_change(
 
 fn scores(model: &dyn Model, inputs: &DynTensor, target: &Target) -> Result<Vec<f32>> {
     target.check_batch(inputs.batch())?;
-    let outputs: Tensor<2> = model.forward(inputs.clone(), &mut Taps::none())?;
+    let outputs: Tensor<2> = model.forward(&Inputs::from(inputs), &mut Taps::none())?;
     let samples: Vec<usize> = (0..inputs.batch()).collect();
     DynTensor::new(target.scores(outputs, &samples)?).to_vec()
 }

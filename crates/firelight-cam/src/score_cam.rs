@@ -3,7 +3,8 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
-use firelight_core::{DynTensor, Error, Result, Taps};
+use firelight_core::batch::{Perturbed, perturbed_scores};
+use firelight_core::{Error, Inputs, Result};
 
 use crate::base::{CamWeighting, LayerValues, upsample_align_corners, weighted_channels};
 
@@ -50,28 +51,33 @@ impl CamWeighting for ScoreCam {
         let maxs = flat.clone().max_dim(2).reshape([n, c, 1, 1]);
         let mins = flat.min_dim(2).reshape([n, c, 1, 1]);
         let masks = (upsampled - mins.clone()) / (maxs - mins + 1e-8);
-        let mut scores = Vec::with_capacity(n * c);
+        let mut scores = Vec::with_capacity(n);
         for image in 0..n {
             let photo = inputs.clone().narrow(0, image, 1);
             let image_masks = masks
                 .clone()
                 .narrow(0, image, 1)
                 .reshape([c, 1, height, width]);
-            let mut start = 0;
-            while start < c {
-                let end = (start + self.batch_size).min(c);
-                let masked = photo
-                    .clone()
-                    .expand([end - start, channels_in, height, width])
-                    * image_masks.clone().narrow(0, start, end - start);
-                let outputs = layer
-                    .model
-                    .forward(DynTensor::new(masked), &mut Taps::none())?;
-                let rows = vec![image; end - start];
-                let batch_scores = layer.target.scores(outputs, &rows)?;
-                scores.push(batch_scores);
-                start = end;
-            }
+            // One perturbation per channel: the photo masked by the channel's activation.
+            scores.push(perturbed_scores(
+                layer.model,
+                layer.target,
+                c,
+                self.batch_size,
+                |channels| {
+                    let masked = photo
+                        .clone()
+                        .expand([channels.len(), channels_in, height, width])
+                        * image_masks
+                            .clone()
+                            .narrow(0, channels.start, channels.len());
+                    Ok(Perturbed::new(
+                        Inputs::from(masked),
+                        vec![image; channels.len()],
+                    ))
+                },
+                |_| {},
+            )?);
         }
         let weights = softmax(Tensor::cat(scores, 0).reshape([n, c]), 1);
         Ok(weighted_channels(weights, activations))

@@ -309,7 +309,7 @@ impl TargetArgs {
     ) -> Result<Explained<'a>> {
         let model = classifier.model();
         let top5 = classifier
-            .top_k(model.predict(input.clone())?, 5)?
+            .top_k(model.predict(&input.clone().into())?, 5)?
             .remove(0);
         print_predictions(&top5);
         let Some(concept) = &self.concept_image else {
@@ -333,7 +333,7 @@ impl TargetArgs {
         };
         let embedder = Embedding::new(model, layer.clone())?;
         let (_, reference) = load_input(classifier, concept, device)?;
-        let embedding = embedder.predict(reference)?;
+        let embedding = embedder.predict(&reference.into())?;
         let [_, width] = embedding.dims();
         let embedding = embedding.reshape([width]);
         let name = concept
@@ -445,7 +445,7 @@ fn load_input(
             }
             _ => tensor,
         };
-        classifier.model().check_input(&tensor)?;
+        classifier.model().check_inputs(&(&tensor).into())?;
         return Ok((None, tensor));
     }
     let photo = classifier.crop(&RgbImage::read(path)?);
@@ -652,7 +652,7 @@ fn run(cli: Cli) -> Result<()> {
             let path = input.image.clone().unwrap_or_else(default_image);
             let (_, tensor) = load_input(&classifier, &path, &device)?;
             let predictions = classifier
-                .top_k(classifier.model().predict(tensor)?, top)?
+                .top_k(classifier.model().predict(&tensor.into())?, top)?
                 .remove(0);
             println!("{}:", path.display());
             print_predictions(&predictions);

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use firelight_core::npy::{parse_npy, write_npy};
-use firelight_core::{Device, DynTensor, Error, Model, Recorder, Result, TapHook, Taps};
+use firelight_core::{Device, DynTensor, Error, Inputs, Model, Recorder, Result, TapHook, Taps};
 use sha2::{Digest, Sha256};
 
 use crate::concept::{Concept, hex};
@@ -176,7 +176,7 @@ pub fn layer_activations(
     if batch_size == 0 {
         return Err(Error::parameter("batch_size", 0, "must be at least 1"));
     }
-    model.check_input(inputs)?;
+    model.check_inputs(&Inputs::from(inputs))?;
     let mut parts: Vec<Vec<DynTensor>> = vec![Vec::new(); layers.len()];
     let mut start = 0;
     while start < inputs.batch() {
@@ -187,7 +187,7 @@ pub fn layer_activations(
             stopped: false,
         };
         let result = model.forward(
-            inputs.rows(start, end).detached(),
+            &Inputs::from(inputs.rows(start, end).detached()),
             &mut Taps::with_hook(&mut recorder),
         );
         if !recorder.stopped {

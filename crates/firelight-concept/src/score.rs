@@ -7,7 +7,7 @@
 //! `magnitude` is the mean directional derivative.
 
 use burn::tensor::{Tensor, TensorData};
-use firelight_core::{Classes, DynTensor, Error, Model, Result, Target};
+use firelight_core::{DynTensor, Error, Inputs, Model, Result, Target, batch, gradients};
 use serde::{Deserialize, Serialize};
 
 use crate::cav::{Cav, host};
@@ -56,46 +56,17 @@ pub fn layer_gradients(
     }
     target.check_batch(inputs.batch())?;
     model.check_layer(layer)?;
+    let all = Inputs::from(inputs);
     let mut parts = Vec::new();
-    let mut start = 0;
-    while start < inputs.batch() {
-        let end = (start + batch_size).min(inputs.batch());
-        let rows = inputs.rows(start, end);
-        // A per-sample target must follow its rows into the batch.
-        let sub_target = batch_target(target, start, end);
-        let (_, grad) =
-            firelight_grad::base::layer_activation_and_gradient(model, &rows, layer, &sub_target)?;
+    for range in batch::chunks(inputs.batch(), Some(batch_size))? {
+        let rows = all.rows(range.start, range.end)?;
+        // Per-sample targets follow their rows: each row keeps its index in the whole batch.
+        let samples: Vec<usize> = range.collect();
+        gradients::validate(model, &rows, &samples)?;
+        let (_, grad) = gradients::layer_gradients(model, &rows, layer, target, &samples, None)?;
         parts.push(grad.detached());
-        start = end;
     }
     DynTensor::cat(parts)
-}
-
-/// At each watched layer, continues with `value + zeros` where `zeros` is a fresh leaf: the
-/// graph stays connected, so one backward pass yields the gradient at every layer (the leaf's
-/// gradient is the layer's), where replacing the value by a leaf would cut the layers below off.
-struct ZeroLeaves {
-    layers: Vec<String>,
-    leaves: Vec<(String, Tensor<2>, DynTensor)>,
-}
-
-impl firelight_core::TapHook for ZeroLeaves {
-    fn visit(&mut self, layer: &str, value: DynTensor) -> Result<DynTensor> {
-        if !self.layers.iter().any(|l| l == layer) {
-            return Ok(value);
-        }
-        let zeros = value
-            .flat()
-            .clone()
-            .detach()
-            .inner()
-            .zeros_like()
-            .autodiff()
-            .require_grad();
-        self.leaves
-            .push((layer.to_string(), zeros.clone(), value.detached()));
-        Ok(value.map(|v| v + zeros))
-    }
 }
 
 /// The gradient of `target` at each of `layers` for every input, flat `[inputs, features]` per
@@ -115,56 +86,20 @@ pub fn multi_layer_gradients(
     for layer in layers {
         model.check_layer(layer)?;
     }
-    model.check_input(inputs)?;
+    let all = Inputs::from(inputs);
+    model.check_inputs(&all)?;
     let mut parts: Vec<Vec<DynTensor>> = vec![Vec::new(); layers.len()];
-    let mut start = 0;
-    while start < inputs.batch() {
-        let end = (start + batch_size).min(inputs.batch());
-        let rows = inputs.rows(start, end);
-        let sub_target = batch_target(target, start, end);
-        let mut hook = ZeroLeaves {
-            layers: layers.to_vec(),
-            leaves: Vec::new(),
-        };
-        let outputs = model.forward(
-            rows.detached(),
-            &mut firelight_core::Taps::with_hook(&mut hook),
-        )?;
-        let samples: Vec<usize> = (0..end - start).collect();
-        let scores = sub_target.scores(outputs, &samples)?;
-        let grads = scores.is_tracked().then(|| scores.sum().backward());
-        for (layer, part) in layers.iter().zip(parts.iter_mut()) {
-            let (_, leaf, value) = hook
-                .leaves
-                .iter()
-                .rev()
-                .find(|(l, _, _)| l == layer)
-                .ok_or_else(|| {
-                    Error::Model(format!(
-                        "the model lists layer `{layer}` but its forward pass never reached it"
-                    ))
-                })?;
-            let grad = grads
-                .as_ref()
-                .and_then(|g| leaf.grad(g))
-                .unwrap_or_else(|| value.flat().clone().zeros_like());
-            let [n, f] = grad.dims();
-            part.push(DynTensor::from_flat(grad, vec![n, f])?);
+    for range in batch::chunks(inputs.batch(), Some(batch_size))? {
+        let rows = all.rows(range.start, range.end)?;
+        // Per-sample targets follow their rows: each row keeps its index in the whole batch.
+        let samples: Vec<usize> = range.collect();
+        let values = gradients::multi_layer_gradients(model, &rows, layers, target, &samples)?;
+        for ((_, grad), part) in values.into_iter().zip(parts.iter_mut()) {
+            let [n, f] = grad.flat().dims();
+            part.push(DynTensor::from_flat(grad.into_flat(), vec![n, f])?);
         }
-        start = end;
     }
     parts.into_iter().map(DynTensor::cat).collect()
-}
-
-/// `target` for rows `start..end` of a batch: per-sample classes follow their rows.
-fn batch_target(target: &Target, start: usize, end: usize) -> Target {
-    match target {
-        Target::Class(Classes::PerSample(v)) => Target::classes(v[start..end].to_vec()),
-        Target::Probability(Classes::PerSample(v)) => {
-            Target::Probability(Classes::PerSample(v[start..end].to_vec()))
-        }
-        _ => target.clone(),
-    }
 }
 
 /// Every row of every CAV as one `[features, rows]` matrix on `device`.

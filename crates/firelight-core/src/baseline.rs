@@ -19,6 +19,8 @@ pub enum Baseline {
     /// A set of baselines `[k, ...sample]` to draw from (GradientSHAP); for single-baseline methods
     /// this is only accepted when `k == 1` or `k` equals the batch size.
     Distribution(DynTensor),
+    /// One baseline per attributed input, in order (Captum's tuple of baselines).
+    PerInput(Vec<Baseline>),
     /// Uniform noise in `[low, high)`, drawn with `seed`.
     Uniform {
         /// Lower bound.
@@ -31,6 +33,20 @@ pub enum Baseline {
 }
 
 impl Baseline {
+    /// The baseline of attributed input `index` (of `count`): this one, or its `index`-th part
+    /// for [`Baseline::PerInput`].
+    pub fn for_input(&self, index: usize, count: usize) -> Result<&Baseline> {
+        match self {
+            Baseline::PerInput(parts) if parts.len() != count => Err(Error::parameter(
+                "baselines",
+                format!("{} baselines", parts.len()),
+                format!("give one baseline per attributed input ({count})"),
+            )),
+            Baseline::PerInput(parts) => Ok(&parts[index]),
+            other => Ok(other),
+        }
+    }
+
     /// One baseline per input sample, the same shape as `inputs`.
     pub fn resolve(&self, inputs: &DynTensor) -> Result<DynTensor> {
         let samples: Vec<usize> = (0..inputs.batch()).collect();
@@ -68,6 +84,16 @@ impl Baseline {
                     }
                 }
             }
+            Baseline::PerInput(parts) => match parts.as_slice() {
+                [only] => only.resolve_rows(inputs, samples)?,
+                _ => {
+                    return Err(Error::parameter(
+                        "baselines",
+                        format!("{} baselines", parts.len()),
+                        "pick the attributed input's baseline with Baseline::for_input",
+                    ));
+                }
+            },
             Baseline::Uniform { low, high, seed } => {
                 if low >= high || !low.is_finite() || !high.is_finite() {
                     return Err(Error::parameter(

@@ -45,12 +45,39 @@ pub enum Error {
     #[error("invalid target: {0}")]
     InvalidTarget(String),
     /// A layer name that the model does not have.
-    #[error("unknown layer `{name}`; the model's layers are: {}", available.join(", "))]
+    #[error("{}", unknown_layer_message(name, available))]
     UnknownLayer {
         /// The name asked for.
         name: String,
-        /// Every layer the model offers.
+        /// Every layer the model offers (the message names only the closest few).
         available: Vec<String>,
+    },
+    /// A gradient method asked to attribute to an integer or bool input, which has no gradient.
+    #[error(
+        "input `{input}` holds {kind} values, which have no gradient: attribute at a layer instead \
+         (e.g. LayerIntegratedGradients at the embedding output), use a perturbation method, or \
+         pass it as a carried input"
+    )]
+    NotDifferentiable {
+        /// The input's name.
+        input: String,
+        /// Its element kind.
+        kind: String,
+    },
+    /// A model would allocate more memory than the budget allows.
+    #[error(
+        "{what} needs {} but the memory budget is {} (raise it with --max-memory, or \
+         firelight_core::budget::set_max_bytes)",
+        human_bytes(*bytes),
+        human_bytes(*budget)
+    )]
+    MemoryBudget {
+        /// What asked for the memory (an ONNX node, a tensor).
+        what: String,
+        /// How many bytes it asked for.
+        bytes: u64,
+        /// The budget in bytes.
+        budget: u64,
     },
     /// A method parameter outside its valid range.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
@@ -139,5 +166,92 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A byte count in binary units, for messages.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The names in `candidates` closest to `name` (by edit distance, ties in order), at most `n`.
+pub fn closest_names<'a>(name: &str, candidates: &'a [String], n: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, usize, &str)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (edit_distance(name, c), i, c.as_str()))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(n).map(|(_, _, c)| c).collect()
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+fn unknown_layer_message(name: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        return format!("unknown layer `{name}`: the model has no layers");
+    }
+    let closest = closest_names(name, available, 5);
+    format!(
+        "unknown layer `{name}`; the closest of the model's {} layers: {} (`firelight layers` \
+         lists them all)",
+        available.len(),
+        closest
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_layer_names_the_closest_few_not_all() {
+        let layers: Vec<String> = (0..40)
+            .map(|i| format!("/layer{i}/Relu_output_0"))
+            .collect();
+        let message = Error::UnknownLayer {
+            name: "/layer7/relu_output_0".into(),
+            available: layers,
+        }
+        .to_string();
+        assert!(message.contains("`/layer7/Relu_output_0`"), "{message}");
+        assert!(message.contains("40 layers"), "{message}");
+        assert!(!message.contains("/layer39/"), "{message}");
+        assert!(message.contains("firelight layers"), "{message}");
+    }
+
+    #[test]
+    fn byte_counts_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

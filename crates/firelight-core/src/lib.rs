@@ -2,13 +2,19 @@
 //!
 //! The vocabulary every firelight method speaks:
 //!
+//! - [`Inputs`]: the named values a model takes (float, int or bool [`Value`]s), some attributed,
+//!   the others carried along row for row;
 //! - [`Model`]: a network mapping a batch of inputs to `[batch, outputs]`, reporting its named
 //!   intermediate values through [`Taps`] so that layer methods can record, replace or perturb them;
+//! - [`Attribution`]: the trait every method implements, returning [`Attributions`];
+//! - [`gradients`]: gradients at the inputs or at layers (one backward for several layers);
 //! - [`DynTensor`]: a float tensor of any rank, so methods serve 2-D, 3-D and 4-D data alike;
 //! - [`Target`]: the scalar per sample being explained (class logit, probability, similarity to a
 //!   reference embedding, or a closure);
 //! - [`Baseline`]: the reference input;
-//! - [`batch::chunks`]: bounded-memory chunking by `internal_batch_size`;
+//! - [`batch`]: bounded-memory chunking by `internal_batch_size`, row maps of expansions, and the
+//!   batched perturb-and-score loop;
+//! - [`budget`]: the memory budget untrusted models are held to;
 //! - [`Error`]: typed errors that say what was wrong and what was expected;
 //! - [`npy`]: float32 `.npy` reading and atomic writing.
 //!
@@ -16,19 +22,27 @@
 
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod baseline;
 pub mod batch;
+pub mod budget;
 pub mod error;
+pub mod gradients;
+pub mod inputs;
 pub mod model;
 pub mod npy;
 pub mod relu;
 pub mod target;
 pub mod tensor;
+pub mod value;
 
+pub use attribution::{Attribution, Attributions};
 pub use baseline::Baseline;
 pub use burn;
 pub use burn::tensor::{Device, Tensor};
 pub use error::{Error, Result};
-pub use model::{Embedding, LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
+pub use inputs::Inputs;
+pub use model::{Embedding, InputSpec, LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
 pub use target::{Classes, Target};
 pub use tensor::DynTensor;
+pub use value::{Kind, Value};

@@ -3,7 +3,21 @@
 use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
+use crate::inputs::Inputs;
 use crate::tensor::DynTensor;
+use crate::value::Kind;
+
+/// One input a model takes: its name, element kind and shape (batch first; `None` where the
+/// model leaves a dimension to run time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputSpec {
+    /// The input's name (the graph input's name for ONNX models).
+    pub name: String,
+    /// Its element kind.
+    pub kind: Kind,
+    /// Its shape, batch first, `None` per dimension fixed only at run time.
+    pub shape: Vec<Option<usize>>,
+}
 
 /// One named point inside a model where [`Taps`] can see and change the value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,25 +148,33 @@ impl<'a> Taps<'a> {
 
 /// A network that firelight can explain.
 ///
-/// It maps a batch of inputs to a batch of outputs `[batch, outputs]`, and reports its named
+/// It maps a batch of named [`Inputs`] to a batch of outputs `[batch, outputs]`, and reports its named
 /// intermediate values through the [`Taps`] it is given, so that layer methods can record,
 /// replace or perturb them. A native Burn module implements it by calling `taps.tap(name, x)` at
 /// each point it names; the ONNX interpreter does it for every node output.
 pub trait Model {
-    /// Runs the model on `input` (batch first), passing each named value through `taps`.
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>>;
+    /// Runs the model on `inputs` (batch first), passing each named value through `taps`.
+    ///
+    /// A single-input model reads its tensor with [`Inputs::single_float`].
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>>;
 
     /// Every tap point, in the order the forward pass reaches them.
     fn layers(&self) -> Vec<LayerInfo>;
 
-    /// The shape of one input sample (without the batch axis), when the model fixes it.
+    /// The shape of one input sample (without the batch axis), when the model takes one float
+    /// input of a fixed shape.
     fn input_shape(&self) -> Option<Vec<usize>> {
         None
     }
 
+    /// The inputs the model takes, when it knows them (ONNX graphs do); empty otherwise.
+    fn input_specs(&self) -> Vec<InputSpec> {
+        Vec::new()
+    }
+
     /// Runs the model with no taps.
-    fn predict(&self, input: DynTensor) -> Result<Tensor<2>> {
-        self.forward(input, &mut Taps::none())
+    fn predict(&self, inputs: &Inputs) -> Result<Tensor<2>> {
+        self.forward(inputs, &mut Taps::none())
     }
 
     /// Fails with [`Error::UnknownLayer`], listing the layers that exist, unless `name` is one.
@@ -176,30 +198,39 @@ pub trait Model {
         names.iter().try_for_each(|name| self.check_layer(name))
     }
 
-    /// Fails with [`Error::ShapeMismatch`] unless `input` fits [`Model::input_shape`].
-    fn check_input(&self, input: &DynTensor) -> Result<()> {
-        match self.input_shape() {
-            Some(expected) if expected.as_slice() != input.sample_shape() => {
-                Err(Error::ShapeMismatch {
+    /// Fails with a clear error unless `inputs` fit the model: every input shares one batch, and
+    /// a lone float input fits [`Model::input_shape`].
+    fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
+        inputs.batch()?;
+        if let (Some(expected), [name]) = (self.input_shape(), inputs.names().as_slice()) {
+            let (_, shape) = inputs.describe(name).expect("listed name");
+            if expected.as_slice() != &shape[1..] {
+                return Err(Error::ShapeMismatch {
                     what: "input sample (batch axis excluded)".into(),
                     expected,
-                    got: input.sample_shape().to_vec(),
-                })
+                    got: shape[1..].to_vec(),
+                });
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 }
 
 impl<M: Model + ?Sized> Model for &M {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
-        (**self).forward(input, taps)
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        (**self).forward(inputs, taps)
     }
     fn layers(&self) -> Vec<LayerInfo> {
         (**self).layers()
     }
     fn input_shape(&self) -> Option<Vec<usize>> {
         (**self).input_shape()
+    }
+    fn input_specs(&self) -> Vec<InputSpec> {
+        (**self).input_specs()
+    }
+    fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
+        (**self).check_inputs(inputs)
     }
 }
 
@@ -294,7 +325,7 @@ impl TapHook for Cut<'_, '_> {
 }
 
 impl<M: Model> Model for Embedding<M> {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
         let relu = taps.current_relu_policy();
         let mut cut = Cut {
             outer: taps,
@@ -302,7 +333,7 @@ impl<M: Model> Model for Embedding<M> {
             value: None,
         };
         self.model
-            .forward(input, &mut Taps::with_hook(&mut cut).relu_policy(relu))?;
+            .forward(inputs, &mut Taps::with_hook(&mut cut).relu_policy(relu))?;
         let value = cut.value.ok_or_else(|| {
             Error::Model(format!(
                 "embedding layer `{}` did not run in the forward pass",
@@ -322,5 +353,13 @@ impl<M: Model> Model for Embedding<M> {
 
     fn input_shape(&self) -> Option<Vec<usize>> {
         self.model.input_shape()
+    }
+
+    fn input_specs(&self) -> Vec<InputSpec> {
+        self.model.input_specs()
+    }
+
+    fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
+        self.model.check_inputs(inputs)
     }
 }

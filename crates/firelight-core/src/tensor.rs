@@ -124,6 +124,24 @@ impl DynTensor {
         self.with_flat(self.flat.clone().narrow(0, start, end - start))
     }
 
+    /// Rows `rows` of the batch, in that order (rows may repeat): how expansions repeat a row.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.batch()) {
+            return Err(Error::ShapeMismatch {
+                what: format!("row {bad} of a tensor with {} rows", self.batch()),
+                expected: vec![self.batch()],
+                got: vec![bad + 1],
+            });
+        }
+        let device = self.device();
+        let indices: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let indices = Tensor::<1, burn::tensor::Int>::from_data(
+            TensorData::new(indices, [rows.len()]),
+            &device,
+        );
+        Ok(self.with_flat(self.flat.clone().select(0, indices)))
+    }
+
     /// Joins tensors of one sample shape along the batch axis.
     pub fn cat(parts: Vec<DynTensor>) -> Result<Self> {
         let first = parts

@@ -2,11 +2,16 @@
 //! distribution and noisy copies of the input, times their difference.
 
 use burn::tensor::{Int, Tensor, TensorData};
-use firelight_core::{Baseline, DynTensor, Error, Model, ReluPolicy, Result, Target, batch};
+use firelight_core::batch::{self, repeat_samples};
+use firelight_core::gradients::{input_gradients, validate};
+use firelight_core::{
+    Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, ReluPolicy, Result,
+    Target,
+};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::{Attribution, check_stdevs, input_gradients, repeat_samples, validate};
+use crate::base::check_stdevs;
 
 /// Captum's `GradientShap`: for each of `n_samples` draws per input, picks a baseline at random from
 /// the distribution, adds Gaussian noise (`stdevs`) to the input, picks a point uniformly at random
@@ -74,71 +79,112 @@ impl<'m> GradientShap<'m> {
 }
 
 impl Attribution for GradientShap<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         if self.n_samples == 0 {
             return Err(Error::parameter("n_samples", 0, "must be at least 1"));
         }
         check_stdevs(self.stdevs)?;
-        let distribution = self.baselines.distribution(inputs)?;
-        let [batch, features] = inputs.flat().dims();
+        let attributed = inputs.attributed_floats()?;
+        let distributions = attributed
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                self.baselines
+                    .for_input(i, attributed.len())?
+                    .distribution(x)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let k = distributions[0].batch();
+        if let Some(other) = distributions.iter().find(|d| d.batch() != k) {
+            return Err(Error::ShapeMismatch {
+                what: "baseline distributions of the attributed inputs (one count for all)".into(),
+                expected: vec![k],
+                got: vec![other.batch()],
+            });
+        }
+        let batch = inputs.batch()?;
         let n = self.n_samples;
         let rows = batch * n;
-        let device = inputs.device();
+        let device = attributed[0].device();
 
-        // Every random number is drawn up front, row by row, so chunking cannot change them.
+        // Every random number is drawn up front, row by row, so chunking cannot change them. As
+        // in Captum, the baseline picks and the path coefficients are shared by every input.
         let mut rng = StdRng::seed_from_u64(self.seed);
         let normal = Normal::new(0.0f32, self.stdevs).expect("stdevs checked above");
-        let picks: Vec<i64> = (0..rows)
-            .map(|_| rng.random_range(0..distribution.batch()) as i64)
-            .collect();
+        let picks: Vec<i64> = (0..rows).map(|_| rng.random_range(0..k) as i64).collect();
         let coefficients: Vec<f32> = (0..rows).map(|_| rng.random_range(0.0..1.0)).collect();
-        let noise: Vec<f32> = if self.stdevs > 0.0 {
-            (0..rows * features)
-                .map(|_| normal.sample(&mut rng))
-                .collect()
-        } else {
-            vec![0.0; rows * features]
-        };
-
-        let x = inputs.detached().into_flat();
-        let noisy = x
-            .reshape([batch, 1, features])
-            .expand([batch, n, features])
-            .reshape([rows, features])
-            + Tensor::<2>::from_data(TensorData::new(noise, [rows, features]), &device);
         let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [rows]), &device);
-        let base = distribution.flat().clone().select(0, picks);
         let coefficients =
             Tensor::<2>::from_data(TensorData::new(coefficients, [rows, 1]), &device);
-        let diff = noisy - base.clone();
-        let scaled = base + diff.clone() * coefficients;
+        let mut points = Vec::new();
+        let mut diffs = Vec::new();
+        for (x, distribution) in attributed.iter().zip(&distributions) {
+            let features = x.features();
+            let noise: Vec<f32> = if self.stdevs > 0.0 {
+                (0..rows * features)
+                    .map(|_| normal.sample(&mut rng))
+                    .collect()
+            } else {
+                vec![0.0; rows * features]
+            };
+            let noisy = x
+                .detached()
+                .into_flat()
+                .reshape([batch, 1, features])
+                .expand([batch, n, features])
+                .reshape([rows, features])
+                + Tensor::<2>::from_data(TensorData::new(noise, [rows, features]), &device);
+            let base = distribution.flat().clone().select(0, picks.clone());
+            let diff = noisy - base.clone();
+            points.push(base + diff.clone() * coefficients.clone());
+            diffs.push(diff);
+        }
         let row_samples = repeat_samples(samples, n);
+        let row_map = repeat_samples(&(0..batch).collect::<Vec<_>>(), n);
 
-        let mut parts = Vec::new();
+        let mut parts: Vec<Vec<Tensor<2>>> = vec![Vec::new(); attributed.len()];
         for chunk in batch::chunks(rows, self.internal_batch_size)? {
-            let points = inputs.with_flat(scaled.clone().narrow(0, chunk.start, chunk.len()));
+            let chunk_points = attributed
+                .iter()
+                .zip(&points)
+                .map(|(x, p)| {
+                    let mut shape = x.shape().to_vec();
+                    shape[0] = chunk.len();
+                    DynTensor::from_flat(p.clone().narrow(0, chunk.start, chunk.len()), shape)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let chunk_inputs = inputs.with_attributed(chunk_points, &row_map[chunk.clone()])?;
             let grads = input_gradients(
                 self.model,
-                &points,
+                &chunk_inputs,
                 target,
                 &row_samples[chunk.clone()],
                 ReluPolicy::Standard,
-            )?
-            .into_flat();
-            parts.push(if self.multiply_by_inputs {
-                grads * diff.clone().narrow(0, chunk.start, chunk.len())
-            } else {
-                grads
-            });
+            )?;
+            for ((part, grad), diff) in parts.iter_mut().zip(grads).zip(&diffs) {
+                let grad = grad.into_flat();
+                part.push(if self.multiply_by_inputs {
+                    grad * diff.clone().narrow(0, chunk.start, chunk.len())
+                } else {
+                    grad
+                });
+            }
         }
-        let all = Tensor::cat(parts, 0).reshape([batch, n, features]);
-        let mean = all.mean_dim(1).reshape([batch, features]);
-        Ok(inputs.with_flat(mean))
+        let means = attributed
+            .iter()
+            .zip(parts)
+            .map(|(x, part)| {
+                let features = x.features();
+                let all = Tensor::cat(part, 0).reshape([batch, n, features]);
+                x.with_flat(all.mean_dim(1).reshape([batch, features]))
+            })
+            .collect();
+        Attributions::for_inputs(inputs, means)
     }
 }

@@ -1,9 +1,8 @@
 //! Guided Backpropagation and Deconvolution: gradients with ReLUs that pass only positive signal
 //! backwards. Models honour this by applying their ReLUs through `Taps::relu`.
 
-use firelight_core::{DynTensor, Model, ReluPolicy, Result, Target};
-
-use crate::base::{Attribution, input_gradients, validate};
+use firelight_core::gradients::{input_gradients, validate};
+use firelight_core::{Attribution, Attributions, Inputs, Model, ReluPolicy, Result, Target};
 
 /// Captum's `GuidedBackprop` (Springenberg et al., 2014): at every ReLU the gradient passes only
 /// where both the ReLU's input and the incoming gradient are positive.
@@ -19,14 +18,15 @@ impl<'m> GuidedBackprop<'m> {
 }
 
 impl Attribution for GuidedBackprop<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
-        input_gradients(self.model, inputs, target, samples, ReluPolicy::Guided)
+        let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Guided)?;
+        Attributions::for_inputs(inputs, grads)
     }
 }
 
@@ -44,19 +44,20 @@ impl<'m> Deconvolution<'m> {
 }
 
 impl Attribution for Deconvolution<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
-        input_gradients(
+        let grads = input_gradients(
             self.model,
             inputs,
             target,
             samples,
             ReluPolicy::Deconvolution,
-        )
+        )?;
+        Attributions::for_inputs(inputs, grads)
     }
 }

@@ -1,8 +1,7 @@
 //! Input X Gradient: the gradient scaled by the input value.
 
-use firelight_core::{DynTensor, Model, ReluPolicy, Result, Target};
-
-use crate::base::{Attribution, input_gradients, validate};
+use firelight_core::gradients::{input_gradients, validate};
+use firelight_core::{Attribution, Attributions, Inputs, Model, ReluPolicy, Result, Target};
 
 /// Captum's `InputXGradient`: `input * d target / d input`.
 pub struct InputXGradient<'m> {
@@ -17,15 +16,19 @@ impl<'m> InputXGradient<'m> {
 }
 
 impl Attribution for InputXGradient<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Standard)?;
-        let x = inputs.detached().into_flat();
-        Ok(grads.map(|g| g * x))
+        let products = grads
+            .into_iter()
+            .zip(inputs.attributed_floats()?)
+            .map(|(g, x)| g.map(|g| g * x.detached().into_flat()))
+            .collect();
+        Attributions::for_inputs(inputs, products)
     }
 }

@@ -2,10 +2,13 @@
 //! from a baseline to the input, times the input's difference from the baseline.
 
 use burn::tensor::Tensor;
-use firelight_core::{Baseline, DynTensor, Model, ReluPolicy, Result, Target};
+use firelight_core::gradients::{input_gradients, validate};
+use firelight_core::{
+    Attribution, Attributions, Baseline, DynTensor, Inputs, Model, ReluPolicy, Result, Target,
+};
 
 use crate::approximation::Approximation;
-use crate::base::{Attribution, attribute_with_delta, check_steps, input_gradients, validate};
+use crate::base::{attribute_with_delta, check_steps, resolve_baselines};
 use crate::path::path_integral;
 
 /// Captum's `IntegratedGradients`, with its defaults: `n_steps = 50`, `method = "gausslegendre"`,
@@ -71,6 +74,18 @@ impl<'m> IntegratedGradients<'m> {
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
+        let (attributions, delta) =
+            self.attribute_inputs_with_convergence_delta(&Inputs::from(inputs), target)?;
+        Ok((attributions.into_single()?, delta))
+    }
+
+    /// [`IntegratedGradients::attribute_with_convergence_delta`] for named inputs (the delta
+    /// sums over every attributed input).
+    pub fn attribute_inputs_with_convergence_delta(
+        &self,
+        inputs: &Inputs,
+        target: &Target,
+    ) -> Result<(Attributions, Tensor<1>)> {
         attribute_with_delta(
             self.model,
             &self.baselines,
@@ -82,43 +97,59 @@ impl<'m> IntegratedGradients<'m> {
 
     fn integrate(
         &self,
-        inputs: &DynTensor,
-        baselines: &DynTensor,
+        inputs: &Inputs,
+        baselines: &[DynTensor],
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, weights) = self.method.steps(self.n_steps)?;
         let inputs = inputs.detached();
-        let total = path_integral(
+        let ends = inputs.attributed_floats()?;
+        let totals = path_integral(
             baselines,
-            &inputs,
+            &ends,
             &alphas,
             &weights,
             samples,
             self.internal_batch_size,
-            |scaled, rows, _| {
-                input_gradients(self.model, scaled, target, rows, ReluPolicy::Standard)
+            |scaled, rows, row_samples, _| {
+                let points = inputs.with_attributed(scaled, rows)?;
+                input_gradients(
+                    self.model,
+                    &points,
+                    target,
+                    row_samples,
+                    ReluPolicy::Standard,
+                )
             },
         )?;
-        Ok(if self.multiply_by_inputs {
-            let diff = inputs.into_flat() - baselines.flat().clone();
-            total.map(|t| t * diff)
+        let totals = if self.multiply_by_inputs {
+            totals
+                .into_iter()
+                .zip(ends)
+                .zip(baselines)
+                .map(|((total, end), base)| {
+                    let diff = end.into_flat() - base.flat().clone();
+                    total.map(|t| t * diff)
+                })
+                .collect()
         } else {
-            total
-        })
+            totals
+        };
+        Attributions::for_inputs(&inputs, totals)
     }
 }
 
 impl Attribution for IntegratedGradients<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve_rows(inputs, samples)?;
+    ) -> Result<Attributions> {
+        let baselines = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, samples)?;
         self.integrate(inputs, &baselines, target, samples)
     }
 }

@@ -1,8 +1,7 @@
 //! Layer Activation: the value a layer produces.
 
-use firelight_core::{DynTensor, Model, Result, Target};
-
-use crate::base::{Attribution, layer_activations, validate};
+use firelight_core::gradients::{layer_activations, validate};
+use firelight_core::{Attribution, Attributions, Inputs, Model, Result, Target};
 
 /// Captum's `LayerActivation`: the output of the named layer (the target is not used).
 pub struct LayerActivation<'m> {
@@ -20,13 +19,14 @@ impl<'m> LayerActivation<'m> {
 }
 
 impl Attribution for LayerActivation<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         _target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
-        layer_activations(self.model, inputs, &self.layer)
+        let activation = layer_activations(self.model, inputs, &self.layer)?;
+        Ok(Attributions::single(&self.layer, activation))
     }
 }

@@ -2,12 +2,14 @@
 //! through each unit of a layer.
 
 use burn::tensor::Tensor;
-use firelight_core::{Baseline, DynTensor, Model, Result, Target};
+use firelight_core::batch::tile_samples;
+use firelight_core::gradients::{layer_gradients, validate};
+use firelight_core::{
+    Attribution, Attributions, Baseline, DynTensor, Inputs, Model, Result, Target,
+};
 
 use crate::approximation::Approximation;
-use crate::base::{
-    Attribution, attribute_with_delta, check_steps, layer_gradients, tile_samples, validate,
-};
+use crate::base::{attribute_with_delta, check_steps, resolve_baselines};
 use crate::path::{interpolate, step_chunks};
 
 /// Captum's `LayerConductance`: along the input-space path from baselines to inputs, sampled at
@@ -62,12 +64,24 @@ impl<'m> LayerConductance<'m> {
         self
     }
 
-    /// Attributions and `sum(attributions) - (f(inputs) - f(baselines))` per sample.
+    /// Attributions and the convergence delta per sample:
+    /// `sum(attributions) - (f(inputs) - f(baselines))`.
     pub fn attribute_with_convergence_delta(
         &self,
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
+        let (attributions, delta) =
+            self.attribute_inputs_with_convergence_delta(&Inputs::from(inputs), target)?;
+        Ok((attributions.into_single()?, delta))
+    }
+
+    /// [`LayerConductance::attribute_with_convergence_delta`] for named inputs.
+    pub fn attribute_inputs_with_convergence_delta(
+        &self,
+        inputs: &Inputs,
+        target: &Target,
+    ) -> Result<(Attributions, Tensor<1>)> {
         attribute_with_delta(
             self.model,
             &self.baselines,
@@ -79,23 +93,30 @@ impl<'m> LayerConductance<'m> {
 
     fn conduct(
         &self,
-        inputs: &DynTensor,
-        baselines: &DynTensor,
+        inputs: &Inputs,
+        baselines: &[DynTensor],
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, _) = self.method.steps(self.n_steps + 1)?;
         let inputs = inputs.detached();
-        let batch = inputs.batch();
+        let ends = inputs.attributed_floats()?;
+        let batch = inputs.batch()?;
+        let rows: Vec<usize> = (0..batch).collect();
         // The last point of the previous chunk, to pair with the first point of the next.
         let mut previous: Option<(Tensor<3>, Tensor<3>)> = None;
         let mut total: Option<Tensor<2>> = None;
         let mut layer_shape = Vec::new();
         for steps in step_chunks(alphas.len(), batch, self.internal_batch_size)? {
             let k = steps.len();
-            let scaled = interpolate(baselines, &inputs, &alphas[steps]);
+            let scaled = baselines
+                .iter()
+                .zip(&ends)
+                .map(|(b, e)| interpolate(b, e, &alphas[steps.clone()]))
+                .collect();
+            let scaled = inputs.with_attributed(scaled, &tile_samples(&rows, k))?;
             let (activation, grad) = layer_gradients(
                 self.model,
                 &scaled,
@@ -132,18 +153,21 @@ impl<'m> LayerConductance<'m> {
         }
         layer_shape[0] = batch;
         let total = total.expect("n_steps >= 1 gives at least two points");
-        DynTensor::from_flat(total, layer_shape)
+        Ok(Attributions::single(
+            &self.layer,
+            DynTensor::from_flat(total, layer_shape)?,
+        ))
     }
 }
 
 impl Attribution for LayerConductance<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve_rows(inputs, samples)?;
+    ) -> Result<Attributions> {
+        let baselines = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, samples)?;
         self.conduct(inputs, &baselines, target, samples)
     }
 }

@@ -1,8 +1,7 @@
 //! Layer Gradient X Activation: a layer's activation times the target's gradient with respect to it.
 
-use firelight_core::{DynTensor, Model, Result, Target};
-
-use crate::base::{Attribution, layer_gradients, validate};
+use firelight_core::gradients::{layer_gradients, validate};
+use firelight_core::{Attribution, Attributions, Inputs, Model, Result, Target};
 
 /// Captum's `LayerGradientXActivation`: `activation * d target / d activation` at the named layer
 /// (only the gradient with `multiply_by_inputs(false)`).
@@ -32,19 +31,20 @@ impl<'m> LayerGradientXActivation<'m> {
 }
 
 impl Attribution for LayerGradientXActivation<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         let (activation, grad) =
             layer_gradients(self.model, inputs, &self.layer, target, samples, None)?;
-        Ok(if self.multiply_by_inputs {
+        let result = if self.multiply_by_inputs {
             grad.map(|g| g * activation.into_flat())
         } else {
             grad
-        })
+        };
+        Ok(Attributions::single(&self.layer, result))
     }
 }

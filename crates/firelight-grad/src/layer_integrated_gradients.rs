@@ -1,13 +1,15 @@
 //! Layer Integrated Gradients: Integrated Gradients in the space of a layer's activations.
 
 use burn::tensor::Tensor;
-use firelight_core::{Baseline, DynTensor, Model, Result, Target};
+use firelight_core::batch::tile_samples;
+use firelight_core::gradients::{layer_activations, layer_gradients, validate};
+use firelight_core::{
+    Attribution, Attributions, Baseline, DynTensor, Inputs, Model, Result, Target,
+};
 
 use crate::approximation::Approximation;
-use crate::base::{
-    Attribution, attribute_with_delta, check_steps, layer_activations, layer_gradients, validate,
-};
-use crate::path::{path_integral, tile_rows};
+use crate::base::{at_baselines, attribute_with_delta, check_steps, resolve_baselines};
+use crate::path::path_integral;
 
 /// Captum's `LayerIntegratedGradients`: the layer's activations for the baselines and for the
 /// inputs are the ends of the path; along it the layer's output is replaced by the interpolated
@@ -69,12 +71,25 @@ impl<'m> LayerIntegratedGradients<'m> {
         self
     }
 
-    /// Attributions and `sum(attributions) - (f(inputs) - f(baselines))` per sample.
+    /// Attributions and the convergence delta per sample:
+    /// `sum(attributions) - (f(inputs) - f(baselines))`.
     pub fn attribute_with_convergence_delta(
         &self,
         inputs: &DynTensor,
         target: &Target,
     ) -> Result<(DynTensor, Tensor<1>)> {
+        let (attributions, delta) =
+            self.attribute_inputs_with_convergence_delta(&Inputs::from(inputs), target)?;
+        Ok((attributions.into_single()?, delta))
+    }
+
+    /// [`LayerIntegratedGradients::attribute_with_convergence_delta`] for named inputs; the
+    /// baselines replace the attributed inputs (token ids too: a `[PAD]` baseline sentence).
+    pub fn attribute_inputs_with_convergence_delta(
+        &self,
+        inputs: &Inputs,
+        target: &Target,
+    ) -> Result<(Attributions, Tensor<1>)> {
         attribute_with_delta(
             self.model,
             &self.baselines,
@@ -86,52 +101,59 @@ impl<'m> LayerIntegratedGradients<'m> {
 
     fn integrate(
         &self,
-        inputs: &DynTensor,
-        baselines: &DynTensor,
+        inputs: &Inputs,
+        baselines: &[DynTensor],
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         check_steps(self.n_steps)?;
         let (alphas, weights) = self.method.steps(self.n_steps)?;
         let end = layer_activations(self.model, inputs, &self.layer)?;
-        let start = layer_activations(self.model, baselines, &self.layer)?;
-        let total = path_integral(
-            &start,
-            &end,
+        let start = layer_activations(
+            self.model,
+            &at_baselines(inputs, baselines.to_vec())?,
+            &self.layer,
+        )?;
+        let rows: Vec<usize> = (0..inputs.batch()?).collect();
+        let totals = path_integral(
+            std::slice::from_ref(&start),
+            std::slice::from_ref(&end),
             &alphas,
             &weights,
             samples,
             self.internal_batch_size,
-            |scaled, rows, k| {
+            |mut scaled, _, row_samples, k| {
                 let (_, grad) = layer_gradients(
                     self.model,
-                    &tile_rows(inputs, k),
+                    &inputs.select_rows(&tile_samples(&rows, k))?,
                     &self.layer,
                     target,
-                    rows,
-                    Some(scaled.clone()),
+                    row_samples,
+                    scaled.pop(),
                 )?;
-                Ok(grad)
+                Ok(vec![grad])
             },
         )?;
-        Ok(if self.multiply_by_inputs {
+        let total = totals.into_iter().next().expect("one layer");
+        let result = if self.multiply_by_inputs {
             let diff = end.into_flat() - start.into_flat();
             total.map(|t| t * diff)
         } else {
             total
-        })
+        };
+        Ok(Attributions::single(&self.layer, result))
     }
 }
 
 impl Attribution for LayerIntegratedGradients<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
-        let baselines = self.baselines.resolve_rows(inputs, samples)?;
+    ) -> Result<Attributions> {
+        let baselines = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, samples)?;
         self.integrate(inputs, &baselines, target, samples)
     }
 }

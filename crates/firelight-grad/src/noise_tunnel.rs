@@ -2,11 +2,12 @@
 //! SmoothGrad-squared, VarGrad).
 
 use burn::tensor::{Tensor, TensorData};
-use firelight_core::{DynTensor, Error, Result, Target, batch};
+use firelight_core::batch::{self, repeat_samples};
+use firelight_core::{Attribution, Attributions, DynTensor, Error, Inputs, Result, Target};
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::{Attribution, check_stdevs, repeat_samples};
+use crate::base::check_stdevs;
 
 /// How the attributions of the noisy copies are combined (Captum's `nt_type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,69 +78,95 @@ impl<A: Attribution> NoiseTunnel<A> {
 }
 
 impl<A: Attribution> Attribution for NoiseTunnel<A> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         if self.nt_samples == 0 {
             return Err(Error::parameter("nt_samples", 0, "must be at least 1"));
         }
         check_stdevs(self.stdevs)?;
-        inputs.check_finite("inputs")?;
-        let [batch, features] = inputs.flat().dims();
-        let device = inputs.device();
+        inputs.check_finite()?;
+        let attributed = inputs.attributed_floats()?;
+        let batch = inputs.batch()?;
         let normal = Normal::new(0.0f32, self.stdevs).expect("stdevs checked above");
         let mut rng = StdRng::seed_from_u64(self.seed);
-        let x = inputs.detached().into_flat().reshape([batch, 1, features]);
+        let rows: Vec<usize> = (0..batch).collect();
 
-        let mut sum: Option<Tensor<2>> = None;
-        let mut sum_sq: Option<Tensor<2>> = None;
-        let mut out_shape = Vec::new();
+        let mut sums: Vec<(Tensor<2>, Tensor<2>)> = Vec::new();
+        let mut template: Option<Attributions> = None;
         for group in batch::chunks(self.nt_samples, self.nt_samples_batch_size)? {
             let g = group.len();
-            // Drawn one [batch, features] block per noisy copy, so the numbers do not depend on
-            // how copies are grouped.
-            let noise: Vec<f32> = (0..g * batch * features)
-                .map(|_| normal.sample(&mut rng))
-                .collect();
-            let noise =
-                Tensor::<3>::from_data(TensorData::new(noise, [g, batch, features]), &device)
+            // Drawn one [batch, features] block per noisy copy and input, so the numbers do not
+            // depend on how copies are grouped.
+            let noisy = attributed
+                .iter()
+                .map(|x| {
+                    let features = x.features();
+                    let device = x.device();
+                    let noise: Vec<f32> = (0..g * batch * features)
+                        .map(|_| normal.sample(&mut rng))
+                        .collect();
+                    let noise = Tensor::<3>::from_data(
+                        TensorData::new(noise, [g, batch, features]),
+                        &device,
+                    )
                     .swap_dims(0, 1);
-            let noisy =
-                (x.clone().expand([batch, g, features]) + noise).reshape([batch * g, features]);
-            let noisy = inputs.with_flat(noisy);
-            let attr = self
-                .base
-                .attribute_samples(&noisy, target, &repeat_samples(samples, g))?;
-            let out_features = attr.features();
-            out_shape = attr.shape().to_vec();
-            let a = attr
-                .into_flat()
-                .detach()
-                .inner()
-                .reshape([batch, g, out_features]);
-            let s = a.clone().sum_dim(1).reshape([batch, out_features]);
-            let s2 = a.powf_scalar(2.0).sum_dim(1).reshape([batch, out_features]);
-            sum = Some(match sum {
-                Some(t) => t + s,
-                None => s,
-            });
-            sum_sq = Some(match sum_sq {
-                Some(t) => t + s2,
-                None => s2,
-            });
+                    let flat = x.detached().into_flat().reshape([batch, 1, features]);
+                    let noisy =
+                        (flat.expand([batch, g, features]) + noise).reshape([batch * g, features]);
+                    let mut shape = x.shape().to_vec();
+                    shape[0] = batch * g;
+                    DynTensor::from_flat(noisy, shape)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let noisy = inputs.with_attributed(noisy, &repeat_samples(&rows, g))?;
+            let attributions =
+                self.base
+                    .attribute_rows(&noisy, target, &repeat_samples(samples, g))?;
+            for (i, attr) in attributions.tensors().into_iter().enumerate() {
+                let out_features = attr.features();
+                let a = attr
+                    .flat()
+                    .clone()
+                    .detach()
+                    .inner()
+                    .reshape([batch, g, out_features]);
+                let s = a.clone().sum_dim(1).reshape([batch, out_features]);
+                let s2 = a.powf_scalar(2.0).sum_dim(1).reshape([batch, out_features]);
+                match sums.get_mut(i) {
+                    Some((sum, sum_sq)) => {
+                        *sum = sum.clone() + s;
+                        *sum_sq = sum_sq.clone() + s2;
+                    }
+                    None => sums.push((s, s2)),
+                }
+            }
+            template = Some(attributions);
         }
         let n = self.nt_samples as f32;
-        let mean = sum.expect("at least one group") / n;
-        let mean_sq = sum_sq.expect("at least one group") / n;
-        let result = match self.nt_type {
-            NoiseType::SmoothGrad => mean,
-            NoiseType::SmoothGradSq => mean_sq,
-            NoiseType::VarGrad => mean_sq - mean.powf_scalar(2.0),
-        };
-        out_shape[0] = batch;
-        DynTensor::from_flat(result, out_shape)
+        let template = template.expect("at least one group");
+        let names: Vec<String> = template.names().into_iter().map(String::from).collect();
+        let items = template
+            .tensors()
+            .into_iter()
+            .zip(sums)
+            .zip(names)
+            .map(|((like, (sum, sum_sq)), name)| {
+                let mean = sum / n;
+                let mean_sq = sum_sq / n;
+                let result = match self.nt_type {
+                    NoiseType::SmoothGrad => mean,
+                    NoiseType::SmoothGradSq => mean_sq,
+                    NoiseType::VarGrad => mean_sq - mean.powf_scalar(2.0),
+                };
+                let mut shape = like.shape().to_vec();
+                shape[0] = batch;
+                Ok((name, DynTensor::from_flat(result, shape)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Attributions::new(items))
     }
 }

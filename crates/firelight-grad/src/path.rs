@@ -1,12 +1,12 @@
-//! Straight-line paths between a start and an end point: the interpolation and the weighted sum of
-//! gradients along it, chunked so that at most `internal_batch_size` rows run at once.
+//! Straight-line paths between start and end points (one per attributed input): the
+//! interpolation and the weighted sum of gradients along it, chunked so that at most
+//! `internal_batch_size` rows run at once.
 
 use std::ops::Range;
 
 use burn::tensor::{Tensor, TensorData};
-use firelight_core::{DynTensor, Result, batch};
-
-use crate::base::tile_samples;
+use firelight_core::batch::{self, tile_samples};
+use firelight_core::{DynTensor, Result};
 
 /// Ranges of steps to run together: whole steps (every sample of the batch) at a time, as many as
 /// fit in `internal_batch_size` rows, and at least one (Captum's `_batch_attribution`).
@@ -36,42 +36,53 @@ pub(crate) fn interpolate(start: &DynTensor, end: &DynTensor, alphas: &[f64]) ->
     start.with_flat(scaled.reshape([k * batch, features]))
 }
 
-/// `sum_k weights[k] * gradients(start + alphas[k] * (end - start))`, shaped like `start`.
+/// `sum_k weights[k] * gradients(start + alphas[k] * (end - start))` for each attributed input,
+/// shaped like its `start`.
 ///
-/// `gradients` receives the interpolated rows for a chunk of steps, the sample of each row, and
-/// how many steps the chunk holds; it returns one gradient row per input row.
+/// `gradients` receives the interpolated rows of every input for a chunk of steps, the row map
+/// (which original row each interpolated row came from, for the carried inputs), the sample of
+/// each row, and how many steps the chunk holds; it returns one gradient per input, one row per
+/// interpolated row.
 pub(crate) fn path_integral(
-    start: &DynTensor,
-    end: &DynTensor,
+    starts: &[DynTensor],
+    ends: &[DynTensor],
     alphas: &[f64],
     weights: &[f64],
     samples: &[usize],
     internal_batch_size: Option<usize>,
-    mut gradients: impl FnMut(&DynTensor, &[usize], usize) -> Result<DynTensor>,
-) -> Result<DynTensor> {
-    let [batch, features] = start.flat().dims();
-    let device = start.device();
-    let mut total = Tensor::<2>::zeros([batch, features], &device);
+    mut gradients: impl FnMut(Vec<DynTensor>, &[usize], &[usize], usize) -> Result<Vec<DynTensor>>,
+) -> Result<Vec<DynTensor>> {
+    let batch = samples.len();
+    let rows: Vec<usize> = (0..batch).collect();
+    let mut totals: Vec<Tensor<2>> = starts
+        .iter()
+        .map(|s| s.flat().clone().detach().inner().zeros_like())
+        .collect();
     for steps in step_chunks(alphas.len(), batch, internal_batch_size)? {
         let k = steps.len();
-        let scaled = interpolate(start, end, &alphas[steps.clone()]);
-        let grads = gradients(&scaled, &tile_samples(samples, k), k)?;
+        let scaled = starts
+            .iter()
+            .zip(ends)
+            .map(|(s, e)| interpolate(s, e, &alphas[steps.clone()]))
+            .collect();
+        let grads = gradients(
+            scaled,
+            &tile_samples(&rows, k),
+            &tile_samples(samples, k),
+            k,
+        )?;
+        let device = starts[0].device();
         let w: Vec<f32> = weights[steps].iter().map(|&w| w as f32).collect();
         let w = Tensor::<3>::from_data(TensorData::new(w, [k, 1, 1]), &device);
-        let weighted = grads.into_flat().reshape([k, batch, features]) * w;
-        total = total + weighted.sum_dim(0).reshape([batch, features]);
+        for (total, grad) in totals.iter_mut().zip(grads) {
+            let features = grad.features();
+            let weighted = grad.into_flat().reshape([k, batch, features]) * w.clone();
+            *total = total.clone() + weighted.sum_dim(0).reshape([batch, features]);
+        }
     }
-    Ok(start.with_flat(total))
-}
-
-/// The inputs repeated `times`, block after block (to pair with step-major rows).
-pub(crate) fn tile_rows(inputs: &DynTensor, times: usize) -> DynTensor {
-    let [batch, features] = inputs.flat().dims();
-    let flat = inputs
-        .flat()
-        .clone()
-        .reshape([1, batch, features])
-        .expand([times, batch, features])
-        .reshape([times * batch, features]);
-    inputs.with_flat(flat)
+    Ok(starts
+        .iter()
+        .zip(totals)
+        .map(|(s, t)| s.with_flat(t))
+        .collect())
 }

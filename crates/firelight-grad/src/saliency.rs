@@ -1,8 +1,7 @@
 //! Saliency (Simonyan et al., 2013): the gradient of the target with respect to the input.
 
-use firelight_core::{DynTensor, Model, ReluPolicy, Result, Target};
-
-use crate::base::{Attribution, input_gradients, validate};
+use firelight_core::gradients::{input_gradients, validate};
+use firelight_core::{Attribution, Attributions, Inputs, Model, ReluPolicy, Result, Target};
 
 /// Captum's `Saliency`: `|d target / d input|` (or the signed gradient with `abs(false)`).
 pub struct Saliency<'m> {
@@ -24,18 +23,15 @@ impl<'m> Saliency<'m> {
 }
 
 impl Attribution for Saliency<'_> {
-    fn attribute_samples(
+    fn attribute_rows(
         &self,
-        inputs: &DynTensor,
+        inputs: &Inputs,
         target: &Target,
         samples: &[usize],
-    ) -> Result<DynTensor> {
+    ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         let grads = input_gradients(self.model, inputs, target, samples, ReluPolicy::Standard)?;
-        Ok(if self.abs {
-            grads.map(|g| g.abs())
-        } else {
-            grads
-        })
+        Attributions::for_inputs(inputs, grads)?
+            .map(|g| Ok(if self.abs { g.map(|g| g.abs()) } else { g }))
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
-use firelight_core::{DynTensor, LayerInfo, Model, Result, Taps};
+use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{WeightSource, linear};
 
@@ -44,8 +44,9 @@ impl Mlp {
 }
 
 impl Model for Mlp {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
-        self.check_input(&input)?;
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        let input = inputs.single_float()?;
+        self.check_inputs(inputs)?;
         let mut x = input.into_rank::<2>()?;
         let last = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {

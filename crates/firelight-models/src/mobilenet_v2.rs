@@ -5,7 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor};
-use firelight_core::{DynTensor, LayerInfo, Model, Result, Taps};
+use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{ConvSpec, WeightSource, batch_norm, grouped_conv2d, linear};
 
@@ -193,7 +193,8 @@ impl MobileNetV2 {
 }
 
 impl Model for MobileNetV2 {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        let input = inputs.single_float()?;
         let mut x = crate::check_image_input(input, 3, 32)?;
         for (i, stage) in self.features.iter().enumerate() {
             let y = match stage {

@@ -4,7 +4,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor};
-use firelight_core::{DynTensor, LayerInfo, Model, Result, Taps};
+use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{WeightSource, batch_norm, conv2d, linear};
 
@@ -71,7 +71,8 @@ impl SmallCnn {
 }
 
 impl Model for SmallCnn {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        let input = inputs.single_float()?;
         let x = crate::check_image_input(input, 3, 2)?;
         let x = taps.tap("conv1", self.conv1.forward(x))?;
         let x = taps.tap("bn1", self.bn1.forward(x))?;

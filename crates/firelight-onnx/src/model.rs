@@ -5,11 +5,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use firelight_core::{DynTensor, Error, LayerInfo, Model, Result, TapHook, Taps};
+use firelight_core::{
+    DynTensor, Error, InputSpec, Inputs, LayerInfo, Model, Result, TapHook, Taps, budget,
+};
 use onnx_ir::{ArgType, Argument, ModelProto, Node, OnnxGraph, OnnxGraphBuilder, ValueSource};
 
 use crate::ops::{self, Context, onnx_op_type};
-use crate::value::{Kind, Value};
+use crate::value::{Kind, MAX_RANK, Value, padded};
 
 /// A graph input or output: its name, element type and shape (`None` where dynamic).
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +64,8 @@ pub struct OnnxModel {
     input_keys: Vec<String>,
     output_keys: Vec<String>,
     device: Device,
+    /// The memory budget of this model's runs; `None` for the process-wide one.
+    max_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -290,6 +294,7 @@ impl OnnxModel {
             input_keys,
             output_keys,
             device: device.clone(),
+            max_bytes: None,
         };
         model.probe_shapes()?;
         Ok(model)
@@ -366,6 +371,10 @@ impl OnnxModel {
     }
 
     /// [`OnnxModel::run`], passing every float node output through `taps`.
+    ///
+    /// A graph whose file fixes the batch (most exported files say batch 1) runs a batch of any
+    /// size: the rows go through in chunks of the fixed batch, node by node in lockstep, and taps
+    /// see each value with every row at once, so layer methods work unchanged.
     pub fn run_with_taps(&self, inputs: Vec<Value>, taps: &mut Taps<'_>) -> Result<Vec<Value>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::Model(format!(
@@ -379,72 +388,339 @@ impl OnnxModel {
                 inputs.len()
             )));
         }
-        let mut values: HashMap<String, Value> = HashMap::new();
-        for ((info, key), value) in self.inputs.iter().zip(&self.input_keys).zip(inputs) {
-            check_declared_shape(info, value.shape())?;
-            values.insert(key.clone(), value);
+        let batch = inputs.first().map_or(1, Value::batch);
+        let chunk = match self.fixed_batch() {
+            Some(fixed) if fixed != batch && inputs.iter().all(|v| v.batch() == batch) => fixed,
+            _ => batch.max(1),
+        };
+        let lanes = split_rows(&inputs, batch, chunk)?;
+        for lane in &lanes {
+            for (info, value) in self.inputs.iter().zip(&lane.values) {
+                check_declared_shape(info, value.shape())?;
+            }
         }
+        budget::with_limit(self.max_bytes, || self.run_lanes(lanes, batch, taps))
+    }
+
+    /// Runs the graph on each lane (a chunk of rows) in lockstep; returns the outputs with the
+    /// lanes' real rows joined.
+    fn run_lanes(&self, lanes: Vec<Lane>, batch: usize, taps: &mut Taps<'_>) -> Result<Vec<Value>> {
+        let mut values: Vec<HashMap<String, Value>> = lanes
+            .iter()
+            .map(|lane| {
+                self.input_keys
+                    .iter()
+                    .cloned()
+                    .zip(lane.values.iter().cloned())
+                    .collect()
+            })
+            .collect();
         let ctx = Context {
             relu: taps.current_relu_policy(),
         };
         for (index, (node, dead)) in self.nodes.iter().zip(&self.dead_after).enumerate() {
             let name = &self.node_names[index];
-            let args = node
-                .inputs()
-                .iter()
-                .map(|arg| {
-                    if arg.is_optional() {
-                        return Ok(None);
-                    }
-                    values
-                        .get(&arg.name)
-                        .or_else(|| self.constants.get(&constant_key(arg)))
-                        .cloned()
-                        .map(Some)
-                        .ok_or_else(|| {
-                            node_error(node, name, format!("input `{}` has no value", arg.name))
-                        })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let outputs = guarded(
-                || format!("ONNX node `{name}` ({})", onnx_op_type(node)),
-                || ops::eval(node, &args, &ctx),
-            )
-            .map_err(|e| match e {
-                Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
-                other => other,
-            })?;
-            drop(args);
+            let mut lane_outputs = Vec::with_capacity(lanes.len());
+            for lane_values in &values {
+                let args = node
+                    .inputs()
+                    .iter()
+                    .map(|arg| {
+                        if arg.is_optional() {
+                            return Ok(None);
+                        }
+                        lane_values
+                            .get(&arg.name)
+                            .or_else(|| self.constants.get(&constant_key(arg)))
+                            .cloned()
+                            .map(Some)
+                            .ok_or_else(|| {
+                                node_error(node, name, format!("input `{}` has no value", arg.name))
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let outputs = guarded(
+                    || format!("ONNX node `{name}` ({})", onnx_op_type(node)),
+                    || ops::eval(node, &args, &ctx),
+                )
+                .map_err(|e| match e {
+                    Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
+                    Error::MemoryBudget {
+                        what,
+                        bytes,
+                        budget,
+                    } => Error::MemoryBudget {
+                        what: format!("ONNX node `{name}` ({}): {what}", onnx_op_type(node)),
+                        bytes,
+                        budget,
+                    },
+                    other => other,
+                })?;
+                lane_outputs.push(outputs);
+            }
             let tap_names = &self.tap_names[index];
-            for ((arg, value), tap_name) in node.outputs().iter().zip(outputs).zip(tap_names) {
+            for (position, (arg, tap_name)) in node.outputs().iter().zip(tap_names).enumerate() {
                 if arg.name.is_empty() {
                     continue;
                 }
-                // Empty values have nothing to attribute; Burn cannot reshape some of them.
-                let value = if taps.is_watching()
-                    && value.kind() == Kind::Float
-                    && value.num_elements() > 0
-                {
-                    tap(taps, tap_name, value)?
-                } else {
-                    value
-                };
-                values.insert(arg.name.clone(), value);
+                let per_lane: Vec<Value> = lane_outputs
+                    .iter_mut()
+                    .map(|outputs| {
+                        outputs
+                            .get_mut(position)
+                            .map(|v| std::mem::replace(v, empty_value()))
+                    })
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| node_error(node, name, "produced too few outputs".into()))?;
+                let per_lane = self.tap_lanes(taps, tap_name, per_lane, &lanes, batch)?;
+                for (lane_values, value) in values.iter_mut().zip(per_lane) {
+                    lane_values.insert(arg.name.clone(), value);
+                }
             }
-            for name in dead {
-                values.remove(name);
+            for lane_values in &mut values {
+                for name in dead {
+                    lane_values.remove(name);
+                }
             }
         }
         self.outputs
             .iter()
             .zip(&self.output_keys)
             .map(|(o, key)| {
-                values.get(key).cloned().ok_or_else(|| {
-                    Error::Model(format!("graph output `{}` was never computed", o.name))
-                })
+                let per_lane = values
+                    .iter()
+                    .map(|v| v.get(key).cloned())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        Error::Model(format!("graph output `{}` was never computed", o.name))
+                    })?;
+                join_rows(per_lane, &lanes, batch)
             })
             .collect()
     }
+
+    /// Hands one node output to the taps: with one lane as it is; with several, their real rows
+    /// joined into one batch, and what the taps return split back into the lanes.
+    fn tap_lanes(
+        &self,
+        taps: &mut Taps<'_>,
+        name: &str,
+        per_lane: Vec<Value>,
+        lanes: &[Lane],
+        batch: usize,
+    ) -> Result<Vec<Value>> {
+        // Empty values have nothing to attribute; Burn cannot reshape some of them.
+        let tappable = |v: &Value| v.kind() == Kind::Float && v.num_elements() > 0;
+        if !taps.is_watching() || !per_lane.iter().all(tappable) {
+            return Ok(per_lane);
+        }
+        if let ([lane], [single]) = (lanes, per_lane.as_slice()) {
+            if lane.padding == 0 {
+                return Ok(vec![tap(taps, name, single.clone())?]);
+            }
+        }
+        // Only values with a batch axis can be joined; others (a computed constant) pass as
+        // they are.
+        if !per_lane
+            .iter()
+            .zip(lanes)
+            .all(|(v, lane)| v.rank() >= 1 && v.batch() == lane.rows + lane.padding)
+        {
+            return Ok(per_lane);
+        }
+        let joined = join_rows(per_lane.clone(), lanes, batch)?;
+        let tapped = tap(taps, name, joined)?;
+        let mut start = 0;
+        per_lane
+            .iter()
+            .zip(lanes)
+            .map(|(original, lane)| {
+                let own = tapped.rows(start, start + lane.rows)?;
+                start += lane.rows;
+                if lane.padding == 0 {
+                    Ok(own)
+                } else {
+                    Value::cat_rows(vec![
+                        own,
+                        original.rows(lane.rows, lane.rows + lane.padding)?,
+                    ])
+                }
+            })
+            .collect()
+    }
+
+    /// The batch the file fixes for every input, when it does.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        let first = self.inputs.first()?.shape.first().copied().flatten()?;
+        self.inputs
+            .iter()
+            .all(|i| i.shape.first().copied().flatten() == Some(first))
+            .then_some(first)
+            .filter(|&b| b > 0)
+    }
+
+    /// The graph inputs, in graph order, from named inputs: by name, or the one input whatever
+    /// its name for a one-input graph.
+    fn bind(&self, inputs: &Inputs) -> Result<Vec<Value>> {
+        let given = inputs.names();
+        if let ([info], [only]) = (self.inputs.as_slice(), given.as_slice()) {
+            let value = inputs.value(only)?;
+            check_kind(info, only, &value)?;
+            return Ok(vec![value]);
+        }
+        let expected: Vec<String> = self.inputs.iter().map(|i| i.name.clone()).collect();
+        if let Some(unknown) = given.iter().find(|n| !expected.iter().any(|e| e == *n)) {
+            return Err(Error::Model(format!(
+                "{} has no input named `{unknown}`; did you mean {}? Its inputs: {}",
+                self.source_name,
+                firelight_core::error::closest_names(unknown, &expected, 1)
+                    .first()
+                    .map_or_else(|| "none".to_string(), |c| format!("`{c}`")),
+                self.describe_inputs()
+            )));
+        }
+        self.inputs
+            .iter()
+            .map(|info| {
+                if !given.contains(&info.name.as_str()) {
+                    return Err(Error::Model(format!(
+                        "{} needs input `{}`, which was not given; its inputs: {}",
+                        self.source_name,
+                        info.name,
+                        self.describe_inputs()
+                    )));
+                }
+                let value = inputs.value(&info.name)?;
+                check_kind(info, &info.name, &value)?;
+                Ok(value)
+            })
+            .collect()
+    }
+
+    fn describe_inputs(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|i| {
+                let dims: Vec<String> = i
+                    .shape
+                    .iter()
+                    .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
+                    .collect();
+                format!(
+                    "`{}` ({} [{}])",
+                    i.name,
+                    dtype_name(i.dtype),
+                    dims.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The memory budget this model's runs are held to (default: [`budget::max_bytes`]).
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes.max(1));
+        self
+    }
+}
+
+/// One chunk of rows run in lockstep with the others: its input values, how many of its rows
+/// are real, and how many repeat its last real row to fill a fixed batch.
+struct Lane {
+    values: Vec<Value>,
+    rows: usize,
+    padding: usize,
+}
+
+/// `inputs` cut into lanes of `chunk` rows (the last padded to `chunk`); one lane when the batch
+/// fits.
+fn split_rows(inputs: &[Value], batch: usize, chunk: usize) -> Result<Vec<Lane>> {
+    if chunk == batch || inputs.is_empty() {
+        return Ok(vec![Lane {
+            values: inputs.to_vec(),
+            rows: batch,
+            padding: 0,
+        }]);
+    }
+    (0..batch)
+        .step_by(chunk)
+        .map(|start| {
+            let rows = chunk.min(batch - start);
+            let padding = chunk - rows;
+            let mut pick: Vec<usize> = (start..start + rows).collect();
+            pick.extend(std::iter::repeat_n(start + rows - 1, padding));
+            let values = inputs
+                .iter()
+                .map(|v| v.select_rows(&pick))
+                .collect::<Result<_>>()?;
+            Ok(Lane {
+                values,
+                rows,
+                padding,
+            })
+        })
+        .collect()
+}
+
+/// The real rows of each lane's value joined into one batch.
+fn join_rows(per_lane: Vec<Value>, lanes: &[Lane], batch: usize) -> Result<Value> {
+    if let ([lane], [value]) = (lanes, per_lane.as_slice()) {
+        if lane.padding == 0 {
+            return Ok(value.clone());
+        }
+    }
+    let parts = per_lane
+        .iter()
+        .zip(lanes)
+        .map(|(v, lane)| {
+            if v.rank() == 0 || v.batch() != lane.rows + lane.padding {
+                return Err(Error::Model(format!(
+                    "a value of shape {:?} has no batch axis of {} rows, so a batch of {batch} \
+                     cannot run through this fixed-batch graph in chunks",
+                    v.shape(),
+                    lane.rows + lane.padding
+                )));
+            }
+            v.rows(0, lane.rows)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Value::cat_rows(parts)
+}
+
+/// A placeholder left where a value was moved out.
+fn empty_value() -> Value {
+    Value::float6(
+        Tensor::<MAX_RANK>::empty(padded(&[0]), &Device::default()),
+        vec![0],
+    )
+}
+
+fn dtype_name(dtype: Option<DType>) -> String {
+    match dtype {
+        Some(d) if is_float(d) => "float".into(),
+        Some(DType::Bool(_)) => "bool".into(),
+        Some(d) => format!("{d:?}").to_lowercase(),
+        None => "shape".into(),
+    }
+}
+
+/// Fails unless `value`'s kind fits the graph input (integers for integer inputs, and so on).
+fn check_kind(info: &ValueInfo, name: &str, value: &Value) -> Result<()> {
+    let wanted = match info.dtype {
+        Some(d) if is_float(d) => Kind::Float,
+        Some(DType::Bool(_)) => Kind::Bool,
+        Some(_) => Kind::Int,
+        None => return Ok(()),
+    };
+    if value.kind() != wanted {
+        return Err(Error::Model(format!(
+            "input `{name}` holds {:?} values, but the graph input `{}` takes {wanted:?} ({})",
+            value.kind(),
+            info.name,
+            dtype_name(info.dtype)
+        )));
+    }
+    Ok(())
 }
 
 /// Records the shape each tap point produces.
@@ -520,18 +796,9 @@ fn parse(
 }
 
 impl Model for OnnxModel {
-    fn forward(&self, input: DynTensor, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
-        let [first] = self.inputs.as_slice() else {
-            return Err(Error::Model(format!(
-                "{} takes {} inputs; as a Model it must take exactly one (use OnnxModel::run)",
-                self.source_name,
-                self.inputs.len()
-            )));
-        };
-        let shape = input.shape().to_vec();
-        let value = Value::from_float(input.into_flat())?.reshaped(shape)?;
-        check_declared_shape(first, value.shape())?;
-        let out = self.run_with_taps(vec![value], taps)?.swap_remove(0);
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        let values = self.bind(inputs)?;
+        let out = self.run_with_taps(values, taps)?.swap_remove(0);
         let batch = out.shape().first().copied().unwrap_or(1);
         let features = out.num_elements() / batch.max(1);
         out.reshaped(vec![batch, features])?.float_at::<2>()
@@ -542,7 +809,39 @@ impl Model for OnnxModel {
     }
 
     fn input_shape(&self) -> Option<Vec<usize>> {
-        let first = self.inputs.first()?;
-        first.shape.iter().skip(1).copied().collect()
+        let [only] = self.inputs.as_slice() else {
+            return None;
+        };
+        only.shape.iter().skip(1).copied().collect()
+    }
+
+    fn input_specs(&self) -> Vec<InputSpec> {
+        self.inputs
+            .iter()
+            .map(|i| InputSpec {
+                name: i.name.clone(),
+                kind: match i.dtype {
+                    Some(d) if is_float(d) => Kind::Float,
+                    Some(DType::Bool(_)) => Kind::Bool,
+                    _ => Kind::Int,
+                },
+                shape: i.shape.clone(),
+            })
+            .collect()
+    }
+
+    fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
+        let batch = inputs.batch()?;
+        for (info, value) in self.inputs.iter().zip(self.bind(inputs)?) {
+            let mut shape = value.shape().to_vec();
+            // A fixed batch is no constraint: rows run through in chunks of it.
+            if let (Some(first), Some(fixed)) = (shape.first_mut(), self.fixed_batch()) {
+                if *first == batch {
+                    *first = fixed;
+                }
+            }
+            check_declared_shape(info, &shape)?;
+        }
+        Ok(())
     }
 }

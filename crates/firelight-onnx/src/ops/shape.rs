@@ -24,18 +24,14 @@ fn runtime(inputs: &[Option<Value>], r: &RuntimeInputRef) -> Result<Vec<i64>> {
     host_ints(inputs, r.input_index)
 }
 
-/// A dimension count from a (possibly hostile) model, refused before anything is allocated.
-fn element_budget(shape: &[usize]) -> Result<()> {
-    const LIMIT: u128 = 1 << 34;
+/// A shape from a (possibly hostile) model, refused before anything is allocated when its
+/// values (4 bytes each) would not fit the memory budget.
+pub(crate) fn element_budget(shape: &[usize]) -> Result<()> {
     let count = shape
         .iter()
-        .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128));
-    match count {
-        Some(c) if c <= LIMIT => Ok(()),
-        _ => Err(Error::Model(format!(
-            "shape {shape:?} is too large to create (limit {LIMIT} elements)"
-        ))),
-    }
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    firelight_core::budget::check(|| format!("a tensor of shape {shape:?}"), count, 4)
 }
 
 fn to_dims(values: &[i64], what: &str) -> Result<Vec<usize>> {
