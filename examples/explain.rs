@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use firelight::bundled::{ImageClassifier, default_image};
-use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::core::npy::write_npy_tensor;
+use firelight::methods::{MethodConfig, Overrides, RunContext};
 use firelight::prelude::*;
 use firelight::viz::{RgbImage, attribution_overlay};
 
@@ -111,22 +111,26 @@ fn run(args: Args) -> firelight::core::Result<()> {
 
     for method in &args.methods {
         let start = Instant::now();
-        let method: Method = method.parse()?;
-        let options = MethodOptions {
-            n_steps: args.steps,
+        let mut config = MethodConfig::from_name(method)?;
+        config.apply(&Overrides {
+            n_steps: Some(args.steps),
             internal_batch_size: Some(25),
-            baselines: match method {
+            ..Overrides::default()
+        });
+        let context = RunContext {
+            baselines: match config {
                 // A distribution of two references: a black and a mid-grey photo.
-                Method::GradientShap => Baseline::Distribution(DynTensor::cat(vec![
+                MethodConfig::GradientShap(_) => Baseline::Distribution(DynTensor::cat(vec![
                     input.with_flat(input.flat().zeros_like()),
                     input.with_flat(input.flat().ones_like().mul_scalar(-1.0)),
                 ])?),
                 _ => Baseline::Zeros,
             },
-            ..MethodOptions::default()
+            ..RunContext::default()
         };
-        let attribution = attribute(method, model, &input, &target, &options)?;
+        let attribution = config.attribute_tensor(model, &input, &target, &context)?;
         let picture = attribution_overlay(&photo, &attribution)?;
+        let method = config.info().name;
         let png = args.out.join(format!("{stem}_{method}.png"));
         let npy = args.out.join(format!("{stem}_{method}.npy"));
         picture.write_png(&png)?;

@@ -9,7 +9,7 @@
 //! - [`concept`]: concepts and TCAV (CAVs, scores, significance tests, reports);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
 //! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
-//! - [`by_name`]: methods chosen by name at run time, with shared options.
+//! - [`methods`]: the typed method registry (one config per method, Captum's defaults), by name.
 //!
 //! ```no_run
 //! use firelight::prelude::*;
@@ -28,7 +28,8 @@
 #![warn(missing_docs)]
 
 pub mod bundled;
-pub mod by_name;
+pub mod methods;
+pub mod tabular;
 
 pub use firelight_cam as cam;
 pub use firelight_concept as concept;

@@ -2,14 +2,15 @@
 
 use std::path::PathBuf;
 
-use firelight::by_name::{Method, MethodOptions, attribute};
 use firelight::cam::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::core::npy::write_atomic;
+use firelight::methods::{Family, RunContext};
 use firelight::prelude::*;
 use firelight::viz::{pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{InputArgs, Session, TargetArgs, draw, file_safe};
+use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, methods_help};
+use crate::session::{Session, draw, file_safe};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct EvaluateArgs {
@@ -20,14 +21,14 @@ pub(crate) struct EvaluateArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "gradcam,hirescam,gradcam++,xgradcam,layercam,eigencam"
+        default_value = "gradcam,hirescam,gradcam++,xgradcam,layercam,eigencam",
+        long_help = methods_help()
     )]
     method: Vec<String>,
     #[command(flatten)]
     target: TargetArgs,
-    /// The layer for CAMs (see `firelight layers`).
-    #[arg(long)]
-    layer: Option<String>,
+    #[command(flatten)]
+    options: MethodOptionArgs,
     /// ROAD's percentiles (comma-separated); scores are averaged over them.
     #[arg(
         long,
@@ -38,12 +39,6 @@ pub(crate) struct EvaluateArgs {
     /// Standard deviation of ROAD's imputation noise.
     #[arg(long, default_value_t = 0.01)]
     noise: f32,
-    /// Seed of ROAD's noise and of stochastic methods.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// At most this many rows per forward/backward (bounds memory).
-    #[arg(long, default_value_t = 25)]
-    internal_batch_size: usize,
     /// Folder for the outputs.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
@@ -51,7 +46,7 @@ pub(crate) struct EvaluateArgs {
 
 /// One method's scores.
 struct Scores {
-    method: Method,
+    method: &'static str,
     morf: f32,
     lerf: f32,
     combined: f32,
@@ -59,7 +54,7 @@ struct Scores {
 }
 
 pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
-    let session = Session::open(&args.method, &args.input, args.layer.as_deref())?;
+    let session = Session::open(&args.method, &args.input, &args.options)?;
     let Session {
         methods,
         device,
@@ -68,24 +63,23 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         photo,
         input,
     } = &session;
-    if let Some(m) = methods.iter().find(|m| m.is_layer_method()) {
+    if let Some(m) = methods.iter().find(|m| m.info().family == Family::Layer) {
         return Err(Error::parameter(
             "method",
-            m,
+            m.info().name,
             "layer attributions are not maps over the photo; use CAMs or input attributions",
         ));
     }
     let explained = args.target.resolve(classifier, input, device)?;
-    let options = MethodOptions {
-        internal_batch_size: Some(args.internal_batch_size),
-        seed: args.seed,
-        layer: args.layer.clone(),
-        ..MethodOptions::default()
+    let context = RunContext {
+        layer: args.options.layer.clone(),
+        ..RunContext::default()
     };
+    let seed = args.options.seed;
     let road = Road::new()
         .percentiles(args.percentiles.clone())
         .noise(args.noise)
-        .seed(args.seed);
+        .seed(seed);
     let model = explained.model.as_ref();
     let target = &explained.target;
 
@@ -96,11 +90,12 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     );
     let mut rows = Vec::new();
     let mut tiles = Vec::new();
-    for &method in methods {
+    for config in methods {
+        let method = config.info().name;
         bar.set_message(format!("{method}: map"));
-        let attribution = attribute(method, model, input, target, &options)?;
+        let attribution = config.attribute_tensor(model, input, target, &context)?;
         let [height, width] = [input.shape()[2], input.shape()[3]];
-        let map = if method.is_cam() {
+        let map = if config.info().family == Family::Cam {
             attribution.to_vec()?
         } else {
             pixel_map(&attribution)?.0
@@ -118,7 +113,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             confidence,
         };
         if let Some(photo) = &photo {
-            let picture = draw(photo, method, &attribution, firelight::viz::Colormap::Jet)?;
+            let picture = draw(photo, config, &attribution, firelight::viz::Colormap::Jet)?;
             tiles.push((format!("{method} {:+.3}", scores.combined), picture));
         }
         rows.push(scores);
@@ -153,6 +148,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let stem = session.stem();
     let layer = args
+        .options
         .layer
         .as_deref()
         .map(|l| format!("_{}", file_safe(l)))
@@ -162,8 +158,8 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         "image": path.display().to_string(),
         "model": classifier.name,
         "target": explained.description,
-        "layer": args.layer,
-        "road": {"percentiles": args.percentiles, "noise": args.noise, "seed": args.seed},
+        "layer": args.options.layer,
+        "road": {"percentiles": args.percentiles, "noise": args.noise, "seed": seed},
         "methods": rows.iter().map(|r| serde_json::json!({
             "method": r.method.to_string(),
             "road_morf": r.morf,

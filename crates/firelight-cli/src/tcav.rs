@@ -15,7 +15,7 @@ use firelight::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use crate::{DeviceArgs, ModelArgs, classifier, device};
+use crate::args::{DeviceArgs, ModelArgs, classifier, device};
 
 /// Flags of `firelight tcav`. Every flag may instead be given in the `--config` TOML file (flags
 /// win); see `TcavFile` for its keys.

@@ -184,10 +184,24 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
         (vec!["--model", &truncated], "cannot parse"),
         (vec!["--device", "cpu"], "flex is the CPU backend"),
         (vec!["--mean", "0.5,0.5"], "three comma-separated numbers"),
-        (vec!["--method", "shapley_magic"], "known methods"),
+        (vec!["--method", "shapley_magic"], "unknown method"),
+        (vec!["--method", "gradcam+"], "closest: gradcam"),
+        (
+            vec![
+                "--method",
+                "layer_conductance",
+                "--layer",
+                "/_blocks.99/Add_output_0",
+            ],
+            "`/_blocks.",
+        ),
         (
             vec!["--method", "layer_conductance", "--layer", "features.99"],
-            "/_conv_head/Conv_output_0",
+            "`firelight layers` lists them all",
+        ),
+        (
+            vec!["--method", "saliency", "--steps", "8"],
+            "--steps applies to none of these methods",
         ),
         (vec!["--method", "layer_conductance"], "needs a layer"),
         (vec!["--target", "1000"], "out of range"),
@@ -464,4 +478,32 @@ fn tcav_bad_input_is_a_clear_error() {
     );
     let run = with(&["--concept", "striped", "--layer", "/relu2/Relu_output_0"]);
     assert!(text(&run).contains("NAME=FOLDER"), "{}", text(&run));
+}
+
+#[test]
+fn a_model_asking_for_more_memory_than_the_budget_is_refused_at_once() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/onnx_budget/constant_of_shape.onnx");
+    let started = std::time::Instant::now();
+    let run = firelight(&[
+        "--max-memory",
+        "1G",
+        "layers",
+        "--model",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    let t = text(&run);
+    assert!(
+        t.contains("huge_constant") && t.contains("memory budget is 1.0 GiB"),
+        "{t}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "took {:?}",
+        started.elapsed()
+    );
+    let run = firelight(&["--max-memory", "lots", "layers"]);
+    assert!(!run.status.success());
+    assert!(text(&run).contains("not a size"), "{}", text(&run));
 }

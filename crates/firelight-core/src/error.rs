@@ -1,5 +1,6 @@
 //! Typed errors: every one says what was wrong and what was expected.
 
+use std::cmp::Reverse;
 use std::path::PathBuf;
 
 /// A `Result` whose error is firelight's [`Error`].
@@ -185,15 +186,37 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// The names in `candidates` closest to `name` (by edit distance, ties in order), at most `n`.
+/// The names in `candidates` closest to `name`, at most `n`: those holding most of the name's words
+/// (`pool` finds `/_avg_pooling/GlobalAveragePool_output_0`), then the longest shared prefix (layer
+/// names are paths, `/layer4/...`), then the fewest edits, then the model's order.
 pub fn closest_names<'a>(name: &str, candidates: &'a [String], n: usize) -> Vec<&'a str> {
-    let mut scored: Vec<(usize, usize, &str)> = candidates
+    let lower = name.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 3)
+        .collect();
+    let mut scored: Vec<(Reverse<usize>, Reverse<usize>, usize, usize, &str)> = candidates
         .iter()
         .enumerate()
-        .map(|(i, c)| (edit_distance(name, c), i, c.as_str()))
+        .map(|(i, c)| {
+            let candidate = c.to_lowercase();
+            let shared = words.iter().filter(|w| candidate.contains(*w)).count();
+            let prefix = lower
+                .chars()
+                .zip(candidate.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            (
+                Reverse(shared),
+                Reverse(prefix),
+                edit_distance(&lower, &candidate),
+                i,
+                c.as_str(),
+            )
+        })
         .collect();
     scored.sort();
-    scored.into_iter().take(n).map(|(_, _, c)| c).collect()
+    scored.into_iter().take(n).map(|(.., c)| c).collect()
 }
 
 /// Levenshtein distance over characters.

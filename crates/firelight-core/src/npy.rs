@@ -1,7 +1,9 @@
 //! Reading and writing float32 `.npy` files (NumPy format 1.0-3.0, C order).
 //!
-//! Reading accepts little-endian `<f4` and `<f8` (converted to f32); writing produces `<f4`,
-//! into a temporary file that is renamed into place so a failed write leaves nothing behind.
+//! Reading accepts little-endian `<f4` and `<f8` (converted to f32) and, for masks and token ids,
+//! `<i8`, `<i4`, `|u1`, `|i1` and `|b1` ([`read_npy_value`] keeps them integers or bools; the
+//! float readers convert them); writing produces `<f4`, into a temporary file that is renamed into
+//! place so a failed write leaves nothing behind.
 
 use std::io::Write;
 use std::path::Path;
@@ -51,8 +53,49 @@ pub fn read_npy_tensor(path: impl AsRef<Path>, device: &Device) -> Result<DynTen
     read_npy(path)?.into_tensor(device)
 }
 
-/// Parses the bytes of a `.npy` file.
+/// The values of a `.npy` file in their own kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NpyData {
+    /// Floating point (`<f4`, `<f8`), as f32.
+    Float(Vec<f32>),
+    /// Integers (`<i8`, `<i4`, `|i1`, `|u1`), as i64.
+    Int(Vec<i64>),
+    /// Booleans (`|b1`).
+    Bool(Vec<bool>),
+}
+
+/// Reads a `.npy` file of any supported dtype as a [`Value`](crate::Value) of its own kind on
+/// `device` (token ids stay integers, masks bools).
+pub fn read_npy_value(path: impl AsRef<Path>, device: &Device) -> Result<crate::Value> {
+    let path = path.as_ref();
+    let fail = |reason: String| Error::Npy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (shape, data) = parse_npy_data(&bytes).map_err(fail)?;
+    let shape = if shape.is_empty() { vec![1] } else { shape };
+    let data = match data {
+        NpyData::Float(v) => burn::tensor::TensorData::new(v, shape),
+        NpyData::Int(v) => burn::tensor::TensorData::new(v, shape),
+        NpyData::Bool(v) => burn::tensor::TensorData::new(v, shape),
+    };
+    crate::Value::from_data(data, device).map_err(|e| fail(e.to_string()))
+}
+
+/// Parses the bytes of a `.npy` file (integers and bools converted to f32).
 pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
+    let (shape, data) = parse_npy_data(bytes)?;
+    let data = match data {
+        NpyData::Float(v) => v,
+        NpyData::Int(v) => v.into_iter().map(|x| x as f32).collect(),
+        NpyData::Bool(v) => v.into_iter().map(|x| f32::from(u8::from(x))).collect(),
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// Parses the bytes of a `.npy` file into its shape and values of their own kind.
+pub fn parse_npy_data(bytes: &[u8]) -> std::result::Result<(Vec<usize>, NpyData), String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic bytes)".into());
     }
@@ -89,22 +132,34 @@ pub fn parse_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     let payload = &bytes[header_start + header_len..];
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let data = match descr {
-        "<f4" => read_values::<4>(payload, count, f32::from_le_bytes)?,
-        "<f8" => read_values::<8>(payload, count, |b| f64::from_le_bytes(b) as f32)?,
+        "<f4" => NpyData::Float(read_values::<4, _>(payload, count, f32::from_le_bytes)?),
+        "<f8" => NpyData::Float(read_values::<8, _>(payload, count, |b| {
+            f64::from_le_bytes(b) as f32
+        })?),
+        "<i8" => NpyData::Int(read_values::<8, _>(payload, count, i64::from_le_bytes)?),
+        "<i4" => NpyData::Int(read_values::<4, _>(payload, count, |b| {
+            i64::from(i32::from_le_bytes(b))
+        })?),
+        "|i1" => NpyData::Int(read_values::<1, _>(payload, count, |b| {
+            i64::from(b[0] as i8)
+        })?),
+        "|u1" => NpyData::Int(read_values::<1, _>(payload, count, |b| i64::from(b[0]))?),
+        "|b1" => NpyData::Bool(read_values::<1, _>(payload, count, |b| b[0] != 0)?),
         other => {
             return Err(format!(
-                "dtype {other} is not supported; firelight reads little-endian float32 (<f4) or float64 (<f8)"
+                "dtype {other} is not supported; firelight reads little-endian float32 (<f4), \
+                 float64 (<f8), int64 (<i8), int32 (<i4), int8/uint8 and bool"
             ));
         }
     };
-    Ok(NpyArray { shape, data })
+    Ok((shape, data))
 }
 
-fn read_values<const N: usize>(
+fn read_values<const N: usize, T>(
     payload: &[u8],
     count: usize,
-    convert: impl Fn([u8; N]) -> f32,
-) -> std::result::Result<Vec<f32>, String> {
+    convert: impl Fn([u8; N]) -> T,
+) -> std::result::Result<Vec<T>, String> {
     let needed = count.checked_mul(N).ok_or("shape overflows")?;
     if payload.len() < needed {
         return Err(format!(

@@ -124,6 +124,18 @@ impl OnnxModel {
         Self::from_graph(graph, &proto, source_name, device)
     }
 
+    /// [`OnnxModel::load`] holding the model to a memory budget of `max_bytes`, at load (its
+    /// initialisers, the constants the parser folds) and in every later run: an allocation the
+    /// graph asks for beyond it fails with [`Error::MemoryBudget`], naming the node.
+    pub fn load_with_budget(
+        path: impl AsRef<Path>,
+        device: &Device,
+        max_bytes: u64,
+    ) -> Result<Self> {
+        budget::with_limit(Some(max_bytes), || Self::load(path, device))
+            .map(|model| model.with_max_bytes(max_bytes))
+    }
+
     /// Loads a model from the bytes of an ONNX file (external data is not available this way).
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
         let source_name = "<bytes>".to_string();
@@ -389,9 +401,17 @@ impl OnnxModel {
             )));
         }
         let batch = inputs.first().map_or(1, Value::batch);
+        // Chunks of a fixed batch only when the file fixes one and every input has this batch;
+        // otherwise (scalars, empty values, a graph that takes any batch) one lane of all rows.
         let chunk = match self.fixed_batch() {
-            Some(fixed) if fixed != batch && inputs.iter().all(|v| v.batch() == batch) => fixed,
-            _ => batch.max(1),
+            Some(fixed)
+                if fixed != batch
+                    && batch > 0
+                    && inputs.iter().all(|v| v.rank() >= 1 && v.batch() == batch) =>
+            {
+                fixed
+            }
+            _ => batch,
         };
         let lanes = split_rows(&inputs, batch, chunk)?;
         for lane in &lanes {

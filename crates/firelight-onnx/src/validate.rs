@@ -80,10 +80,83 @@ fn check_model(model: &ModelProto, folder: Option<&Path>, source_name: &str) -> 
             check_dims(&dims, &format!("graph input `{}`", input.name), source_name)?;
         }
     }
+    let mut total: u128 = 0;
     for tensor in &graph.initializer {
         check_tensor(tensor, folder, source_name)?;
+        let count = check_dims(&tensor.dims, "initializer", source_name)?;
+        total += count * element_size(tensor.data_type).unwrap_or(1);
     }
+    let bytes = u64::try_from(total).unwrap_or(u64::MAX);
+    firelight_core::budget::check(|| "the model's initialisers".to_string(), bytes, 1)?;
+    check_static_allocations(graph)?;
     check_wiring(graph, source_name)
+}
+
+/// Refuses nodes whose output size is fixed in the file (a shape given as an initialiser or a
+/// `Constant`) and beyond the memory budget: the parser folds such nodes into constants at load,
+/// so they must be refused before it runs.
+fn check_static_allocations(graph: &GraphProto) -> Result<()> {
+    let constant = |name: &str| -> Option<Vec<i64>> {
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .or_else(|| {
+                graph
+                    .node
+                    .iter()
+                    .find(|n| n.op_type == "Constant" && n.output.iter().any(|o| o == name))
+                    .and_then(|n| n.attribute.iter().find(|a| a.name == "value"))
+                    .and_then(|a| a.t.as_ref())
+            })
+            .and_then(int_values)
+    };
+    for node in &graph.node {
+        let shape_input = match node.op_type.as_str() {
+            "ConstantOfShape" => 0,
+            "Expand" | "Tile" => 1,
+            _ => continue,
+        };
+        let Some(dims) = node.input.get(shape_input).and_then(|name| constant(name)) else {
+            continue;
+        };
+        let count = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(0) as u64))
+            .unwrap_or(u64::MAX);
+        firelight_core::budget::check(
+            || {
+                format!(
+                    "ONNX node `{}` ({}): a tensor of shape {dims:?}",
+                    node.name, node.op_type
+                )
+            },
+            count,
+            4,
+        )?;
+    }
+    Ok(())
+}
+
+/// The integers of a small int64 or int32 tensor (a shape), when it holds them inline.
+fn int_values(t: &TensorProto) -> Option<Vec<i64>> {
+    match t.data_type {
+        7 if !t.raw_data.is_empty() => Some(
+            t.raw_data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        ),
+        7 => Some(t.int64_data.clone()),
+        6 if !t.raw_data.is_empty() => Some(
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| i64::from(i32::from_le_bytes(c.try_into().expect("4 bytes"))))
+                .collect(),
+        ),
+        6 => Some(t.int32_data.iter().map(|&v| i64::from(v)).collect()),
+        _ => None,
+    }
 }
 
 fn check_dims(dims: &[i64], what: &str, source_name: &str) -> Result<u128> {

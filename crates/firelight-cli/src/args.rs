@@ -1,0 +1,468 @@
+//! Argument groups the subcommands share: the model, the input photo, the device, the target,
+//! and the methods with their options (derived from the typed registry).
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use firelight::bundled::{ImageClassifier, Prediction, Preprocess, read_labels};
+use firelight::core::Embedding;
+use firelight::core::npy::read_npy_tensor;
+use firelight::grad::Approximation;
+use firelight::methods::{MethodConfig, Overrides, method_help};
+use firelight::prelude::*;
+use firelight::viz::RgbImage;
+
+use crate::session::print_predictions;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ModelArgs {
+    /// `efficientnet_lite0` (bundled ONNX), `mobilenet_v2` (bundled, native Burn) or the path of
+    /// any ONNX image classifier (its preprocess.json and labels.json are used when they sit next
+    /// to it).
+    #[arg(long, default_value = "efficientnet_lite0")]
+    pub(crate) model: String,
+    /// A preprocessing JSON (`resize`, `crop`, `mean`, `std`) replacing the model's.
+    #[arg(long)]
+    pub(crate) preprocess: Option<PathBuf>,
+    /// Resize the photo's short side to this many pixels (overrides the JSON).
+    #[arg(long)]
+    pub(crate) resize: Option<usize>,
+    /// Centre-crop a square of this side (overrides the JSON).
+    #[arg(long)]
+    pub(crate) crop: Option<usize>,
+    /// Per-channel mean, `r,g,b` on the [0, 1] scale (overrides the JSON).
+    #[arg(long, value_parser = parse_triple)]
+    pub(crate) mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation, `r,g,b` (overrides the JSON).
+    #[arg(long, value_parser = parse_triple)]
+    pub(crate) std: Option<[f32; 3]>,
+    /// A JSON list of class names replacing the model's.
+    #[arg(long)]
+    pub(crate) labels: Option<PathBuf>,
+}
+
+fn parse_triple(text: &str) -> std::result::Result<[f32; 3], String> {
+    let values: Vec<f32> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().map_err(|e| format!("`{v}`: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    values
+        .try_into()
+        .map_err(|_| "expected three comma-separated numbers, e.g. 0.485,0.456,0.406".to_string())
+}
+
+pub(crate) fn classifier(args: &ModelArgs, device: &Device) -> Result<ImageClassifier> {
+    let mut classifier = match args.model.as_str() {
+        "efficientnet_lite0" => ImageClassifier::efficientnet_lite0(device)?,
+        "mobilenet_v2" => ImageClassifier::mobilenet_v2(device)?,
+        path if path.ends_with(".onnx") || Path::new(path).is_file() => {
+            ImageClassifier::onnx(path, device)?
+        }
+        other => {
+            return Err(Error::parameter(
+                "model",
+                other,
+                "use efficientnet_lite0, mobilenet_v2 or the path of an .onnx file",
+            ));
+        }
+    };
+    if let Some(path) = &args.preprocess {
+        classifier.preprocess = Preprocess::from_json(path)?;
+    }
+    let pre = &mut classifier.preprocess;
+    if let Some(resize) = args.resize {
+        pre.resize = resize;
+    }
+    if let Some(crop) = args.crop {
+        pre.crop = crop;
+    }
+    if let Some(mean) = args.mean {
+        pre.mean = mean;
+    }
+    if let Some(std) = args.std {
+        pre.std = std;
+    }
+    if pre.resize == 0
+        || pre.crop == 0
+        || pre.crop > pre.resize
+        || pre.std.iter().any(|s| *s <= 0.0)
+    {
+        return Err(Error::parameter(
+            "preprocess",
+            format!("{pre:?}"),
+            "resize and crop must be positive with crop <= resize, std positive",
+        ));
+    }
+    if let Some(path) = &args.labels {
+        classifier.labels = read_labels(path)?;
+    }
+    Ok(classifier)
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct InputArgs {
+    /// A PNG or JPEG photo (resized and centre-cropped as the model expects) or a preprocessed
+    /// .npy tensor [1, 3, H, W]. Default: the bundled photo of Chelsea the cat.
+    #[arg(long)]
+    pub(crate) image: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct DeviceArgs {
+    /// Where to compute: flex (CPU, the default), wgpu or cuda (when built with those features);
+    /// cpu (CubeCL's CPU backend) needs an LLVM bundle at build time and is not in this build.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Flex)]
+    pub(crate) device: DeviceChoice,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum DeviceChoice {
+    Flex,
+    Wgpu,
+    Cuda,
+    Cpu,
+}
+
+/// What is explained: a class (logit or probability), or likeness to a concept image.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TargetArgs {
+    /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
+    #[arg(long, default_value = "top")]
+    pub(crate) target: String,
+    /// Explain the class's softmax probability instead of its logit.
+    #[arg(long)]
+    pub(crate) probability: bool,
+    /// Explain likeness to this photo instead of a class: the model, cut at --embedding-layer, is
+    /// an embedding model, and the target is the cosine similarity (or difference, with
+    /// --concept-mode difference) between the photo's embedding and this one's.
+    #[arg(long)]
+    pub(crate) concept_image: Option<PathBuf>,
+    /// The layer whose value is the embedding (default: the model's last global pooling).
+    #[arg(long)]
+    pub(crate) embedding_layer: Option<String>,
+    /// similarity: what looks like the concept; difference: what does not.
+    #[arg(long, value_enum, default_value_t = ConceptMode::Similarity)]
+    pub(crate) concept_mode: ConceptMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConceptMode {
+    Similarity,
+    Difference,
+}
+
+/// The model to explain and the target on it, with a description for messages and file names.
+pub(crate) struct Explained<'a> {
+    pub(crate) model: Box<dyn Model + 'a>,
+    pub(crate) target: Target,
+    pub(crate) description: String,
+    pub(crate) slug: String,
+}
+
+impl TargetArgs {
+    /// Resolves the target against `classifier` for `input` (printing its top-5 first).
+    pub(crate) fn resolve<'a>(
+        &self,
+        classifier: &'a ImageClassifier,
+        input: &DynTensor,
+        device: &Device,
+    ) -> Result<Explained<'a>> {
+        let model = classifier.model();
+        let top5 = classifier
+            .top_k(model.predict(&input.clone().into())?, 5)?
+            .remove(0);
+        print_predictions(&top5);
+        let Some(concept) = &self.concept_image else {
+            let class = resolve_target(classifier, &top5[0], &self.target)?;
+            let label = classifier.label(class);
+            let (target, kind) = if self.probability {
+                (Target::probability(class), "probability of")
+            } else {
+                (Target::class(class), "logit of")
+            };
+            return Ok(Explained {
+                model: Box::new(model),
+                target,
+                description: format!("{kind} `{label}` (class {class})"),
+                slug: String::new(),
+            });
+        };
+        let layer = match &self.embedding_layer {
+            Some(layer) => layer.clone(),
+            None => default_embedding_layer(model)?,
+        };
+        let embedder = Embedding::new(model, layer.clone())?;
+        let (_, reference) = load_input(classifier, concept, device)?;
+        let embedding = embedder.predict(&reference.into())?;
+        let [_, width] = embedding.dims();
+        let embedding = embedding.reshape([width]);
+        let name = concept
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "concept".into());
+        let (target, kind) = match self.concept_mode {
+            ConceptMode::Similarity => (Target::CosineSimilarity(embedding), "similarity"),
+            ConceptMode::Difference => (Target::CosineDifference(embedding), "difference"),
+        };
+        Ok(Explained {
+            model: Box::new(embedder),
+            target,
+            description: format!("{kind} to `{}` at {layer}", concept.display()),
+            slug: format!("_{kind}_{name}"),
+        })
+    }
+}
+
+/// The last global pooling of a model: where an image classifier's embedding is.
+pub(crate) fn default_embedding_layer(model: &dyn Model) -> Result<String> {
+    model
+        .layers()
+        .into_iter()
+        .rev()
+        .find(|l| {
+            let kind = l.kind.to_lowercase();
+            kind.contains("globalaveragepool") || kind.contains("adaptiveavgpool")
+        })
+        .map(|l| l.name)
+        .ok_or_else(|| {
+            Error::parameter(
+                "embedding_layer",
+                "none",
+                "the model has no global pooling layer; give --embedding-layer (see `firelight layers`)",
+            )
+        })
+}
+
+pub(crate) fn device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Flex => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceChoice::Wgpu => Ok(Device::wgpu(Default::default())),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda => Ok(Device::cuda(0)),
+        DeviceChoice::Cpu => Err(Error::parameter(
+            "device",
+            "cpu",
+            "CubeCL's CPU backend is not in this build (its build downloads LLVM); flex is the CPU backend",
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::parameter(
+            "device",
+            format!("{other:?}").to_lowercase(),
+            "this build has only flex; rebuild with --features wgpu or --features cuda",
+        )),
+    }
+}
+
+/// The photo (when the input is one) and the model input.
+pub(crate) fn load_input(
+    classifier: &ImageClassifier,
+    path: &Path,
+    device: &Device,
+) -> Result<(Option<RgbImage>, DynTensor)> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        let tensor = read_npy_tensor(path, device)?;
+        let tensor = match tensor.shape() {
+            [3, h, w] => {
+                let (h, w) = (*h, *w);
+                DynTensor::from_flat(tensor.into_flat().reshape([1, 3 * h * w]), vec![1, 3, h, w])?
+            }
+            _ => tensor,
+        };
+        classifier.model().check_inputs(&(&tensor).into())?;
+        return Ok((None, tensor));
+    }
+    let photo = classifier.crop(&RgbImage::read(path)?);
+    let input = classifier.input(&photo, device)?;
+    Ok((Some(photo), input))
+}
+
+pub(crate) fn resolve_target(
+    classifier: &ImageClassifier,
+    top: &Prediction,
+    spec: &str,
+) -> Result<usize> {
+    if spec == "top" {
+        return Ok(top.class);
+    }
+    if let Ok(index) = spec.parse::<usize>() {
+        let classes = top.outputs;
+        if index >= classes {
+            return Err(Error::TargetOutOfRange {
+                index,
+                sample: 0,
+                outputs: classes,
+            });
+        }
+        return Ok(index);
+    }
+    let wanted = spec.to_lowercase();
+    classifier
+        .labels
+        .iter()
+        .position(|l| l.to_lowercase() == wanted)
+        .ok_or_else(|| {
+            let close: Vec<&str> = classifier
+                .labels
+                .iter()
+                .filter(|l| l.to_lowercase().contains(&wanted))
+                .map(String::as_str)
+                .take(8)
+                .collect();
+            Error::InvalidTarget(format!(
+                "no class named `{spec}`{}",
+                if close.is_empty() {
+                    format!(
+                        "; use an index 0-{} or `top`",
+                        top.outputs.saturating_sub(1)
+                    )
+                } else {
+                    format!("; did you mean: {}", close.join(", "))
+                }
+            ))
+        })
+}
+
+/// The methods to run and the options that reach them (each method takes the options it has;
+/// an option none of them has is an error).
+#[derive(clap::Args, Debug)]
+pub(crate) struct MethodOptionArgs {
+    /// The layer of layer methods and CAMs (`firelight layers` lists them).
+    #[arg(long)]
+    pub(crate) layer: Option<String>,
+    /// `n_steps` of the path methods (integrated gradients, layer IG, conductance; Captum: 50).
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
+    /// The path methods' quadrature (Captum's `method`; default gausslegendre).
+    #[arg(long, value_enum)]
+    pub(crate) ig_method: Option<IgMethod>,
+    /// `nt_samples` of smoothgrad (Captum: 5) or `n_samples` of gradient_shap (5).
+    #[arg(long, alias = "nt-samples", alias = "n-samples")]
+    pub(crate) samples: Option<usize>,
+    /// NoiseTunnel's combination for smoothgrad (Captum's `nt_type`).
+    #[arg(long, value_enum)]
+    pub(crate) nt_type: Option<NtType>,
+    /// Noise standard deviation in input units (smoothgrad: 1.0, gradient_shap: 0.0).
+    #[arg(long)]
+    pub(crate) stdevs: Option<f32>,
+    /// Signed attributions: Saliency and SmoothGrad without `abs`.
+    #[arg(long)]
+    pub(crate) signed: bool,
+    /// `multiply_by_inputs` of IG, layer IG, GradientSHAP and layer gradient x activation.
+    #[arg(long)]
+    pub(crate) multiply_by_inputs: Option<bool>,
+    /// CAMs: the first principal component of the weighted activations instead of their sum.
+    #[arg(long)]
+    pub(crate) eigen_smooth: bool,
+    /// CAMs: average the maps of six test-time augmentations (flip x brightness 0.9/1/1.1).
+    #[arg(long)]
+    pub(crate) aug_smooth: bool,
+    /// Seed of the stochastic methods' draws.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// At most this many rows per forward/backward (bounds memory; Score-CAM and Ablation-CAM
+    /// copies per pass).
+    #[arg(long, default_value_t = 25)]
+    pub(crate) internal_batch_size: usize,
+}
+
+/// Captum's `method` of the path methods.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum IgMethod {
+    Gausslegendre,
+    RiemannLeft,
+    RiemannRight,
+    RiemannMiddle,
+    RiemannTrapezoid,
+}
+
+/// Captum's `nt_type`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum NtType {
+    Smoothgrad,
+    SmoothgradSq,
+    Vargrad,
+}
+
+/// The `--method` help, from the registry.
+pub(crate) fn methods_help() -> String {
+    method_help()
+}
+
+impl MethodOptionArgs {
+    /// The methods named in `names`, with these options applied; fails for an unknown name and
+    /// for an option that none of the methods has.
+    pub(crate) fn configs(&self, names: &[String]) -> Result<Vec<MethodConfig>> {
+        let overrides = Overrides {
+            n_steps: self.steps,
+            ig_method: self.ig_method.map(|m| match m {
+                IgMethod::Gausslegendre => Approximation::GaussLegendre,
+                IgMethod::RiemannLeft => Approximation::RiemannLeft,
+                IgMethod::RiemannRight => Approximation::RiemannRight,
+                IgMethod::RiemannMiddle => Approximation::RiemannMiddle,
+                IgMethod::RiemannTrapezoid => Approximation::RiemannTrapezoid,
+            }),
+            n_samples: self.samples,
+            nt_type: self.nt_type.map(|t| match t {
+                NtType::Smoothgrad => NoiseType::SmoothGrad,
+                NtType::SmoothgradSq => NoiseType::SmoothGradSq,
+                NtType::Vargrad => NoiseType::VarGrad,
+            }),
+            stdevs: self.stdevs,
+            seed: Some(self.seed),
+            internal_batch_size: Some(self.internal_batch_size),
+            signed: self.signed,
+            multiply_by_inputs: self.multiply_by_inputs,
+            eigen_smooth: self.eigen_smooth,
+            aug_smooth: self.aug_smooth,
+        };
+        let mut configs: Vec<MethodConfig> = names
+            .iter()
+            .map(|n| MethodConfig::from_name(n))
+            .collect::<Result<_>>()?;
+        let taken: Vec<&str> = configs
+            .iter_mut()
+            .flat_map(|c| c.apply(&overrides))
+            .collect();
+        let asked = [
+            ("--steps", self.steps.is_some(), "n_steps"),
+            ("--ig-method", self.ig_method.is_some(), "ig_method"),
+            ("--samples", self.samples.is_some(), "n_samples"),
+            ("--nt-type", self.nt_type.is_some(), "nt_type"),
+            ("--stdevs", self.stdevs.is_some(), "stdevs"),
+            ("--signed", self.signed, "signed"),
+            (
+                "--multiply-by-inputs",
+                self.multiply_by_inputs.is_some(),
+                "multiply_by_inputs",
+            ),
+            ("--eigen-smooth", self.eigen_smooth, "eigen_smooth"),
+            ("--aug-smooth", self.aug_smooth, "aug_smooth"),
+        ];
+        for (flag, given, option) in asked {
+            if given && !taken.contains(&option) {
+                let takers: Vec<&str> = MethodConfig::all()
+                    .into_iter()
+                    .filter(|m| m.clone().apply(&overrides).contains(&option))
+                    .map(|m| m.info().name)
+                    .collect();
+                return Err(Error::parameter(
+                    "method",
+                    names.join(","),
+                    format!(
+                        "{flag} applies to none of these methods; it is an option of: {}",
+                        takers.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(configs)
+    }
+}

@@ -1,0 +1,129 @@
+//! `firelight explain`: attribute a prediction to the input pixels (or a layer's units) and draw it.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use firelight::core::npy::write_npy_tensor;
+use firelight::methods::{Family, RunContext};
+use firelight::prelude::*;
+use firelight::viz::{Colormap, RgbImage, titled_grid};
+
+use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, load_input, methods_help};
+use crate::session::{Session, draw, file_safe, spinner};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+    #[arg(long, value_delimiter = ',', default_value = "integrated_gradients", help = methods_help())]
+    pub(crate) method: Vec<String>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    #[command(flatten)]
+    pub(crate) options: MethodOptionArgs,
+    /// How gradient attributions are drawn: jet or viridis (magnitudes), diverging (signed:
+    /// blue negative, red positive). CAMs are drawn as they are, in jet or viridis.
+    #[arg(long, value_enum, default_value_t = ColormapChoice::Jet)]
+    pub(crate) colormap: ColormapChoice,
+    /// The reference input: `zeros` (the mean photo after normalisation), `black`, or a .npy tensor.
+    #[arg(long, default_value = "zeros")]
+    pub(crate) baseline: String,
+    /// Folder for the outputs.
+    #[arg(long, default_value = "firelight-out")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum ColormapChoice {
+    Jet,
+    Viridis,
+    Diverging,
+}
+
+impl From<ColormapChoice> for Colormap {
+    fn from(choice: ColormapChoice) -> Self {
+        match choice {
+            ColormapChoice::Jet => Colormap::Jet,
+            ColormapChoice::Viridis => Colormap::Viridis,
+            ColormapChoice::Diverging => Colormap::Diverging,
+        }
+    }
+}
+
+pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
+    let session = Session::open(&args.method, &args.input, &args.options)?;
+    let Session {
+        methods,
+        device,
+        classifier,
+        photo,
+        input,
+        ..
+    } = &session;
+    let explained = args.target.resolve(classifier, input, device)?;
+    let baselines = match args.baseline.as_str() {
+        "zeros" => Baseline::Zeros,
+        "black" => Baseline::Tensor(classifier.input(
+            &RgbImage::filled(input.shape()[3], input.shape()[2], [0, 0, 0]),
+            device,
+        )?),
+        npy => Baseline::Tensor(load_input(classifier, Path::new(npy), device)?.1),
+    };
+    let layer = args.options.layer.clone();
+    let context = RunContext {
+        layer: layer.clone(),
+        baselines,
+    };
+
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let stem = session.stem();
+    let mut tiles = Vec::new();
+    if let Some(photo) = photo {
+        tiles.push(("photo".to_string(), photo.clone()));
+    }
+    for method in methods {
+        let info = method.info();
+        let bar = spinner(format!("{} for the {}", info.name, explained.description));
+        let result =
+            method.attribute_tensor(explained.model.as_ref(), input, &explained.target, &context);
+        bar.finish_and_clear();
+        let attribution = result?;
+        let name = match &layer {
+            Some(layer) if info.needs_layer() => {
+                format!(
+                    "{stem}_{}{}_{}",
+                    info.name,
+                    explained.slug,
+                    file_safe(layer)
+                )
+            }
+            _ => format!("{stem}_{}{}", info.name, explained.slug),
+        };
+        let npy = args.out.join(format!("{name}.npy"));
+        write_npy_tensor(&npy, &attribution)?;
+        println!(
+            "{} for the {}: {}",
+            info.name,
+            explained.description,
+            npy.display()
+        );
+        if let (Some(photo), false) = (photo, info.family == Family::Layer) {
+            let png = args.out.join(format!("{name}.png"));
+            let picture = draw(photo, method, &attribution, args.colormap.into())?;
+            picture.write_png(&png)?;
+            println!("  heatmap over the photo: {}", png.display());
+            tiles.push((info.name.to_string(), picture));
+        }
+    }
+    if tiles.len() > 2 {
+        let png = args.out.join(format!("{stem}{}_grid.png", explained.slug));
+        let columns = if tiles.len() <= 5 {
+            tiles.len()
+        } else {
+            tiles.len().div_ceil(2)
+        };
+        titled_grid(&tiles, columns)?.write_png(&png)?;
+        println!("all methods side by side: {}", png.display());
+    }
+    Ok(())
+}

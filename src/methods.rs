@@ -1,0 +1,997 @@
+//! The typed method registry: one enum variant per method, each holding its typed options with
+//! Captum's defaults (as Burn's `ActivationConfig` holds activations). The command line's names,
+//! its `--help`, the README's method table and run-time choice by name all derive from
+//! [`MethodConfig::all`]; there is no second list.
+
+use std::fmt::Write as _;
+
+use firelight_cam::{
+    AblationCam, Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise,
+    GradCamPlusPlus, HiResCam, LayerCam, ScoreCam, XGradCam,
+};
+use firelight_core::error::closest_names;
+use firelight_core::{
+    Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, Result, Target,
+};
+use firelight_grad::{
+    Approximation, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,
+    IntegratedGradients, LayerActivation, LayerConductance, LayerGradientXActivation,
+    LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
+};
+
+/// Which family a method belongs to (and so what it needs and returns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Gradients at the input: one attribution per attributed input, shaped like it.
+    Gradient,
+    /// Attribution to a layer's units (needs a layer), shaped like the layer.
+    Layer,
+    /// A class activation map at a layer (needs a layer), `[batch, 1, height, width]`.
+    Cam,
+    /// Model-agnostic: features switched off and the score read again.
+    Perturbation,
+}
+
+impl Family {
+    /// The family's name in tables and help.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Gradient => "gradient",
+            Family::Layer => "layer",
+            Family::Cam => "CAM",
+            Family::Perturbation => "perturbation",
+        }
+    }
+}
+
+/// What the registry says of a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodInfo {
+    /// The name on the command line and in files.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// Its family.
+    pub family: Family,
+    /// The reference implementation it matches (`Captum: IntegratedGradients`, ...).
+    pub reference: &'static str,
+    /// One line on what it computes.
+    pub about: &'static str,
+}
+
+impl MethodInfo {
+    /// Whether the method needs a layer.
+    pub fn needs_layer(&self) -> bool {
+        matches!(self.family, Family::Layer | Family::Cam)
+    }
+}
+
+/// Options of Integrated Gradients and Layer Integrated Gradients (Captum's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IntegratedGradientsConfig {
+    /// Points on the path (`n_steps`, 50).
+    pub n_steps: usize,
+    /// The quadrature (`method`, Gauss-Legendre).
+    pub method: Approximation,
+    /// Rows per forward/backward (`internal_batch_size`, all at once).
+    pub internal_batch_size: Option<usize>,
+    /// Multiply by `inputs - baselines` (`multiply_by_inputs`, true).
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for IntegratedGradientsConfig {
+    fn default() -> Self {
+        Self {
+            n_steps: 50,
+            method: Approximation::GaussLegendre,
+            internal_batch_size: None,
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// Options of Saliency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SaliencyConfig {
+    /// Absolute gradients (`abs`, true); `false` keeps their sign.
+    pub abs: bool,
+}
+
+impl Default for SaliencyConfig {
+    fn default() -> Self {
+        Self { abs: true }
+    }
+}
+
+/// Options of NoiseTunnel over Saliency (SmoothGrad and its variants), Captum's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoiseTunnelConfig {
+    /// How the noisy attributions combine (`nt_type`, smoothgrad).
+    pub nt_type: NoiseType,
+    /// Noisy copies per input (`nt_samples`, 5).
+    pub nt_samples: usize,
+    /// Copies per pass (`nt_samples_batch_size`, all at once).
+    pub nt_samples_batch_size: Option<usize>,
+    /// Noise standard deviation in input units (`stdevs`, 1.0).
+    pub stdevs: f32,
+    /// Seed of the noise.
+    pub seed: u64,
+    /// Saliency's `abs` for the wrapped method (true).
+    pub abs: bool,
+}
+
+impl Default for NoiseTunnelConfig {
+    fn default() -> Self {
+        Self {
+            nt_type: NoiseType::SmoothGrad,
+            nt_samples: 5,
+            nt_samples_batch_size: None,
+            stdevs: 1.0,
+            seed: 0,
+            abs: true,
+        }
+    }
+}
+
+/// Options of GradientSHAP, Captum's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradientShapConfig {
+    /// Draws per input (`n_samples`, 5).
+    pub n_samples: usize,
+    /// Noise standard deviation (`stdevs`, 0.0).
+    pub stdevs: f32,
+    /// Seed of the draws.
+    pub seed: u64,
+    /// Rows per forward/backward (all at once).
+    pub internal_batch_size: Option<usize>,
+    /// Multiply by `inputs - baselines` (true).
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for GradientShapConfig {
+    fn default() -> Self {
+        Self {
+            n_samples: 5,
+            stdevs: 0.0,
+            seed: 0,
+            internal_batch_size: None,
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// Options of Layer Conductance, Captum's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerConductanceConfig {
+    /// Points on the path (`n_steps`, 50).
+    pub n_steps: usize,
+    /// The quadrature (Gauss-Legendre).
+    pub method: Approximation,
+    /// Rows per forward/backward (all at once).
+    pub internal_batch_size: Option<usize>,
+}
+
+impl Default for LayerConductanceConfig {
+    fn default() -> Self {
+        Self {
+            n_steps: 50,
+            method: Approximation::GaussLegendre,
+            internal_batch_size: None,
+        }
+    }
+}
+
+/// Options of Layer Gradient X Activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerGradientXActivationConfig {
+    /// Multiply the gradient by the activation (true).
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for LayerGradientXActivationConfig {
+    fn default() -> Self {
+        Self {
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// The class activation maps, as pytorch-grad-cam names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CamKind {
+    /// Grad-CAM.
+    GradCam,
+    /// HiResCAM.
+    HiResCam,
+    /// Grad-CAM element-wise.
+    GradCamElementWise,
+    /// Grad-CAM++.
+    GradCamPlusPlus,
+    /// XGrad-CAM.
+    XGradCam,
+    /// LayerCAM.
+    LayerCam,
+    /// Eigen-CAM.
+    EigenCam,
+    /// EigenGrad-CAM.
+    EigenGradCam,
+    /// Score-CAM.
+    ScoreCam,
+    /// Ablation-CAM.
+    AblationCam,
+}
+
+impl CamKind {
+    /// Every CAM, in the order `--help` lists them.
+    pub const ALL: [CamKind; 10] = [
+        CamKind::GradCam,
+        CamKind::HiResCam,
+        CamKind::GradCamElementWise,
+        CamKind::GradCamPlusPlus,
+        CamKind::XGradCam,
+        CamKind::LayerCam,
+        CamKind::EigenCam,
+        CamKind::EigenGradCam,
+        CamKind::ScoreCam,
+        CamKind::AblationCam,
+    ];
+
+    fn info(self) -> MethodInfo {
+        let (name, reference, about) = match self {
+            CamKind::GradCam => (
+                "gradcam",
+                "pytorch-grad-cam: GradCAM",
+                "channels weighted by their mean gradient",
+            ),
+            CamKind::HiResCam => (
+                "hirescam",
+                "pytorch-grad-cam: HiResCAM",
+                "activations times gradients, summed over channels",
+            ),
+            CamKind::GradCamElementWise => (
+                "gradcamelementwise",
+                "pytorch-grad-cam: GradCAMElementWise",
+                "ReLU of activations times gradients, summed",
+            ),
+            CamKind::GradCamPlusPlus => (
+                "gradcam++",
+                "pytorch-grad-cam: GradCAMPlusPlus",
+                "second-order channel weights",
+            ),
+            CamKind::XGradCam => (
+                "xgradcam",
+                "pytorch-grad-cam: XGradCAM",
+                "gradients weighted by normalised activations",
+            ),
+            CamKind::LayerCam => (
+                "layercam",
+                "pytorch-grad-cam: LayerCAM",
+                "activations times positive gradients",
+            ),
+            CamKind::EigenCam => (
+                "eigencam",
+                "pytorch-grad-cam: EigenCAM",
+                "the activations' first principal component",
+            ),
+            CamKind::EigenGradCam => (
+                "eigengradcam",
+                "pytorch-grad-cam: EigenGradCAM",
+                "first principal component of activations times gradients",
+            ),
+            CamKind::ScoreCam => (
+                "scorecam",
+                "pytorch-grad-cam: ScoreCAM",
+                "channels weighted by the score of the photo masked with them",
+            ),
+            CamKind::AblationCam => (
+                "ablationcam",
+                "pytorch-grad-cam: AblationCAM",
+                "channels weighted by the score lost when they are ablated",
+            ),
+        };
+        MethodInfo {
+            name,
+            aliases: &[],
+            family: Family::Cam,
+            reference,
+            about,
+        }
+    }
+}
+
+/// Options of the CAMs (pytorch-grad-cam's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CamConfig {
+    /// Which CAM.
+    pub kind: CamKind,
+    /// The first principal component of the weighted activations instead of their sum (false).
+    pub eigen_smooth: bool,
+    /// The mean over six test-time augmentations (false).
+    pub aug_smooth: bool,
+    /// Score-CAM's and Ablation-CAM's copies per forward pass (16 and 32).
+    pub batch_size: Option<usize>,
+}
+
+impl CamConfig {
+    fn new(kind: CamKind) -> Self {
+        Self {
+            kind,
+            eigen_smooth: false,
+            aug_smooth: false,
+            batch_size: None,
+        }
+    }
+}
+
+/// One method and its typed options. [`MethodConfig::all`] lists every method with Captum's
+/// (or pytorch-grad-cam's) defaults; [`MethodConfig::from_name`] picks one by name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MethodConfig {
+    /// Integrated Gradients.
+    IntegratedGradients(IntegratedGradientsConfig),
+    /// Saliency.
+    Saliency(SaliencyConfig),
+    /// Input X Gradient.
+    InputXGradient,
+    /// NoiseTunnel over Saliency (SmoothGrad).
+    SmoothGrad(NoiseTunnelConfig),
+    /// GradientSHAP.
+    GradientShap(GradientShapConfig),
+    /// Guided Backpropagation.
+    GuidedBackprop,
+    /// Deconvolution.
+    Deconvolution,
+    /// A layer's activation.
+    LayerActivation,
+    /// Layer Gradient X Activation.
+    LayerGradientXActivation(LayerGradientXActivationConfig),
+    /// Layer Integrated Gradients.
+    LayerIntegratedGradients(IntegratedGradientsConfig),
+    /// Layer Conductance.
+    LayerConductance(LayerConductanceConfig),
+    /// A class activation map.
+    Cam(CamConfig),
+}
+
+/// Options given on the command line (or in a config file) that apply to every chosen method
+/// that has them; [`MethodConfig::apply`] reports which it took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `n_steps` of the path methods.
+    pub n_steps: Option<usize>,
+    /// The quadrature of the path methods.
+    pub ig_method: Option<Approximation>,
+    /// `nt_samples` (NoiseTunnel) and `n_samples` (GradientSHAP, sampling methods).
+    pub n_samples: Option<usize>,
+    /// NoiseTunnel's combination.
+    pub nt_type: Option<NoiseType>,
+    /// Noise standard deviation.
+    pub stdevs: Option<f32>,
+    /// Seed of stochastic methods.
+    pub seed: Option<u64>,
+    /// Rows per forward/backward.
+    pub internal_batch_size: Option<usize>,
+    /// Signed attributions (Saliency and SmoothGrad without `abs`).
+    pub signed: bool,
+    /// `multiply_by_inputs` of the methods that have it.
+    pub multiply_by_inputs: Option<bool>,
+    /// CAMs' `eigen_smooth`.
+    pub eigen_smooth: bool,
+    /// CAMs' `aug_smooth`.
+    pub aug_smooth: bool,
+}
+
+/// What a run needs besides the method: the layer of layer methods and CAMs, and the baselines.
+#[derive(Clone, Debug, Default)]
+pub struct RunContext {
+    /// The layer (layer methods and CAMs).
+    pub layer: Option<String>,
+    /// The baselines of path and Shapley methods (zeros by default).
+    pub baselines: Baseline,
+}
+
+impl MethodConfig {
+    /// Every method with its defaults, in the order `--help` and the README list them.
+    pub fn all() -> Vec<MethodConfig> {
+        let mut all = vec![
+            MethodConfig::IntegratedGradients(IntegratedGradientsConfig::default()),
+            MethodConfig::Saliency(SaliencyConfig::default()),
+            MethodConfig::InputXGradient,
+            MethodConfig::SmoothGrad(NoiseTunnelConfig::default()),
+            MethodConfig::GradientShap(GradientShapConfig::default()),
+            MethodConfig::GuidedBackprop,
+            MethodConfig::Deconvolution,
+            MethodConfig::LayerActivation,
+            MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
+            MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig::default()),
+            MethodConfig::LayerConductance(LayerConductanceConfig::default()),
+        ];
+        all.extend(CamKind::ALL.map(|k| MethodConfig::Cam(CamConfig::new(k))));
+        all
+    }
+
+    /// The method named `name` (or one of its aliases) with its defaults; an unknown name fails
+    /// with the closest names.
+    pub fn from_name(name: &str) -> Result<MethodConfig> {
+        let name = name.trim();
+        let all = MethodConfig::all();
+        if let Some(found) = all.iter().find(|m| {
+            let info = m.info();
+            info.name == name || info.aliases.contains(&name)
+        }) {
+            return Ok(found.clone());
+        }
+        let names: Vec<String> = all.iter().map(|m| m.info().name.to_string()).collect();
+        Err(Error::parameter(
+            "method",
+            name,
+            format!(
+                "unknown method; closest: {} (all: {})",
+                closest_names(name, &names, 3).join(", "),
+                names.join(", ")
+            ),
+        ))
+    }
+
+    /// What the registry says of this method.
+    pub fn info(&self) -> MethodInfo {
+        let info = |name, aliases, family, reference, about| MethodInfo {
+            name,
+            aliases,
+            family,
+            reference,
+            about,
+        };
+        match self {
+            MethodConfig::IntegratedGradients(_) => info(
+                "integrated_gradients",
+                &["ig"],
+                Family::Gradient,
+                "Captum: IntegratedGradients",
+                "gradients averaged from a baseline to the input, times their difference",
+            ),
+            MethodConfig::Saliency(_) => info(
+                "saliency",
+                &[],
+                Family::Gradient,
+                "Captum: Saliency",
+                "the gradient (absolute by default)",
+            ),
+            MethodConfig::InputXGradient => info(
+                "input_x_gradient",
+                &[],
+                Family::Gradient,
+                "Captum: InputXGradient",
+                "the gradient times the input",
+            ),
+            MethodConfig::SmoothGrad(_) => info(
+                "smoothgrad",
+                &["noise_tunnel"],
+                Family::Gradient,
+                "Captum: NoiseTunnel(Saliency)",
+                "Saliency averaged over noisy copies (smoothgrad, smoothgrad_sq, vargrad)",
+            ),
+            MethodConfig::GradientShap(_) => info(
+                "gradient_shap",
+                &[],
+                Family::Gradient,
+                "Captum: GradientShap",
+                "expected gradients between random baselines and noisy inputs",
+            ),
+            MethodConfig::GuidedBackprop => info(
+                "guided_backprop",
+                &[],
+                Family::Gradient,
+                "Captum: GuidedBackprop",
+                "gradients through ReLUs that pass only positive signal back",
+            ),
+            MethodConfig::Deconvolution => info(
+                "deconvolution",
+                &[],
+                Family::Gradient,
+                "Captum: Deconvolution",
+                "gradients through ReLUs applied to the gradient",
+            ),
+            MethodConfig::LayerActivation => info(
+                "layer_activation",
+                &[],
+                Family::Layer,
+                "Captum: LayerActivation",
+                "the layer's value",
+            ),
+            MethodConfig::LayerGradientXActivation(_) => info(
+                "layer_gradient_x_activation",
+                &[],
+                Family::Layer,
+                "Captum: LayerGradientXActivation",
+                "the layer's gradient times its value",
+            ),
+            MethodConfig::LayerIntegratedGradients(_) => info(
+                "layer_integrated_gradients",
+                &["layer_ig"],
+                Family::Layer,
+                "Captum: LayerIntegratedGradients",
+                "Integrated Gradients in the layer's space",
+            ),
+            MethodConfig::LayerConductance(_) => info(
+                "layer_conductance",
+                &[],
+                Family::Layer,
+                "Captum: LayerConductance",
+                "how much of the input's IG flows through each unit",
+            ),
+            MethodConfig::Cam(c) => c.kind.info(),
+        }
+    }
+
+    /// The options this method takes, with their current values (the defaults in
+    /// [`MethodConfig::all`]), Captum's names.
+    pub fn options(&self) -> Vec<(&'static str, String)> {
+        let batch = |b: Option<usize>| b.map_or_else(|| "all".to_string(), |b| b.to_string());
+        match self {
+            MethodConfig::IntegratedGradients(c) | MethodConfig::LayerIntegratedGradients(c) => {
+                vec![
+                    ("n_steps", c.n_steps.to_string()),
+                    ("method", c.method.captum_name().to_string()),
+                    ("internal_batch_size", batch(c.internal_batch_size)),
+                    ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
+                ]
+            }
+            MethodConfig::Saliency(c) => vec![("abs", c.abs.to_string())],
+            MethodConfig::SmoothGrad(c) => vec![
+                ("nt_type", nt_type_name(c.nt_type).to_string()),
+                ("nt_samples", c.nt_samples.to_string()),
+                ("stdevs", c.stdevs.to_string()),
+                ("abs", c.abs.to_string()),
+            ],
+            MethodConfig::GradientShap(c) => vec![
+                ("n_samples", c.n_samples.to_string()),
+                ("stdevs", c.stdevs.to_string()),
+                ("internal_batch_size", batch(c.internal_batch_size)),
+                ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
+            ],
+            MethodConfig::LayerGradientXActivation(c) => {
+                vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
+            }
+            MethodConfig::LayerConductance(c) => vec![
+                ("n_steps", c.n_steps.to_string()),
+                ("method", c.method.captum_name().to_string()),
+                ("internal_batch_size", batch(c.internal_batch_size)),
+            ],
+            MethodConfig::Cam(c) => {
+                let mut options = vec![
+                    ("eigen_smooth", c.eigen_smooth.to_string()),
+                    ("aug_smooth", c.aug_smooth.to_string()),
+                ];
+                match c.kind {
+                    CamKind::ScoreCam => options.push((
+                        "batch_size",
+                        c.batch_size
+                            .unwrap_or(ScoreCam::default().batch_size)
+                            .to_string(),
+                    )),
+                    CamKind::AblationCam => options.push((
+                        "batch_size",
+                        c.batch_size
+                            .unwrap_or(AblationCam::default().batch_size)
+                            .to_string(),
+                    )),
+                    _ => {}
+                }
+                options
+            }
+            MethodConfig::InputXGradient
+            | MethodConfig::GuidedBackprop
+            | MethodConfig::Deconvolution
+            | MethodConfig::LayerActivation => Vec::new(),
+        }
+    }
+
+    /// Sets every override this method has; returns the names of those it took.
+    pub fn apply(&mut self, o: &Overrides) -> Vec<&'static str> {
+        let mut took = Vec::new();
+        macro_rules! set {
+            ($field:expr, $value:expr, $name:literal) => {
+                if let Some(v) = $value {
+                    $field = v;
+                    took.push($name);
+                }
+            };
+        }
+        match self {
+            MethodConfig::IntegratedGradients(c) | MethodConfig::LayerIntegratedGradients(c) => {
+                set!(c.n_steps, o.n_steps, "n_steps");
+                set!(c.method, o.ig_method, "ig_method");
+                set!(
+                    c.internal_batch_size,
+                    o.internal_batch_size.map(Some),
+                    "internal_batch_size"
+                );
+                set!(
+                    c.multiply_by_inputs,
+                    o.multiply_by_inputs,
+                    "multiply_by_inputs"
+                );
+            }
+            MethodConfig::Saliency(c) => {
+                set!(c.abs, o.signed.then_some(false), "signed");
+            }
+            MethodConfig::SmoothGrad(c) => {
+                set!(c.nt_samples, o.n_samples, "n_samples");
+                set!(c.nt_type, o.nt_type, "nt_type");
+                set!(c.stdevs, o.stdevs, "stdevs");
+                set!(c.seed, o.seed, "seed");
+                set!(c.abs, o.signed.then_some(false), "signed");
+                set!(
+                    c.nt_samples_batch_size,
+                    o.internal_batch_size.map(Some),
+                    "internal_batch_size"
+                );
+            }
+            MethodConfig::GradientShap(c) => {
+                set!(c.n_samples, o.n_samples, "n_samples");
+                set!(c.stdevs, o.stdevs, "stdevs");
+                set!(c.seed, o.seed, "seed");
+                set!(
+                    c.internal_batch_size,
+                    o.internal_batch_size.map(Some),
+                    "internal_batch_size"
+                );
+                set!(
+                    c.multiply_by_inputs,
+                    o.multiply_by_inputs,
+                    "multiply_by_inputs"
+                );
+            }
+            MethodConfig::LayerGradientXActivation(c) => {
+                set!(
+                    c.multiply_by_inputs,
+                    o.multiply_by_inputs,
+                    "multiply_by_inputs"
+                );
+            }
+            MethodConfig::LayerConductance(c) => {
+                set!(c.n_steps, o.n_steps, "n_steps");
+                set!(c.method, o.ig_method, "ig_method");
+                set!(
+                    c.internal_batch_size,
+                    o.internal_batch_size.map(Some),
+                    "internal_batch_size"
+                );
+            }
+            MethodConfig::Cam(c) => {
+                set!(
+                    c.eigen_smooth,
+                    o.eigen_smooth.then_some(true),
+                    "eigen_smooth"
+                );
+                set!(c.aug_smooth, o.aug_smooth.then_some(true), "aug_smooth");
+                if matches!(c.kind, CamKind::ScoreCam | CamKind::AblationCam) {
+                    set!(
+                        c.batch_size,
+                        o.internal_batch_size.map(Some),
+                        "internal_batch_size"
+                    );
+                }
+            }
+            MethodConfig::InputXGradient
+            | MethodConfig::GuidedBackprop
+            | MethodConfig::Deconvolution
+            | MethodConfig::LayerActivation => {}
+        }
+        took
+    }
+
+    /// Runs the method on `model` for `inputs` and `target`.
+    pub fn attribute(
+        &self,
+        model: &dyn Model,
+        inputs: &Inputs,
+        target: &Target,
+        context: &RunContext,
+    ) -> Result<Attributions> {
+        let name = self.info().name;
+        let layer = || {
+            context.layer.clone().ok_or_else(|| {
+                Error::parameter(
+                    "layer",
+                    "none",
+                    format!("{name} needs a layer (--layer NAME; `firelight layers` lists them)"),
+                )
+            })
+        };
+        let baselines = context.baselines.clone();
+        macro_rules! batched {
+            ($builder:expr, $rows:expr) => {
+                match $rows {
+                    Some(n) => $builder.internal_batch_size(n),
+                    None => $builder,
+                }
+            };
+        }
+        match self {
+            MethodConfig::IntegratedGradients(c) => batched!(
+                IntegratedGradients::new(model)
+                    .n_steps(c.n_steps)
+                    .method(c.method)
+                    .multiply_by_inputs(c.multiply_by_inputs)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::Saliency(c) => Saliency::new(model)
+                .abs(c.abs)
+                .attribute_inputs(inputs, target),
+            MethodConfig::InputXGradient => {
+                InputXGradient::new(model).attribute_inputs(inputs, target)
+            }
+            MethodConfig::SmoothGrad(c) => {
+                let tunnel = NoiseTunnel::new(Saliency::new(model).abs(c.abs))
+                    .nt_type(c.nt_type)
+                    .nt_samples(c.nt_samples)
+                    .stdevs(c.stdevs)
+                    .seed(c.seed);
+                // `internal_batch_size` counts rows; NoiseTunnel groups whole copies of the batch.
+                match c.nt_samples_batch_size {
+                    Some(rows) => {
+                        tunnel.nt_samples_batch_size((rows / inputs.batch()?.max(1)).max(1))
+                    }
+                    None => tunnel,
+                }
+                .attribute_inputs(inputs, target)
+            }
+            MethodConfig::GradientShap(c) => batched!(
+                GradientShap::new(model)
+                    .n_samples(c.n_samples)
+                    .stdevs(c.stdevs)
+                    .seed(c.seed)
+                    .multiply_by_inputs(c.multiply_by_inputs)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::GuidedBackprop => {
+                GuidedBackprop::new(model).attribute_inputs(inputs, target)
+            }
+            MethodConfig::Deconvolution => {
+                Deconvolution::new(model).attribute_inputs(inputs, target)
+            }
+            MethodConfig::LayerActivation => {
+                LayerActivation::new(model, layer()?)?.attribute_inputs(inputs, target)
+            }
+            MethodConfig::LayerGradientXActivation(c) => {
+                LayerGradientXActivation::new(model, layer()?)?
+                    .multiply_by_inputs(c.multiply_by_inputs)
+                    .attribute_inputs(inputs, target)
+            }
+            MethodConfig::LayerIntegratedGradients(c) => batched!(
+                LayerIntegratedGradients::new(model, layer()?)?
+                    .n_steps(c.n_steps)
+                    .method(c.method)
+                    .multiply_by_inputs(c.multiply_by_inputs)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::LayerConductance(c) => batched!(
+                LayerConductance::new(model, layer()?)?
+                    .n_steps(c.n_steps)
+                    .method(c.method)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::Cam(c) => {
+                let image = inputs.single_float()?;
+                let map = run_cam(c, layer()?, model, &image, target)?;
+                Ok(Attributions::for_inputs(inputs, vec![map])?)
+            }
+        }
+    }
+
+    /// [`MethodConfig::attribute`] for one float input: its one attribution.
+    pub fn attribute_tensor(
+        &self,
+        model: &dyn Model,
+        inputs: &DynTensor,
+        target: &Target,
+        context: &RunContext,
+    ) -> Result<DynTensor> {
+        self.attribute(model, &Inputs::from(inputs), target, context)?
+            .into_single()
+    }
+}
+
+fn nt_type_name(t: NoiseType) -> &'static str {
+    match t {
+        NoiseType::SmoothGrad => "smoothgrad",
+        NoiseType::SmoothGradSq => "smoothgrad_sq",
+        NoiseType::VarGrad => "vargrad",
+    }
+}
+
+/// A CAM as an image attribution: `[batch, 1, height, width]`.
+fn run_cam(
+    config: &CamConfig,
+    layer: String,
+    model: &dyn Model,
+    inputs: &DynTensor,
+    target: &Target,
+) -> Result<DynTensor> {
+    fn with<W: CamWeighting>(
+        config: &CamConfig,
+        layer: String,
+        weighting: W,
+        model: &dyn Model,
+        inputs: &DynTensor,
+        target: &Target,
+    ) -> Result<DynTensor> {
+        Cam::new(model, [layer], weighting)?
+            .eigen_smooth(config.eigen_smooth)
+            .aug_smooth(config.aug_smooth)
+            .attribute(inputs, target)
+    }
+    let map = match config.kind {
+        CamKind::GradCam => with(config, layer, GradCam, model, inputs, target),
+        CamKind::HiResCam => with(config, layer, HiResCam, model, inputs, target),
+        CamKind::GradCamElementWise => {
+            with(config, layer, GradCamElementWise, model, inputs, target)
+        }
+        CamKind::GradCamPlusPlus => with(config, layer, GradCamPlusPlus, model, inputs, target),
+        CamKind::XGradCam => with(config, layer, XGradCam, model, inputs, target),
+        CamKind::LayerCam => with(config, layer, LayerCam, model, inputs, target),
+        CamKind::EigenCam => with(config, layer, EigenCam, model, inputs, target),
+        CamKind::EigenGradCam => with(config, layer, EigenGradCam, model, inputs, target),
+        CamKind::ScoreCam => {
+            let w = config
+                .batch_size
+                .map_or_else(ScoreCam::default, ScoreCam::with_batch_size);
+            with(config, layer, w, model, inputs, target)
+        }
+        CamKind::AblationCam => {
+            let w = config
+                .batch_size
+                .map_or_else(AblationCam::default, AblationCam::with_batch_size);
+            with(config, layer, w, model, inputs, target)
+        }
+    }?;
+    let [batch, height, width]: [usize; 3] = map
+        .shape()
+        .try_into()
+        .map_err(|_| Error::Model(format!("a CAM of shape {:?}", map.shape())))?;
+    DynTensor::from_flat(map.into_flat(), vec![batch, 1, height, width])
+}
+
+/// The `--method` help: every method by family, derived from the registry.
+pub fn method_help() -> String {
+    let mut help = String::from(
+        "One method or several, comma-separated (several are also drawn side by side).",
+    );
+    for family in [
+        Family::Gradient,
+        Family::Layer,
+        Family::Cam,
+        Family::Perturbation,
+    ] {
+        let names: Vec<String> = MethodConfig::all()
+            .iter()
+            .map(MethodConfig::info)
+            .filter(|i| i.family == family)
+            .map(|i| match i.aliases {
+                [] => i.name.to_string(),
+                aliases => format!("{} ({})", i.name, aliases.join(", ")),
+            })
+            .collect();
+        if !names.is_empty() {
+            let needs = match family {
+                Family::Layer | Family::Cam => " (need --layer)",
+                _ => "",
+            };
+            let _ = write!(help, "\n{}{needs}: {}.", family.name(), names.join(", "));
+        }
+    }
+    help
+}
+
+/// The README's method table (markdown), derived from the registry.
+pub fn markdown_table() -> String {
+    let mut table = String::from(
+        "| method | family | matches | what it computes | options (defaults) |\n|---|---|---|---|---|\n",
+    );
+    for method in MethodConfig::all() {
+        let info = method.info();
+        let name = match info.aliases {
+            [] => format!("`{}`", info.name),
+            aliases => format!(
+                "`{}` ({})",
+                info.name,
+                aliases
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let options: Vec<String> = method
+            .options()
+            .into_iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(
+            table,
+            "| {name} | {} | {} | {} | {} |",
+            info.family.name(),
+            info.reference,
+            info.about,
+            if options.is_empty() {
+                "-".to_string()
+            } else {
+                options.join(" ")
+            }
+        );
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let all = MethodConfig::all();
+        let mut names: Vec<&str> = all
+            .iter()
+            .flat_map(|m| {
+                let info = m.info();
+                std::iter::once(info.name).chain(info.aliases.iter().copied())
+            })
+            .collect();
+        for m in &all {
+            assert_eq!(&MethodConfig::from_name(m.info().name).unwrap(), m);
+        }
+        names.sort();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a name is used twice");
+    }
+
+    #[test]
+    fn defaults_are_captums() {
+        let MethodConfig::SmoothGrad(nt) = MethodConfig::from_name("smoothgrad").unwrap() else {
+            panic!("smoothgrad is a NoiseTunnel");
+        };
+        assert_eq!((nt.nt_samples, nt.stdevs), (5, 1.0));
+        let MethodConfig::IntegratedGradients(ig) = MethodConfig::from_name("ig").unwrap() else {
+            panic!("ig is IntegratedGradients");
+        };
+        assert_eq!(ig.n_steps, 50);
+        assert_eq!(ig.method, Approximation::GaussLegendre);
+        let MethodConfig::GradientShap(gs) = MethodConfig::from_name("gradient_shap").unwrap()
+        else {
+            panic!("gradient_shap");
+        };
+        assert_eq!((gs.n_samples, gs.stdevs), (5, 0.0));
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let message = MethodConfig::from_name("gradcam+").unwrap_err().to_string();
+        assert!(message.contains("closest: gradcam"), "{message}");
+    }
+
+    #[test]
+    fn overrides_reach_only_the_methods_that_have_them() {
+        let mut saliency = MethodConfig::from_name("saliency").unwrap();
+        let took = saliency.apply(&Overrides {
+            n_steps: Some(8),
+            signed: true,
+            ..Overrides::default()
+        });
+        assert_eq!(took, vec!["signed"]);
+        assert_eq!(
+            saliency,
+            MethodConfig::Saliency(SaliencyConfig { abs: false })
+        );
+    }
+}
