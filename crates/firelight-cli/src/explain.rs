@@ -9,14 +9,26 @@ use firelight::prelude::*;
 use firelight::viz::{Colormap, RgbImage, titled_grid};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, load_input, methods_help};
+use crate::named::{NamedFile, parse_named_file};
 use crate::session::{Session, draw, file_safe, spinner};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    #[arg(long, value_delimiter = ',', default_value = "integrated_gradients", help = methods_help())]
-    pub(crate) method: Vec<String>,
+    /// [default: integrated_gradients; for tabular rows integrated_gradients, feature_ablation,
+    /// shapley_value_sampling, kernel_shap, lime]
+    #[arg(long, value_delimiter = ',', long_help = methods_help())]
+    pub(crate) method: Option<Vec<String>>,
+    /// A named model input from a `.npy` file (float, int64 or bool), for ONNX models with several
+    /// inputs or integer inputs: `--model net.onnx --input image=x.npy --input meta=m.npy`. Every
+    /// input is attributed unless `--carry` names it.
+    #[arg(long = "input", value_name = "NAME=FILE", value_parser = parse_named_file)]
+    pub(crate) inputs: Vec<NamedFile>,
+    /// An `--input` passed along unchanged (an attention mask, a metadata vector), repeated row for
+    /// row in every expansion (Captum's `additional_forward_args`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) carry: Vec<String>,
     #[command(flatten)]
     pub(crate) target: TargetArgs,
     #[command(flatten)]
@@ -51,7 +63,22 @@ impl From<ColormapChoice> for Colormap {
 }
 
 pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
-    let session = Session::open(&args.method, &args.input, &args.options)?;
+    if !args.inputs.is_empty() {
+        let methods = args.method.clone().unwrap_or_else(|| vec!["integrated_gradients".into()]);
+        return crate::named::explain(&args, &methods);
+    }
+    if !args.carry.is_empty() {
+        return Err(Error::parameter(
+            "carry",
+            args.carry.join(","),
+            "--carry names inputs given with --input NAME=FILE",
+        ));
+    }
+    let methods = args
+        .method
+        .clone()
+        .unwrap_or_else(|| vec!["integrated_gradients".into()]);
+    let session = Session::open(&methods, &args.input, &args.options)?;
     let Session {
         methods,
         device,

@@ -12,6 +12,7 @@ mod args;
 mod evaluate;
 mod explain;
 mod layers;
+mod named;
 mod predict;
 mod session;
 mod tcav;

@@ -341,9 +341,13 @@ impl OnnxModel {
         let zeros = Value::from_data(TensorData::new(vec![0f32; count], shape), &self.device)?;
         let mut shapes = ShapeRecorder::default();
         self.run_with_taps(vec![zeros], &mut Taps::with_hook(&mut shapes))
-            .map_err(|e| Error::Onnx {
-                source_name: self.source_name.clone(),
-                reason: format!("the model fails on a zero input of its declared shape: {e}"),
+            .map_err(|e| match e {
+                // The budget error names the node already, and callers match on its kind.
+                Error::MemoryBudget { .. } => e,
+                other => Error::Onnx {
+                    source_name: self.source_name.clone(),
+                    reason: format!("the model fails on a zero input of its declared shape: {other}"),
+                },
             })?;
         for layer in &mut self.layers {
             if let Some(shape) = shapes.0.get(&layer.name) {

@@ -11,6 +11,7 @@ pub mod colormap;
 pub mod grid;
 pub mod image;
 pub mod preprocess;
+pub mod superpixels;
 pub mod text;
 
 pub use colormap::Colormap;
@@ -19,3 +20,4 @@ pub use image::{
     RgbImage, attribution_overlay, attribution_overlay_with, overlay, pixel_map, signed_pixel_map,
 };
 pub use preprocess::Preprocess;
+pub use superpixels::{Slic, slic};
