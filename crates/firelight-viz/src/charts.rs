@@ -61,7 +61,7 @@ pub fn feature_bar_chart(names: &[String], values: &[f32], title: &str) -> Resul
         })
         .collect();
     let labels = order.iter().map(|&i| names[i].as_str()).collect();
-    draw_bars(title, labels, bars, &[], "attribution")
+    draw_bars(title, labels, bars, &[], "attribution", true)
 }
 
 /// Several methods' attributions side by side per feature (`values[method][feature]`), one colour
@@ -115,7 +115,7 @@ pub fn grouped_bar_chart(
         .map(String::as_str)
         .zip(METHOD_COLORS)
         .collect();
-    draw_bars(title, labels, bars, &legend, "attribution")
+    draw_bars(title, labels, bars, &legend, "attribution", true)
 }
 
 /// The mean magnitude of each feature's attribution over many rows (`attributions[row][feature]`),
@@ -132,7 +132,7 @@ pub fn summary_bar_chart(
     let order = by_magnitude(&means);
     let bars = order.iter().map(|&i| vec![(means[i], NEGATIVE)]).collect();
     let labels = order.iter().map(|&i| names[i].as_str()).collect();
-    draw_bars(title, labels, bars, &[], "mean |attribution|")
+    draw_bars(title, labels, bars, &[], "mean |attribution|", false)
 }
 
 /// shap's beeswarm summary: one row per feature, ordered by mean magnitude (largest on top); each
@@ -374,13 +374,15 @@ impl Frame {
 }
 
 /// Rows of bars (one or more `(value, colour)` per row, stacked in the row), each value printed at
-/// the end of its bar, with a legend of `(name, colour)` under the title when given.
+/// the end of its bar (with its sign where `signed`), with a legend of `(name, colour)` under the
+/// title when given.
 fn draw_bars(
     title: &str,
     labels: Vec<&str>,
     bars: Vec<Vec<(f32, [u8; 3])>>,
     legend: &[(&str, [u8; 3])],
     axis_title: &str,
+    signed: bool,
 ) -> Result<RgbImage> {
     let per_row = bars.iter().map(Vec::len).max().unwrap_or(1).max(1);
     // One bar fills most of a name's height; several share a taller row.
@@ -390,7 +392,7 @@ fn draw_bars(
     let (lo, hi) = values.fold((0.0f32, 0.0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let printed: Vec<Vec<String>> = bars
         .iter()
-        .map(|row| row.iter().map(|(v, _)| format_value(*v)).collect())
+        .map(|row| row.iter().map(|(v, _)| format_value(*v, signed)).collect())
         .collect();
     let text_room = printed
         .iter()
@@ -615,18 +617,24 @@ fn format_tick(value: f32, ticks: &[f32]) -> String {
     }
 }
 
-/// A value with three significant digits and its sign, switching to scientific notation for very
-/// small or large magnitudes.
-fn format_value(value: f32) -> String {
+/// A value with three significant digits (and a `+` on positive values where `signed`), switching
+/// to scientific notation for very small or large magnitudes.
+fn format_value(value: f32, signed: bool) -> String {
     let magnitude = value.abs();
     if magnitude == 0.0 {
         return "0".into();
     }
-    if !(1e-3..1e5).contains(&magnitude) {
-        return format!("{value:+.2e}");
+    let text = if !(1e-3..1e5).contains(&magnitude) {
+        format!("{value:.2e}")
+    } else {
+        let decimals = (2 - magnitude.log10().floor() as i32).max(0) as usize;
+        format!("{value:.decimals$}")
+    };
+    if signed && value > 0.0 {
+        format!("+{text}")
+    } else {
+        text
     }
-    let decimals = (2 - magnitude.log10().floor() as i32).max(0) as usize;
-    format!("{value:+.decimals$}")
 }
 
 fn shorten(name: &str) -> String {
@@ -647,11 +655,12 @@ mod tests {
 
     #[test]
     fn values_print_with_three_significant_digits_and_their_sign() {
-        assert_eq!(format_value(0.12345), "+0.123");
-        assert_eq!(format_value(-12.345), "-12.3");
-        assert_eq!(format_value(1234.4), "+1234");
-        assert_eq!(format_value(0.0), "0");
-        assert_eq!(format_value(2e-5), "+2.00e-5");
+        assert_eq!(format_value(0.12345, true), "+0.123");
+        assert_eq!(format_value(-12.345, true), "-12.3");
+        assert_eq!(format_value(1234.4, true), "+1234");
+        assert_eq!(format_value(0.0, true), "0");
+        assert_eq!(format_value(2e-5, true), "+2.00e-5");
+        assert_eq!(format_value(0.449, false), "0.449");
     }
 
     #[test]

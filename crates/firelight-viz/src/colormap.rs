@@ -61,6 +61,16 @@ impl Colormap {
     }
 }
 
+/// The colour at `t` in `0..=1` along evenly spaced `stops`, linearly interpolated.
+pub(crate) fn interpolate_stops(stops: &[[u8; 3]], t: f32) -> [u8; 3] {
+    let pos = t.clamp(0.0, 1.0) * (stops.len() - 1) as f32;
+    let i = (pos.floor() as usize).min(stops.len().saturating_sub(2));
+    let f = pos - i as f32;
+    let next = stops[(i + 1).min(stops.len() - 1)];
+    [0, 1, 2]
+        .map(|c| (stops[i][c] as f32 + (next[c] as f32 - stops[i][c] as f32) * f).round() as u8)
+}
+
 /// Entries in matplotlib's lookup tables (`rcParams["image.lut"]`).
 const LUT_SIZE: usize = 256;
 

@@ -1,19 +1,22 @@
-//! The picture firelight shows by default: the photo stays in colour and recognisable, dimmed where
-//! the attribution is weak, with the strongest evidence lit up in a warm heat colour.
+//! The picture firelight shows by default, a "spotlight": the photo stays recognisable, dimmed and
+//! faded towards grey where the attribution is weak, at full colour where it is strong, and the
+//! strongest evidence is painted over in warm colours (yellow-orange to red).
 //!
-//! Why not the others: an opaque jet wash ([`crate::attribution_overlay`]) hides the photo and
-//! paints the whole frame, weak evidence included, in saturated blue; Captum's blended heat map
-//! turns the photo grey and its light `Blues` lower end veils everything. Gradient attributions are
-//! speckled pixel by pixel, so the map is smoothed a little before it decides what is lit: regions,
-//! not single pixels, are what a reader can relate to the object.
+//! Why not the others: the jet wash ([`crate::attribution_overlay`]) paints the whole frame, weak
+//! evidence included, blue, and its speckles hide the photo; Captum's blended heat map turns the
+//! photo into a bright grey on which the pale end of `Blues` leaves only dark specks. Gradient
+//! attributions are speckled pixel by pixel, so the map is smoothed a little (a Gaussian of 1.5% of
+//! the shorter side) before it decides what is lit: regions, not single pixels, are what a reader
+//! relates to the object. Warm colours read as "more" and are rarely the colour of the photo.
 
 use firelight_core::{DynTensor, Error, Result};
 
-use crate::colormap::Colormap;
+use crate::colormap::interpolate_stops;
 use crate::image::RgbImage;
 use crate::visualize::{cumulative_sum_threshold, sum_channels};
 
-/// How the default picture is drawn; the constants below are the chosen ones.
+/// How the spotlight is drawn; [`DEFAULT_SPOTLIGHT`] holds the values chosen by looking at
+/// Integrated Gradients and saliency maps of the bundled photos.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spotlight {
     /// Brightness kept where there is no evidence at all (1 keeps the photo as it is).
@@ -26,24 +29,40 @@ pub(crate) struct Spotlight {
     pub heat_from: f32,
     /// The heat colour's opacity at full evidence.
     pub heat_alpha: f32,
-    /// The heat colours, sampled from `heat_from` (first colour) to 1 (last).
-    pub colormap: Colormap,
+    /// Saturation kept where there is no evidence (1 keeps the colours, 0 turns them grey).
+    pub saturation: f32,
+    /// The heat colours, evenly spaced from `heat_from` (first colour) to 1 (last).
+    pub heat: &'static [[u8; 3]],
 }
 
+/// ColorBrewer's YlOrRd from its yellow-orange to its dark red (its palest entries left out, as
+/// they would read as a haze).
+pub(crate) const WARM: [[u8; 3]; 6] = [
+    [0xfe, 0xd9, 0x76],
+    [0xfe, 0xb2, 0x4c],
+    [0xfd, 0x8d, 0x3c],
+    [0xfc, 0x4e, 0x2a],
+    [0xe3, 0x1a, 0x1c],
+    [0xbd, 0x00, 0x26],
+];
+
+/// The default picture's look.
 pub(crate) const DEFAULT_SPOTLIGHT: Spotlight = Spotlight {
-    dim: 0.3,
-    sigma: 0.01,
-    outlier_perc: 10.0,
-    heat_from: 0.35,
-    heat_alpha: 0.55,
-    colormap: Colormap::Jet,
+    dim: 0.45,
+    sigma: 0.015,
+    outlier_perc: 5.0,
+    heat_from: 0.4,
+    heat_alpha: 0.6,
+    saturation: 0.4,
+    heat: &WARM,
 };
 
 /// The default picture of an image attribution `[1, channels, height, width]` over `photo` (the
-/// same size): the photo in colour, dimmed to 30% brightness where the (lightly smoothed)
-/// attribution magnitude is weak and at full brightness where it is strong, with the strongest
-/// evidence tinted by a heat colour. Magnitudes are used, so evidence for and against both light
-/// up; use [`crate::visualize_image_attr`] with [`crate::Sign::All`] to tell them apart.
+/// same size). The magnitude of the channel sum is smoothed and scaled by Captum's cumulative-sum
+/// threshold with 5% outliers; each pixel then keeps 45% of its brightness and 40% of its
+/// saturation where that is 0, rising to all of both at 1, and above 0.4 a warm heat colour
+/// fades in, up to 60% opaque. Magnitudes are drawn, so evidence for and against the class both
+/// light up; [`crate::visualize_image_attr`] with [`crate::Sign::All`] tells them apart.
 ///
 /// Errors: an attribution of another shape than `[1, C, photo height, photo width]`, non-finite
 /// values.
@@ -100,11 +119,13 @@ pub(crate) fn spotlight(
         .zip(&strength)
         .flat_map(|(px, &s)| {
             let brightness = style.dim + (1.0 - style.dim) * s;
+            let saturation = style.saturation + (1.0 - style.saturation) * s;
+            let grey = 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
             let heat_share = ((s - style.heat_from) / (1.0 - style.heat_from)).clamp(0.0, 1.0);
-            let heat = style.colormap.sample(heat_share);
+            let heat = interpolate_stops(style.heat, heat_share);
             let alpha = style.heat_alpha * smoothstep(heat_share);
             (0..3).map(move |c| {
-                let lit = px[c] as f32 * brightness;
+                let lit = (grey + (px[c] as f32 - grey) * saturation) * brightness;
                 (lit * (1.0 - alpha) + heat[c] as f32 * alpha)
                     .round()
                     .clamp(0.0, 255.0) as u8
@@ -181,8 +202,9 @@ mod tests {
             ..DEFAULT_SPOTLIGHT
         };
         let out = spotlight(&photo, &map, 20, 20, &style).unwrap();
-        assert_eq!(out.pixel(0, 0), [60, 60, 60], "no evidence: 30% brightness");
-        assert_ne!(out.pixel(10, 10), [60, 60, 60]);
+        assert_eq!(out.pixel(0, 0), [90, 90, 90], "no evidence: 45% brightness");
+        let lit = out.pixel(10, 10);
+        assert!(lit[0] > lit[1] + 80, "full evidence: red heat, {lit:?}");
         assert!(spotlight(&photo, &map, 10, 40, &style).is_err());
     }
 }
