@@ -1,4 +1,5 @@
-//! RGB images: PNG in and out, resizing, conversion to model input, and heatmap overlays.
+//! RGB images: PNG out (photos in: [`RgbImage::read`]), resizing, conversion to model input, and
+//! heatmap overlays.
 
 use std::path::Path;
 
@@ -17,9 +18,6 @@ pub struct RgbImage {
     /// `height * width * 3` bytes.
     pub data: Vec<u8>,
 }
-
-/// Images larger than this many pixels are refused rather than decoded.
-const MAX_PIXELS: u64 = 1 << 28;
 
 impl RgbImage {
     /// A `width` x `height` image of one colour.
@@ -41,139 +39,31 @@ impl RgbImage {
         }
     }
 
-    /// Reads a PNG or JPEG photo, told apart by its first bytes (not its name).
-    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let mut magic = [0u8; 3];
-        {
-            use std::io::Read;
-            let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let _ = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
-        }
-        if magic == [0xFF, 0xD8, 0xFF] {
-            Self::read_jpeg(path)
-        } else if magic == [0x89, b'P', b'N'] {
-            Self::read_png(path)
-        } else {
-            Err(Error::Image {
-                path: path.to_path_buf(),
-                reason: "not a PNG or JPEG image".into(),
-            })
-        }
-    }
-
-    /// Reads a baseline or progressive JPEG (greyscale, RGB or CMYK).
-    pub fn read_jpeg(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bad = |reason: String| Error::Image {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut decoder = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
-        decoder
-            .read_info()
-            .map_err(|e| bad(format!("not a readable JPEG ({e})")))?;
-        let info = decoder
-            .info()
-            .ok_or_else(|| bad("JPEG without a header".into()))?;
-        let (width, height) = (info.width as usize, info.height as usize);
-        if width as u64 * height as u64 > MAX_PIXELS {
-            return Err(bad(format!("{width}x{height} pixels is too large")));
-        }
-        let pixels = decoder
-            .decode()
-            .map_err(|e| bad(format!("corrupt JPEG data ({e})")))?;
-        let data = match info.pixel_format {
-            jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
-            jpeg_decoder::PixelFormat::L16 => pixels
-                .chunks_exact(2)
-                .flat_map(|g| [g[0], g[0], g[0]])
-                .collect(),
-            jpeg_decoder::PixelFormat::RGB24 => pixels,
-            jpeg_decoder::PixelFormat::CMYK32 => pixels
-                .chunks_exact(4)
-                .flat_map(|p| {
-                    let k = 255 - p[3] as u32;
-                    [0, 1, 2].map(|i| ((255 - p[i] as u32) * k / 255) as u8)
-                })
-                .collect(),
-        };
-        if data.len() != width * height * 3 {
-            return Err(bad("JPEG data does not match its size".into()));
-        }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
-    /// Reads a PNG (grey, grey+alpha, RGB or RGBA, 8 or 16 bits; alpha is dropped).
-    pub fn read_png(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bad = |reason: String| Error::Image {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-        decoder.set_transformations(png::Transformations::normalize_to_color8());
-        let mut reader = decoder
-            .read_info()
-            .map_err(|e| bad(format!("not a readable PNG ({e})")))?;
-        let info = reader.info();
-        if info.width as u64 * info.height as u64 > MAX_PIXELS {
-            return Err(bad(format!(
-                "{}x{} pixels is too large",
-                info.width, info.height
-            )));
-        }
-        let size = reader
-            .output_buffer_size()
-            .ok_or_else(|| bad("image too large".into()))?;
-        let mut buf = vec![0; size];
-        let frame = reader
-            .next_frame(&mut buf)
-            .map_err(|e| bad(format!("corrupt PNG data ({e})")))?;
-        let (width, height) = (frame.width as usize, frame.height as usize);
-        let channels = frame.color_type.samples();
-        let pixels = &buf[..frame.buffer_size()];
-        let mut data = Vec::with_capacity(width * height * 3);
-        for row in pixels.chunks_exact(frame.line_size).take(height) {
-            for px in row[..width * channels].chunks_exact(channels) {
-                match channels {
-                    1 | 2 => data.extend_from_slice(&[px[0], px[0], px[0]]),
-                    _ => data.extend_from_slice(&px[..3]),
-                }
-            }
-        }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
     /// Writes the image as PNG, atomically (a failure leaves no file behind).
     pub fn write_png(&self, path: impl AsRef<Path>) -> Result<()> {
+        use ::image::ImageEncoder;
         let path = path.as_ref();
-        let mut bytes = Vec::new();
-        {
-            let mut encoder = png::Encoder::new(&mut bytes, self.width as u32, self.height as u32);
-            encoder.set_color(png::ColorType::Rgb);
-            encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header().map_err(|e| Error::Image {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-            writer
-                .write_image_data(&self.data)
-                .map_err(|e| Error::Image {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
+        let bad = |reason: String| Error::Image {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // The encoder asserts on a wrong buffer length; say so instead.
+        if self.data.len() != self.width * self.height * 3 {
+            return Err(bad(format!(
+                "{} bytes do not make a {}x{} RGB image",
+                self.data.len(),
+                self.width,
+                self.height
+            )));
         }
+        let (width, height) = (
+            u32::try_from(self.width).map_err(|_| bad("too wide for PNG".into()))?,
+            u32::try_from(self.height).map_err(|_| bad("too tall for PNG".into()))?,
+        );
+        let mut bytes = Vec::new();
+        ::image::codecs::png::PngEncoder::new(&mut bytes)
+            .write_image(&self.data, width, height, ::image::ExtendedColorType::Rgb8)
+            .map_err(|e| bad(e.to_string()))?;
         write_atomic(path, &bytes)
     }
 
@@ -259,8 +149,11 @@ impl RgbImage {
 
 /// One value per pixel from an attribution `[1, channels, height, width]`: the sum over channels
 /// of absolute values, divided by its 98th percentile and clipped to 1, so that a few extreme
-/// pixels do not leave the rest of the picture dark (Captum's `visualize_image_attr` default,
-/// `outlier_perc = 2`).
+/// pixels do not leave the rest of the picture dark.
+///
+/// This is a plain percentile, not Captum's cumulative-sum threshold; for Captum's numbers use
+/// [`crate::visualize::normalize_attr`]. It is kept as it is because the faithfulness metrics rank
+/// pixels by it.
 pub fn pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
     let shape = attribution.shape();
     if shape.len() != 4 || shape[0] != 1 {
@@ -291,7 +184,7 @@ pub fn pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
 
 /// One signed value per pixel from an attribution `[1, channels, height, width]`: the sum over
 /// channels, divided by the 98th percentile of its absolute values and clipped to `[-1, 1]`, for a
-/// diverging colormap (Captum's `sign="all"`).
+/// diverging colormap (like Captum's `sign="all"`, but with a plain percentile; see [`pixel_map`]).
 pub fn signed_pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usize)> {
     let (_, width, height) = pixel_map(attribution)?;
     let values = attribution.to_vec()?;
@@ -315,15 +208,17 @@ pub fn signed_pixel_map(attribution: &DynTensor) -> Result<(Vec<f32>, usize, usi
 }
 
 /// An attribution `[1, channels, height, width]` drawn over `photo` with `colormap`: signed
-/// ([`signed_pixel_map`]) for [`Colormap::Diverging`], magnitudes ([`pixel_map`]) otherwise.
+/// ([`signed_pixel_map`]) for the signed maps ([`Colormap::is_signed`]), magnitudes
+/// ([`pixel_map`]) otherwise.
 pub fn attribution_overlay_with(
     photo: &RgbImage,
     attribution: &DynTensor,
     colormap: Colormap,
 ) -> Result<RgbImage> {
-    let (map, _, _) = match colormap {
-        Colormap::Diverging => signed_pixel_map(attribution)?,
-        _ => pixel_map(attribution)?,
+    let (map, _, _) = if colormap.is_signed() {
+        signed_pixel_map(attribution)?
+    } else {
+        pixel_map(attribution)?
     };
     overlay(photo, &map, colormap, 0.5)
 }

@@ -65,7 +65,7 @@ impl Preprocess {
         })
     }
 
-    /// Reads one image file (PNG or JPEG) as a `[1, 3, crop, crop]` input.
+    /// Reads one photo (any format [`RgbImage::read`] reads) as a `[1, 3, crop, crop]` input.
     pub fn load(&self, path: &Path, device: &Device) -> Result<DynTensor> {
         let image = RgbImage::read(path)?;
         image
