@@ -10,7 +10,7 @@ use firelight::viz::{pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, methods_help};
-use crate::session::{Session, draw, file_safe};
+use crate::session::{Drawing, Session, draw, file_safe};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct EvaluateArgs {
@@ -113,7 +113,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             confidence,
         };
         if let Some(photo) = &photo {
-            let picture = draw(photo, config, &attribution, firelight::viz::Colormap::Jet)?;
+            let picture = draw(photo, config, &attribution, &Drawing::default())?;
             tiles.push((format!("{method} {:+.3}", scores.combined), picture));
         }
         rows.push(scores);

@@ -6,11 +6,11 @@ use clap::ValueEnum;
 use firelight::core::npy::write_npy_tensor;
 use firelight::methods::{Family, RunContext};
 use firelight::prelude::*;
-use firelight::viz::{Colormap, RgbImage, titled_grid};
+use firelight::viz::{Colormap, RgbImage, Sign, titled_grid};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, load_input, methods_help};
 use crate::named::{NamedFile, parse_named_file};
-use crate::session::{Session, draw, file_safe, spinner};
+use crate::session::{Drawing, Picture, Session, draw, file_safe, spinner};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExplainArgs {
@@ -33,16 +33,66 @@ pub(crate) struct ExplainArgs {
     pub(crate) target: TargetArgs,
     #[command(flatten)]
     pub(crate) options: MethodOptionArgs,
-    /// How gradient attributions are drawn: jet or viridis (magnitudes), diverging (signed:
-    /// blue negative, red positive). CAMs are drawn as they are, in jet or viridis.
+    /// How the result is drawn over the photo (Captum's `visualize_image_attr` methods, the
+    /// spotlight, or pytorch-grad-cam's colormap overlay).
+    #[arg(long, value_enum, default_value_t = Picture::Spotlight)]
+    pub(crate) picture: Picture,
+    /// Which attributions Captum's pictures draw (their `sign`); `all` needs a diverging picture
+    /// (heat-map or blended-heat-map).
+    #[arg(long, value_enum, default_value_t = SignChoice::AbsoluteValue)]
+    pub(crate) sign: SignChoice,
+    /// Captum's `outlier_perc`: the share of the largest evidence that saturates the colours.
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) outlier_perc: f32,
+    /// The colormap of `--picture overlay`: jet or viridis (magnitudes), diverging (signed: blue
+    /// negative, red positive).
     #[arg(long, value_enum, default_value_t = ColormapChoice::Jet)]
     pub(crate) colormap: ColormapChoice,
+    /// Tabular rows to explain: a CSV whose header names the model's features (`--model
+    /// diabetes_mlp`, or an ONNX file with a model.json of features beside it).
+    #[arg(long)]
+    pub(crate) rows: Option<PathBuf>,
+    /// One tabular row as name=value pairs: `--row age=54,sex=2,bmi=36.1,...`.
+    #[arg(long)]
+    pub(crate) row: Option<String>,
     /// The reference input: `zeros` (the mean photo after normalisation), `black`, or a .npy tensor.
     #[arg(long, default_value = "zeros")]
     pub(crate) baseline: String,
     /// Folder for the outputs.
     #[arg(long, default_value = "firelight-out")]
     pub(crate) out: PathBuf,
+}
+
+/// Captum's `sign`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum SignChoice {
+    All,
+    Positive,
+    Negative,
+    AbsoluteValue,
+}
+
+impl From<SignChoice> for Sign {
+    fn from(choice: SignChoice) -> Self {
+        match choice {
+            SignChoice::All => Sign::All,
+            SignChoice::Positive => Sign::Positive,
+            SignChoice::Negative => Sign::Negative,
+            SignChoice::AbsoluteValue => Sign::AbsoluteValue,
+        }
+    }
+}
+
+impl ExplainArgs {
+    /// How results are drawn.
+    pub(crate) fn drawing(&self) -> Drawing {
+        Drawing {
+            picture: self.picture,
+            sign: self.sign.into(),
+            outlier_perc: self.outlier_perc,
+            colormap: self.colormap.into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,6 +116,16 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     if !args.inputs.is_empty() {
         let methods = args.method.clone().unwrap_or_else(|| vec!["integrated_gradients".into()]);
         return crate::named::explain(&args, &methods);
+    }
+    if args.rows.is_some() || args.row.is_some() || crate::tabular::is_tabular(&args.input.model.model)
+    {
+        let methods = args.method.clone().unwrap_or_else(|| {
+            crate::tabular::DEFAULT_METHODS
+                .split(',')
+                .map(String::from)
+                .collect()
+        });
+        return crate::tabular::explain(&args, &methods);
     }
     if !args.carry.is_empty() {
         return Err(Error::parameter(
@@ -136,7 +196,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
         );
         if let (Some(photo), false) = (photo, info.family == Family::Layer) {
             let png = args.out.join(format!("{name}.png"));
-            let picture = draw(photo, method, &attribution, args.colormap.into())?;
+            let picture = draw(photo, method, &attribution, &args.drawing())?;
             picture.write_png(&png)?;
             println!("  heatmap over the photo: {}", png.display());
             tiles.push((info.name.to_string(), picture));

@@ -15,6 +15,7 @@ mod layers;
 mod named;
 mod predict;
 mod session;
+mod tabular;
 mod tcav;
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.

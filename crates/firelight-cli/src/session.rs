@@ -7,7 +7,11 @@ use std::time::Duration;
 use firelight::bundled::{ImageClassifier, Prediction, default_image};
 use firelight::methods::{Family, MethodConfig};
 use firelight::prelude::*;
-use firelight::viz::{Colormap, RgbImage, attribution_overlay_with, overlay};
+use firelight::viz::{
+    Colormap, RgbImage, Sign, VisualizeMethod, VisualizeOptions, attribution_overlay_with,
+    default_explanation_map, default_explanation_picture, overlay, visualize_image_attr,
+    visualize_map,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{InputArgs, MethodOptionArgs, classifier, device, load_input};
@@ -27,22 +31,80 @@ pub(crate) fn file_safe(layer: &str) -> String {
     safe.trim_matches('_').to_string()
 }
 
-/// A method's result drawn over the photo: CAMs as they are, gradient maps through `colormap`.
+/// How a result is drawn over the photo.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Drawing {
+    pub(crate) picture: Picture,
+    pub(crate) sign: Sign,
+    pub(crate) outlier_perc: f32,
+    pub(crate) colormap: Colormap,
+}
+
+impl Default for Drawing {
+    fn default() -> Self {
+        Self {
+            picture: Picture::Spotlight,
+            sign: Sign::AbsoluteValue,
+            outlier_perc: 2.0,
+            colormap: Colormap::Jet,
+        }
+    }
+}
+
+/// The pictures `--picture` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Picture {
+    /// The photo dimmed and greyed where the evidence is weak, the strongest evidence in warm
+    /// colours (the default: the photo stays visible and the evidence stands out).
+    Spotlight,
+    /// Captum's `heat_map`: the normalised attribution alone.
+    HeatMap,
+    /// Captum's `blended_heat_map`: the heat map over the photo in grey.
+    BlendedHeatMap,
+    /// Captum's `masked_image`: the photo times the normalised attribution.
+    MaskedImage,
+    /// Captum's `alpha_scaling`: the photo with the attribution as its opacity.
+    AlphaScaling,
+    /// The whole photo under `--colormap` (jet by default), as pytorch-grad-cam shows its CAMs.
+    Overlay,
+}
+
+/// A method's result drawn over the photo as `drawing` says (CAMs are already in [0, 1]).
 pub(crate) fn draw(
     photo: &RgbImage,
     method: &MethodConfig,
     attribution: &DynTensor,
-    colormap: Colormap,
+    drawing: &Drawing,
 ) -> Result<RgbImage> {
-    if method.info().family == Family::Cam {
-        let map = attribution.to_vec()?;
-        let colormap = match colormap {
-            Colormap::Diverging => Colormap::Jet,
-            other => other,
-        };
-        return overlay(photo, &map, colormap, 0.5);
+    let is_cam = method.info().family == Family::Cam;
+    let (width, height) = (photo.width, photo.height);
+    let captum = |method: VisualizeMethod| {
+        let options = VisualizeOptions::new(method, drawing.sign)
+            .with_outlier_perc(drawing.outlier_perc);
+        if is_cam {
+            visualize_map(&attribution.to_vec()?, width, height, Some(photo), &options)
+        } else {
+            visualize_image_attr(attribution, Some(photo), &options)
+        }
+    };
+    match drawing.picture {
+        Picture::Spotlight if is_cam => {
+            default_explanation_map(photo, &attribution.to_vec()?, width, height)
+        }
+        Picture::Spotlight => default_explanation_picture(photo, attribution),
+        Picture::HeatMap => captum(VisualizeMethod::HeatMap),
+        Picture::BlendedHeatMap => captum(VisualizeMethod::BlendedHeatMap),
+        Picture::MaskedImage => captum(VisualizeMethod::MaskedImage),
+        Picture::AlphaScaling => captum(VisualizeMethod::AlphaScaling),
+        Picture::Overlay if is_cam => {
+            let colormap = match drawing.colormap {
+                Colormap::Diverging => Colormap::Jet,
+                other => other,
+            };
+            overlay(photo, &attribution.to_vec()?, colormap, 0.5)
+        }
+        Picture::Overlay => attribution_overlay_with(photo, attribution, drawing.colormap),
     }
-    attribution_overlay_with(photo, attribution, colormap)
 }
 
 pub(crate) fn spinner(message: String) -> ProgressBar {

@@ -5,7 +5,7 @@
 //! ([`Colormap`]), Captum's `visualize_image_attr` as pixels ([`visualize_image_attr`]), attribution
 //! maps reduced to one value per pixel ([`pixel_map`]), heatmap overlays ([`overlay`]), model input
 //! preprocessing ([`Preprocess`]), superpixels ([`slic`], Lime's and KernelSHAP's features for
-photos), text in a bitmap font ([`text`]) and a grid of titled pictures
+//! photos), text in a bitmap font ([`text`]) and a grid of titled pictures
 //! ([`titled_grid`]).
 
 #![warn(missing_docs)]
