@@ -36,6 +36,7 @@ pub use firelight_core as core;
 pub use firelight_grad as grad;
 pub use firelight_models as models;
 pub use firelight_onnx as onnx;
+pub use firelight_perturb as perturb;
 pub use firelight_viz as viz;
 
 /// The names most programs need.
