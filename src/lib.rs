@@ -5,6 +5,7 @@
 //!
 //! - [`core`]: the vocabulary ([`Model`](core::Model) with named taps, [`Target`](core::Target), [`Baseline`](core::Baseline), [`DynTensor`](core::DynTensor));
 //! - [`grad`]: gradient methods (Saliency, Integrated Gradients, NoiseTunnel, GradientSHAP, ...);
+//! - [`perturb`]: perturbation methods (Feature Ablation, Occlusion, Shapley values, KernelSHAP, LIME, ...);
 //! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
 //! - [`concept`]: concepts and TCAV (CAVs, scores, significance tests, reports);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
@@ -37,6 +38,7 @@ pub use firelight_core as core;
 pub use firelight_grad as grad;
 pub use firelight_models as models;
 pub use firelight_onnx as onnx;
+pub use firelight_perturb as perturb;
 pub use firelight_viz as viz;
 
 /// The names most programs need.
