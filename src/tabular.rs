@@ -90,19 +90,19 @@ impl TabularModel {
         let spec_path = path.with_file_name("model.json");
         let spec = TabularSpec::load(&spec_path)?;
         let model = OnnxModel::load(path, device)?;
-        if let Some(shape) = model.input_shape() {
-            if shape != [spec.features.len()] {
-                return Err(Error::ShapeMismatch {
-                    what: format!(
-                        "{}'s input vs the {} features of {}",
-                        path.display(),
-                        spec.features.len(),
-                        spec_path.display()
-                    ),
-                    expected: vec![spec.features.len()],
-                    got: shape,
-                });
-            }
+        if let Some(shape) = model.input_shape()
+            && shape != [spec.features.len()]
+        {
+            return Err(Error::ShapeMismatch {
+                what: format!(
+                    "{}'s input vs the {} features of {}",
+                    path.display(),
+                    spec.features.len(),
+                    spec_path.display()
+                ),
+                expected: vec![spec.features.len()],
+                got: shape,
+            });
         }
         let name = path
             .parent()

@@ -16,8 +16,8 @@ use crate::session::{Drawing, Picture, Session, draw, file_safe, spinner};
 pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// [default: integrated_gradients; for tabular rows integrated_gradients, feature_ablation,
-    /// shapley_value_sampling, kernel_shap, lime]
+    /// [default: integrated_gradients; for tabular rows integrated_gradients, saliency,
+    /// input_x_gradient, gradient_shap]
     #[arg(long, value_delimiter = ',', long_help = methods_help())]
     pub(crate) method: Option<Vec<String>>,
     /// A named model input from a `.npy` file (float, int64 or bool), for ONNX models with several
@@ -114,10 +114,15 @@ impl From<ColormapChoice> for Colormap {
 
 pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     if !args.inputs.is_empty() {
-        let methods = args.method.clone().unwrap_or_else(|| vec!["integrated_gradients".into()]);
+        let methods = args
+            .method
+            .clone()
+            .unwrap_or_else(|| vec!["integrated_gradients".into()]);
         return crate::named::explain(&args, &methods);
     }
-    if args.rows.is_some() || args.row.is_some() || crate::tabular::is_tabular(&args.input.model.model)
+    if args.rows.is_some()
+        || args.row.is_some()
+        || crate::tabular::is_tabular(&args.input.model.model)
     {
         let methods = args.method.clone().unwrap_or_else(|| {
             crate::tabular::DEFAULT_METHODS

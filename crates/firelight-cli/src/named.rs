@@ -122,7 +122,10 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
         .unwrap_or_else(|| "model".into());
     for config in &configs {
         let name = config.info().name;
-        let bar = spinner(format!("{name} of {}", inputs.attributed_names().join(", ")));
+        let bar = spinner(format!(
+            "{name} of {}",
+            inputs.attributed_names().join(", ")
+        ));
         let result = config.attribute(&model, &inputs, &target, &context);
         bar.finish_and_clear();
         for (input, attribution) in result?.into_vec() {

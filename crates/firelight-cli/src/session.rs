@@ -79,8 +79,8 @@ pub(crate) fn draw(
     let is_cam = method.info().family == Family::Cam;
     let (width, height) = (photo.width, photo.height);
     let captum = |method: VisualizeMethod| {
-        let options = VisualizeOptions::new(method, drawing.sign)
-            .with_outlier_perc(drawing.outlier_perc);
+        let options =
+            VisualizeOptions::new(method, drawing.sign).with_outlier_perc(drawing.outlier_perc);
         if is_cam {
             visualize_map(&attribution.to_vec()?, width, height, Some(photo), &options)
         } else {

@@ -507,3 +507,52 @@ fn a_model_asking_for_more_memory_than_the_budget_is_refused_at_once() {
     assert!(!run.status.success());
     assert!(text(&run).contains("not a size"), "{}", text(&run));
 }
+
+#[test]
+fn tabular_rows_are_explained_with_a_table_json_csv_and_charts() {
+    let out = scratch("tabular");
+    let o = out.to_str().unwrap();
+    let rows =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/diabetes_mlp/test_rows.csv");
+    let run = firelight(&[
+        "explain",
+        "--model",
+        "diabetes_mlp",
+        "--rows",
+        rows.to_str().unwrap(),
+        "--method",
+        "integrated_gradients,saliency",
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    assert!(
+        t.contains("mean |attribution| over 89 rows") && t.contains("bmi"),
+        "{t}"
+    );
+    let files = files_in(&out);
+    for name in [
+        "diabetes_mlp_attributions.json",
+        "diabetes_mlp_attributions.csv",
+        "diabetes_mlp_row1.png",
+        "diabetes_mlp_summary_dots.png",
+    ] {
+        assert!(
+            files.iter().any(|f| f == name),
+            "{name} missing from {files:?}"
+        );
+    }
+    let bad = firelight(&[
+        "explain",
+        "--model",
+        "diabetes_mlp",
+        "--row",
+        "age=50,bmi=x",
+        "--out",
+        o,
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("missing column(s)"), "{}", text(&bad));
+    std::fs::remove_dir_all(&out).unwrap();
+}

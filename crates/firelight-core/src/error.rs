@@ -195,7 +195,9 @@ pub fn closest_names<'a>(name: &str, candidates: &'a [String], n: usize) -> Vec<
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() >= 3)
         .collect();
-    let mut scored: Vec<(Reverse<usize>, Reverse<usize>, usize, usize, &str)> = candidates
+    // (words shared, prefix shared, edits, position, name): sorted ascending.
+    type Score<'c> = (Reverse<usize>, Reverse<usize>, usize, usize, &'c str);
+    let mut scored: Vec<Score<'a>> = candidates
         .iter()
         .enumerate()
         .map(|(i, c)| {

@@ -291,7 +291,10 @@ impl Inputs {
         let mut values = values.into_iter();
         // The common case (gradients at the inputs themselves) needs no gather of the carried.
         let identity = rows.iter().enumerate().all(|(i, &r)| i == r)
-            && self.entries.first().is_some_and(|e| e.data.batch() == rows.len());
+            && self
+                .entries
+                .first()
+                .is_some_and(|e| e.data.batch() == rows.len());
         let entries = self
             .entries
             .iter()

@@ -346,7 +346,9 @@ impl OnnxModel {
                 Error::MemoryBudget { .. } => e,
                 other => Error::Onnx {
                     source_name: self.source_name.clone(),
-                    reason: format!("the model fails on a zero input of its declared shape: {other}"),
+                    reason: format!(
+                        "the model fails on a zero input of its declared shape: {other}"
+                    ),
                 },
             })?;
         for layer in &mut self.layers {
@@ -538,10 +540,10 @@ impl OnnxModel {
         if !taps.is_watching() || !per_lane.iter().all(tappable) {
             return Ok(per_lane);
         }
-        if let ([lane], [single]) = (lanes, per_lane.as_slice()) {
-            if lane.padding == 0 {
-                return Ok(vec![tap(taps, name, single.clone())?]);
-            }
+        if let ([lane], [single]) = (lanes, per_lane.as_slice())
+            && lane.padding == 0
+        {
+            return Ok(vec![tap(taps, name, single.clone())?]);
         }
         // Only values with a batch axis can be joined; others (a computed constant) pass as
         // they are.
@@ -688,10 +690,10 @@ fn split_rows(inputs: &[Value], batch: usize, chunk: usize) -> Result<Vec<Lane>>
 
 /// The real rows of each lane's value joined into one batch.
 fn join_rows(per_lane: Vec<Value>, lanes: &[Lane], batch: usize) -> Result<Value> {
-    if let ([lane], [value]) = (lanes, per_lane.as_slice()) {
-        if lane.padding == 0 {
-            return Ok(value.clone());
-        }
+    if let ([lane], [value]) = (lanes, per_lane.as_slice())
+        && lane.padding == 0
+    {
+        return Ok(value.clone());
     }
     let parts = per_lane
         .iter()
@@ -859,10 +861,10 @@ impl Model for OnnxModel {
         for (info, value) in self.inputs.iter().zip(self.bind(inputs)?) {
             let mut shape = value.shape().to_vec();
             // A fixed batch is no constraint: rows run through in chunks of it.
-            if let (Some(first), Some(fixed)) = (shape.first_mut(), self.fixed_batch()) {
-                if *first == batch {
-                    *first = fixed;
-                }
+            if let (Some(first), Some(fixed)) = (shape.first_mut(), self.fixed_batch())
+                && *first == batch
+            {
+                *first = fixed;
             }
             check_declared_shape(info, &shape)?;
         }

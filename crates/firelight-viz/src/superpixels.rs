@@ -37,7 +37,11 @@ impl Default for Slic {
 pub fn slic(image: &RgbImage, options: Slic) -> Result<(Vec<usize>, usize)> {
     let (w, h) = (image.width, image.height);
     if w == 0 || h == 0 {
-        return Err(Error::parameter("image", "empty", "needs at least one pixel"));
+        return Err(Error::parameter(
+            "image",
+            "empty",
+            "needs at least one pixel",
+        ));
     }
     if options.n_segments == 0 || !(options.compactness.is_finite() && options.compactness > 0.0) {
         return Err(Error::parameter(
@@ -84,7 +88,8 @@ pub fn slic(image: &RgbImage, options: Slic) -> Result<(Vec<usize>, usize)> {
                 for px in x0..x1 {
                     let i = py * w + px;
                     let p = lab[i];
-                    let colour = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+                    let colour =
+                        (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
                     let space = (py as f32 - c[3]).powi(2) + (px as f32 - c[4]).powi(2);
                     let d = colour + space * spatial;
                     if d < distances[i] {
@@ -208,7 +213,14 @@ mod tests {
     #[test]
     fn superpixels_follow_colour_edges_and_are_connected() {
         let image = quadrants(32);
-        let (labels, k) = slic(&image, Slic { n_segments: 4, ..Slic::default() }).unwrap();
+        let (labels, k) = slic(
+            &image,
+            Slic {
+                n_segments: 4,
+                ..Slic::default()
+            },
+        )
+        .unwrap();
         assert_eq!(k, 4, "one superpixel per flat quadrant");
         // No superpixel crosses a colour edge.
         for (i, &label) in labels.iter().enumerate() {
@@ -225,7 +237,14 @@ mod tests {
         for (i, v) in image.data.iter_mut().enumerate() {
             *v = v.wrapping_add((i * 7 % 13) as u8);
         }
-        let (labels, k) = slic(&image, Slic { n_segments: 50, ..Slic::default() }).unwrap();
+        let (labels, k) = slic(
+            &image,
+            Slic {
+                n_segments: 50,
+                ..Slic::default()
+            },
+        )
+        .unwrap();
         assert!((25..=80).contains(&k), "{k} superpixels for 50 asked");
         let mut seen = vec![false; k];
         labels.iter().for_each(|&l| seen[l] = true);
@@ -235,8 +254,26 @@ mod tests {
     #[test]
     fn bad_options_are_errors() {
         let image = quadrants(8);
-        assert!(slic(&image, Slic { n_segments: 0, ..Slic::default() }).is_err());
-        assert!(slic(&image, Slic { compactness: f32::NAN, ..Slic::default() }).is_err());
+        assert!(
+            slic(
+                &image,
+                Slic {
+                    n_segments: 0,
+                    ..Slic::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            slic(
+                &image,
+                Slic {
+                    compactness: f32::NAN,
+                    ..Slic::default()
+                }
+            )
+            .is_err()
+        );
         assert!(slic(&RgbImage::filled(0, 0, [0; 3]), Slic::default()).is_err());
     }
 }
