@@ -175,7 +175,7 @@ fn bad_input_fails_clearly_and_leaves_no_output() {
         .to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--image", "/no/such/photo.png"], "/no/such/photo.png"),
-        (vec!["--image", &not_image], "not a PNG or JPEG"),
+        (vec!["--image", &not_image], "not an image"),
         (vec!["--model", "/no/such/net.onnx"], "/no/such/net.onnx"),
         (
             vec!["--model", "alexnet"],
@@ -554,5 +554,50 @@ fn tabular_rows_are_explained_with_a_table_json_csv_and_charts() {
     ]);
     assert!(!bad.status.success());
     assert!(text(&bad).contains("missing column(s)"), "{}", text(&bad));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_two_input_onnx_model_is_explained_with_one_input_carried() {
+    let out = scratch("named");
+    let o = out.to_str().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx_inputs");
+    let file = |name: &str| fixtures.join(name).to_string_lossy().into_owned();
+    let (model, image, meta) = (
+        file("two_inputs.onnx"),
+        format!("image={}", file("two_inputs.image.npy")),
+        format!("meta={}", file("two_inputs.meta.npy")),
+    );
+    let run = firelight(&[
+        "explain",
+        "--model",
+        &model,
+        "--input",
+        &image,
+        "--input",
+        &meta,
+        "--carry",
+        "meta",
+        "--method",
+        "integrated_gradients,saliency",
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    let mut files = files_in(&out);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "two_inputs_integrated_gradients_image.npy",
+            "two_inputs_saliency_image.npy"
+        ]
+    );
+    let npy = firelight::core::npy::read_npy(out.join("two_inputs_saliency_image.npy")).unwrap();
+    assert_eq!(npy.shape, vec![2, 3, 8, 8]);
+    let bad = firelight(&["explain", "--model", &model, "--input", &image, "--out", o]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("needs input `meta`"), "{}", text(&bad));
     std::fs::remove_dir_all(&out).unwrap();
 }
