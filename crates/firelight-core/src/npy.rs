@@ -300,14 +300,27 @@ mod tests {
     }
 
     #[test]
+    fn integers_and_bools_are_read_in_their_own_kind() {
+        let mut bytes = encode_npy(&[2], &[0.0, 0.0]);
+        let pos = bytes.windows(3).position(|w| w == b"<f4").unwrap();
+        bytes[pos..pos + 3].copy_from_slice(b"<i4");
+        let len = bytes.len();
+        bytes[len - 8..].copy_from_slice(&[7, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff]);
+        let (shape, data) = parse_npy_data(&bytes).unwrap();
+        assert_eq!((shape, data), (vec![2], NpyData::Int(vec![7, -2])));
+        assert_eq!(parse_npy(&bytes).unwrap().data, vec![7.0, -2.0]);
+    }
+
+    #[test]
     fn rejects_garbage_and_truncation() {
         assert!(parse_npy(b"hello world").is_err());
         let bytes = encode_npy(&[4], &[1.0, 2.0, 3.0, 4.0]);
         assert!(parse_npy(&bytes[..bytes.len() - 1]).is_err());
         let mut bytes = encode_npy(&[1], &[1.0]);
         let pos = bytes.windows(3).position(|w| w == b"<f4").unwrap();
-        bytes[pos..pos + 3].copy_from_slice(b"<i4");
-        assert!(parse_npy(&bytes).unwrap_err().contains("<i4"));
+        // Complex numbers are no attribution input: refused, naming the dtype.
+        bytes[pos..pos + 3].copy_from_slice(b"<c8");
+        assert!(parse_npy(&bytes).unwrap_err().contains("<c8"));
     }
 
     proptest::proptest! {
