@@ -1,7 +1,7 @@
 //! Reading and writing float32 `.npy` files (NumPy format 1.0-3.0, C order).
 //!
 //! Reading accepts little-endian `<f4` and `<f8` (converted to f32) and, for masks and token ids,
-//! `<i8`, `<i4`, `|u1`, `|i1` and `|b1` ([`read_npy_value`] keeps them integers or bools; the
+//! `<i8`, `<i4`, `<i2`, `<u8`, `<u4`, `<u2`, `|u1`, `|i1` and `|b1` ([`read_npy_value`] keeps them integers or bools; the
 //! float readers convert them); writing produces `<f4`, into a temporary file that is renamed into
 //! place so a failed write leaves nothing behind.
 
@@ -58,7 +58,7 @@ pub fn read_npy_tensor(path: impl AsRef<Path>, device: &Device) -> Result<DynTen
 pub enum NpyData {
     /// Floating point (`<f4`, `<f8`), as f32.
     Float(Vec<f32>),
-    /// Integers (`<i8`, `<i4`, `|i1`, `|u1`), as i64.
+    /// Integers (`<i8`, `<i4`, `<i2`, `|i1`, `<u8`, `<u4`, `<u2`, `|u1`), as i64.
     Int(Vec<i64>),
     /// Booleans (`|b1`).
     Bool(Vec<bool>),
@@ -148,7 +148,7 @@ pub fn parse_npy_data(bytes: &[u8]) -> std::result::Result<(Vec<usize>, NpyData)
         other => {
             return Err(format!(
                 "dtype {other} is not supported; firelight reads little-endian float32 (<f4), \
-                 float64 (<f8), int64 (<i8), int32 (<i4), int8/uint8 and bool"
+                 float64 (<f8), little-endian signed or unsigned integers and bool"
             ));
         }
     };

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use burn::tensor::DType;
+use firelight_core::npy::{NpyData, parse_npy_data};
 use firelight_core::{Error, Result, Value};
 
 /// An explicit integer feature mask: one non-negative id per element, in a shape that broadcasts
@@ -344,111 +344,15 @@ impl Masks {
     }
 }
 
-/// The shape and values of an integer (or whole-number float) `.npy` file.
+/// The shape and values of an integer (or whole-number float) `.npy` file, read by
+/// firelight-core's parser.
 fn parse_int_npy(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<i64>), String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err("not a .npy file (bad magic bytes)".into());
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    if header_len > 1 << 16 || start + header_len > bytes.len() {
-        return Err("truncated or oversized header".into());
-    }
-    let header = std::str::from_utf8(&bytes[start..start + header_len])
-        .map_err(|_| "header is not text".to_string())?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-        let end = if rest.starts_with('(') {
-            rest.find(')')? + 1
-        } else {
-            rest.find([',', '}'])?
-        };
-        Some(rest[..end].trim())
-    };
-    let descr = field("descr")
-        .ok_or("header has no 'descr'")?
-        .trim_matches(|c| c == '\'' || c == '"');
-    if field("fortran_order") != Some("False") {
-        return Err("Fortran-ordered arrays are not supported; save with C order".into());
-    }
-    let shape_text = field("shape").ok_or("header has no 'shape'")?;
-    let shape: Vec<usize> = shape_text
-        .trim_matches(|c| c == '(' || c == ')')
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("bad shape {shape_text}")))
-        .collect::<std::result::Result<_, _>>()?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or("shape overflows")?;
-    let payload = &bytes[start + header_len..];
-    let (dtype, size) = match descr {
-        "<i8" => (DType::I64, 8),
-        "<i4" => (DType::I32, 4),
-        "<i2" => (DType::I16, 2),
-        "|i1" => (DType::I8, 1),
-        "<u8" => (DType::U64, 8),
-        "<u4" => (DType::U32, 4),
-        "<u2" => (DType::U16, 2),
-        "|u1" | "|b1" => (DType::U8, 1),
-        "<f4" => (DType::F32, 4),
-        "<f8" => (DType::F64, 8),
-        other => {
-            return Err(format!(
-                "dtype {other} is not supported for a feature mask; save little-endian integers \
-                 (e.g. int64) or whole-number floats"
-            ));
-        }
-    };
-    let needed = count.checked_mul(size).ok_or("shape overflows")?;
-    if payload.len() < needed {
-        return Err(format!(
-            "data is truncated: {} bytes for {count} values of {size} bytes",
-            payload.len()
-        ));
-    }
-    let chunks = payload[..needed].chunks_exact(size);
-    let ids: Vec<i64> = match dtype {
-        DType::I64 => chunks
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-        DType::I32 => chunks
-            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
-            .collect(),
-        DType::I16 => chunks
-            .map(|c| i16::from_le_bytes(c.try_into().expect("2 bytes")) as i64)
-            .collect(),
-        DType::I8 => chunks.map(|c| c[0] as i8 as i64).collect(),
-        DType::U64 => chunks
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")).min(i64::MAX as u64) as i64)
-            .collect(),
-        DType::U32 => chunks
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
-            .collect(),
-        DType::U16 => chunks
-            .map(|c| u16::from_le_bytes(c.try_into().expect("2 bytes")) as i64)
-            .collect(),
-        DType::U8 => chunks.map(|c| c[0] as i64).collect(),
-        DType::F32 => {
-            let values: Vec<f64> = chunks
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
-                .collect();
-            whole_numbers(&values, "float mask").map_err(|e| e.to_string())?
-        }
-        _ => {
-            let values: Vec<f64> = chunks
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect();
+    let (shape, data) = parse_npy_data(bytes)?;
+    let ids = match data {
+        NpyData::Int(ids) => ids,
+        NpyData::Bool(flags) => flags.into_iter().map(i64::from).collect(),
+        NpyData::Float(values) => {
+            let values: Vec<f64> = values.into_iter().map(f64::from).collect();
             whole_numbers(&values, "float mask").map_err(|e| e.to_string())?
         }
     };
