@@ -4,6 +4,7 @@
 //! [`MethodConfig::all`]; there is no second list.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use firelight_cam::{
     AblationCam, Cam, CamWeighting, EigenCam, EigenGradCam, GradCam, GradCamElementWise,
@@ -17,6 +18,10 @@ use firelight_grad::{
     Approximation, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,
     IntegratedGradients, LayerActivation, LayerConductance, LayerGradientXActivation,
     LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
+};
+use firelight_perturb::{
+    FeatureAblation, FeatureMask, FeaturePermutation, InterpretableModel, KernelShap,
+    LayerFeatureAblation, Lime, Occlusion, ShapleyValueSampling, ShapleyValues, SimilarityKernel,
 };
 
 /// Which family a method belongs to (and so what it needs and returns).
@@ -196,6 +201,115 @@ impl Default for LayerGradientXActivationConfig {
     }
 }
 
+/// Options of Feature Ablation, exact Shapley values and Layer Feature Ablation (Captum's
+/// defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AblationConfig {
+    /// Perturbed copies of the batch per forward pass (`perturbations_per_eval`, 1); the
+    /// results do not depend on it.
+    pub perturbations_per_eval: usize,
+}
+
+impl Default for AblationConfig {
+    fn default() -> Self {
+        Self {
+            perturbations_per_eval: 1,
+        }
+    }
+}
+
+/// Options of Feature Permutation (Captum's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FeaturePermutationConfig {
+    /// Permuted copies of the batch per forward pass (`perturbations_per_eval`, 1).
+    pub perturbations_per_eval: usize,
+    /// Seed of the permutations.
+    pub seed: u64,
+}
+
+impl Default for FeaturePermutationConfig {
+    fn default() -> Self {
+        Self {
+            perturbations_per_eval: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// Options of Occlusion. Captum has no default window; the registry's square window slides over
+/// the last two axes of each sample (the pixels; the last axis of a one-axis sample) and covers
+/// the other axes (the channels) whole: `window = 16, stride = 8` is Captum's
+/// `sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8)` on an RGB photo.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OcclusionConfig {
+    /// The side of the square window (16).
+    pub window: usize,
+    /// The step between window positions (8; Captum's default stride is 1).
+    pub stride: usize,
+    /// Occluded copies of the batch per forward pass (`perturbations_per_eval`, 1).
+    pub perturbations_per_eval: usize,
+}
+
+impl Default for OcclusionConfig {
+    fn default() -> Self {
+        Self {
+            window: 16,
+            stride: 8,
+            perturbations_per_eval: 1,
+        }
+    }
+}
+
+impl OcclusionConfig {
+    /// Captum's `sliding_window_shapes` and `strides` for a sample of shape `sample` (no batch
+    /// axis).
+    pub fn window_and_strides(&self, sample: &[usize]) -> (Vec<usize>, Vec<usize>) {
+        let spatial = sample.len().min(2);
+        let whole = sample.len() - spatial;
+        let window = sample[..whole]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(self.window, spatial))
+            .collect();
+        let strides = std::iter::repeat_n(1, whole)
+            .chain(std::iter::repeat_n(self.stride, spatial))
+            .collect();
+        (window, strides)
+    }
+}
+
+/// Options of Shapley Value Sampling and KernelSHAP (Captum's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SamplingConfig {
+    /// Permutations (Shapley sampling) or coalitions (KernelSHAP) drawn (`n_samples`, 25).
+    pub n_samples: usize,
+    /// Perturbed copies of the batch per forward pass (`perturbations_per_eval`, 1).
+    pub perturbations_per_eval: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            n_samples: 25,
+            perturbations_per_eval: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// Options of LIME (Captum's defaults).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LimeConfig {
+    /// Samples, their batching and seed (`n_samples` 25, as Captum's code says).
+    pub sampling: SamplingConfig,
+    /// The interpretable model (`SkLearnLasso(alpha=0.01)`).
+    pub interpretable_model: InterpretableModel,
+    /// The similarity kernel (exponential of the cosine distance, width 1).
+    pub similarity: SimilarityKernel,
+}
+
 /// The class activation maps, as pytorch-grad-cam names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CamKind {
@@ -351,6 +465,22 @@ pub enum MethodConfig {
     LayerConductance(LayerConductanceConfig),
     /// A class activation map.
     Cam(CamConfig),
+    /// Feature Ablation.
+    FeatureAblation(AblationConfig),
+    /// Feature Permutation.
+    FeaturePermutation(FeaturePermutationConfig),
+    /// Occlusion.
+    Occlusion(OcclusionConfig),
+    /// Shapley Value Sampling.
+    ShapleyValueSampling(SamplingConfig),
+    /// Exact Shapley values.
+    ShapleyValues(AblationConfig),
+    /// KernelSHAP.
+    KernelShap(SamplingConfig),
+    /// LIME.
+    Lime(LimeConfig),
+    /// Layer Feature Ablation.
+    LayerFeatureAblation(AblationConfig),
 }
 
 /// Options given on the command line (or in a config file) that apply to every chosen method
@@ -379,15 +509,44 @@ pub struct Overrides {
     pub eigen_smooth: bool,
     /// CAMs' `aug_smooth`.
     pub aug_smooth: bool,
+    /// Perturbed copies per forward pass of the perturbation methods.
+    pub perturbations_per_eval: Option<usize>,
+    /// Occlusion's window side.
+    pub window: Option<usize>,
+    /// Occlusion's stride.
+    pub stride: Option<usize>,
 }
 
-/// What a run needs besides the method: the layer of layer methods and CAMs, and the baselines.
+/// What a run needs besides the method: the layer of layer methods and CAMs, the baselines, the
+/// perturbation methods' feature mask, and where progress goes.
 #[derive(Clone, Debug, Default)]
 pub struct RunContext {
     /// The layer (layer methods and CAMs).
     pub layer: Option<String>,
-    /// The baselines of path and Shapley methods (zeros by default).
+    /// The baselines of path, Shapley and perturbation methods (zeros by default).
     pub baselines: Baseline,
+    /// Which elements form one feature for the perturbation methods (Captum's `feature_mask`;
+    /// every element its own by default). Occlusion and Layer Feature Ablation do not use it.
+    pub feature_mask: FeatureMask,
+    /// Told `(done, total)` perturbations as the perturbation methods run (a progress bar).
+    pub progress: Option<ProgressCallback>,
+}
+
+/// A shared progress callback, `(done, total)`: what [`RunContext::progress`] holds.
+#[derive(Clone)]
+pub struct ProgressCallback(pub Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl ProgressCallback {
+    /// A callback from a closure.
+    pub fn new(f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ProgressCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressCallback")
+    }
 }
 
 impl MethodConfig {
@@ -407,7 +566,31 @@ impl MethodConfig {
             MethodConfig::LayerConductance(LayerConductanceConfig::default()),
         ];
         all.extend(CamKind::ALL.map(|k| MethodConfig::Cam(CamConfig::new(k))));
+        all.extend([
+            MethodConfig::FeatureAblation(AblationConfig::default()),
+            MethodConfig::FeaturePermutation(FeaturePermutationConfig::default()),
+            MethodConfig::Occlusion(OcclusionConfig::default()),
+            MethodConfig::ShapleyValueSampling(SamplingConfig::default()),
+            MethodConfig::ShapleyValues(AblationConfig::default()),
+            MethodConfig::KernelShap(SamplingConfig::default()),
+            MethodConfig::Lime(LimeConfig::default()),
+            MethodConfig::LayerFeatureAblation(AblationConfig::default()),
+        ]);
         all
+    }
+
+    /// Whether the method takes [`RunContext::feature_mask`] (the perturbation methods but
+    /// Occlusion, which slides its window, and Layer Feature Ablation, which masks the layer).
+    pub fn uses_feature_mask(&self) -> bool {
+        matches!(
+            self,
+            MethodConfig::FeatureAblation(_)
+                | MethodConfig::FeaturePermutation(_)
+                | MethodConfig::ShapleyValueSampling(_)
+                | MethodConfig::ShapleyValues(_)
+                | MethodConfig::KernelShap(_)
+                | MethodConfig::Lime(_)
+        )
     }
 
     /// The method named `name` (or one of its aliases) with its defaults; an unknown name fails
@@ -521,6 +704,62 @@ impl MethodConfig {
                 "how much of the input's IG flows through each unit",
             ),
             MethodConfig::Cam(c) => c.kind.info(),
+            MethodConfig::FeatureAblation(_) => info(
+                "feature_ablation",
+                &["ablation"],
+                Family::Perturbation,
+                "Captum: FeatureAblation",
+                "the score lost when a feature alone is set to its baseline",
+            ),
+            MethodConfig::FeaturePermutation(_) => info(
+                "feature_permutation",
+                &["permutation"],
+                Family::Perturbation,
+                "Captum: FeaturePermutation",
+                "the score lost when a feature is shuffled across the batch's rows",
+            ),
+            MethodConfig::Occlusion(_) => info(
+                "occlusion",
+                &[],
+                Family::Perturbation,
+                "Captum: Occlusion",
+                "the score lost under a sliding window at the baseline, overlaps averaged",
+            ),
+            MethodConfig::ShapleyValueSampling(_) => info(
+                "shapley_value_sampling",
+                &["shapley_sampling"],
+                Family::Perturbation,
+                "Captum: ShapleyValueSampling",
+                "Shapley values estimated over random feature orders",
+            ),
+            MethodConfig::ShapleyValues(_) => info(
+                "shapley_values",
+                &["shapley"],
+                Family::Perturbation,
+                "Captum: ShapleyValues",
+                "exact Shapley values over every feature order (few features)",
+            ),
+            MethodConfig::KernelShap(_) => info(
+                "kernel_shap",
+                &[],
+                Family::Perturbation,
+                "Captum: KernelShap",
+                "a linear model fitted to coalitions under the Shapley kernel",
+            ),
+            MethodConfig::Lime(_) => info(
+                "lime",
+                &[],
+                Family::Perturbation,
+                "Captum: Lime",
+                "a sparse linear model fitted to random coalitions near the input",
+            ),
+            MethodConfig::LayerFeatureAblation(_) => info(
+                "layer_feature_ablation",
+                &[],
+                Family::Layer,
+                "Captum: LayerFeatureAblation",
+                "the score lost when a layer's unit is set to zero",
+            ),
         }
     }
 
@@ -578,6 +817,36 @@ impl MethodConfig {
                     )),
                     _ => {}
                 }
+                options
+            }
+            MethodConfig::FeatureAblation(c)
+            | MethodConfig::ShapleyValues(c)
+            | MethodConfig::LayerFeatureAblation(c) => vec![(
+                "perturbations_per_eval",
+                c.perturbations_per_eval.to_string(),
+            )],
+            MethodConfig::FeaturePermutation(c) => vec![(
+                "perturbations_per_eval",
+                c.perturbations_per_eval.to_string(),
+            )],
+            MethodConfig::Occlusion(c) => vec![
+                ("window", c.window.to_string()),
+                ("stride", c.stride.to_string()),
+                (
+                    "perturbations_per_eval",
+                    c.perturbations_per_eval.to_string(),
+                ),
+            ],
+            MethodConfig::ShapleyValueSampling(c) | MethodConfig::KernelShap(c) => {
+                sampling_options(c)
+            }
+            MethodConfig::Lime(c) => {
+                let mut options = sampling_options(&c.sampling);
+                options.push((
+                    "interpretable_model",
+                    interpretable_model_name(&c.interpretable_model),
+                ));
+                options.push(("similarity", similarity_name(&c.similarity)));
                 options
             }
             MethodConfig::InputXGradient
@@ -674,6 +943,50 @@ impl MethodConfig {
                     );
                 }
             }
+            MethodConfig::FeatureAblation(c)
+            | MethodConfig::ShapleyValues(c)
+            | MethodConfig::LayerFeatureAblation(c) => {
+                set!(
+                    c.perturbations_per_eval,
+                    o.perturbations_per_eval,
+                    "perturbations_per_eval"
+                );
+            }
+            MethodConfig::FeaturePermutation(c) => {
+                set!(
+                    c.perturbations_per_eval,
+                    o.perturbations_per_eval,
+                    "perturbations_per_eval"
+                );
+                set!(c.seed, o.seed, "seed");
+            }
+            MethodConfig::Occlusion(c) => {
+                set!(c.window, o.window, "window");
+                set!(c.stride, o.stride, "stride");
+                set!(
+                    c.perturbations_per_eval,
+                    o.perturbations_per_eval,
+                    "perturbations_per_eval"
+                );
+            }
+            MethodConfig::ShapleyValueSampling(c) | MethodConfig::KernelShap(c) => {
+                set!(c.n_samples, o.n_samples, "n_samples");
+                set!(
+                    c.perturbations_per_eval,
+                    o.perturbations_per_eval,
+                    "perturbations_per_eval"
+                );
+                set!(c.seed, o.seed, "seed");
+            }
+            MethodConfig::Lime(c) => {
+                set!(c.sampling.n_samples, o.n_samples, "n_samples");
+                set!(
+                    c.sampling.perturbations_per_eval,
+                    o.perturbations_per_eval,
+                    "perturbations_per_eval"
+                );
+                set!(c.sampling.seed, o.seed, "seed");
+            }
             MethodConfig::InputXGradient
             | MethodConfig::GuidedBackprop
             | MethodConfig::Deconvolution
@@ -701,6 +1014,16 @@ impl MethodConfig {
             })
         };
         let baselines = context.baselines.clone();
+        let mask = || context.feature_mask.clone();
+        // Every perturbation method reports to the run's progress callback, if any.
+        macro_rules! reporting {
+            ($builder:expr) => {
+                match context.progress.clone() {
+                    Some(p) => $builder.progress(move |done, total| (p.0)(done, total)),
+                    None => $builder,
+                }
+            };
+        }
         macro_rules! batched {
             ($builder:expr, $rows:expr) => {
                 match $rows {
@@ -786,6 +1109,79 @@ impl MethodConfig {
                 let map = run_cam(c, layer()?, model, &image, target)?;
                 Ok(Attributions::for_inputs(inputs, vec![map])?)
             }
+            MethodConfig::FeatureAblation(c) => reporting!(
+                FeatureAblation::new(model)
+                    .baselines(baselines)
+                    .feature_mask(mask())
+                    .perturbations_per_eval(c.perturbations_per_eval)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::FeaturePermutation(c) => reporting!(
+                FeaturePermutation::new(model)
+                    .feature_mask(mask())
+                    .perturbations_per_eval(c.perturbations_per_eval)
+                    .seed(c.seed)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::Occlusion(c) => {
+                let (windows, strides): (Vec<_>, Vec<_>) = inputs
+                    .attributed_names()
+                    .into_iter()
+                    .map(|name| {
+                        let shape = inputs.describe(name).map(|(_, s)| s).unwrap_or_default();
+                        c.window_and_strides(shape.get(1..).unwrap_or_default())
+                    })
+                    .unzip();
+                reporting!(
+                    Occlusion::new(model, Vec::new())
+                        .sliding_window_shapes_per_input(windows)
+                        .strides_per_input(strides)
+                        .baselines(baselines)
+                        .perturbations_per_eval(c.perturbations_per_eval)
+                )
+                .attribute_inputs(inputs, target)
+            }
+            MethodConfig::ShapleyValueSampling(c) => reporting!(
+                ShapleyValueSampling::new(model)
+                    .baselines(baselines)
+                    .feature_mask(mask())
+                    .n_samples(c.n_samples)
+                    .perturbations_per_eval(c.perturbations_per_eval)
+                    .seed(c.seed)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::ShapleyValues(c) => reporting!(
+                ShapleyValues::new(model)
+                    .baselines(baselines)
+                    .feature_mask(mask())
+                    .perturbations_per_eval(c.perturbations_per_eval)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::KernelShap(c) => reporting!(
+                KernelShap::new(model)
+                    .baselines(baselines)
+                    .feature_mask(mask())
+                    .n_samples(c.n_samples)
+                    .perturbations_per_eval(c.perturbations_per_eval)
+                    .seed(c.seed)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::Lime(c) => reporting!(
+                Lime::new(model)
+                    .interpretable_model(c.interpretable_model)
+                    .similarity(c.similarity)
+                    .baselines(baselines)
+                    .feature_mask(mask())
+                    .n_samples(c.sampling.n_samples)
+                    .perturbations_per_eval(c.sampling.perturbations_per_eval)
+                    .seed(c.sampling.seed)
+            )
+            .attribute_inputs(inputs, target),
+            MethodConfig::LayerFeatureAblation(c) => reporting!(
+                LayerFeatureAblation::new(model, layer()?)?
+                    .perturbations_per_eval(c.perturbations_per_eval)
+            )
+            .attribute_inputs(inputs, target),
         }
     }
 
@@ -799,6 +1195,33 @@ impl MethodConfig {
     ) -> Result<DynTensor> {
         self.attribute(model, &Inputs::from(inputs), target, context)?
             .into_single()
+    }
+}
+
+fn sampling_options(c: &SamplingConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("n_samples", c.n_samples.to_string()),
+        (
+            "perturbations_per_eval",
+            c.perturbations_per_eval.to_string(),
+        ),
+    ]
+}
+
+fn interpretable_model_name(model: &InterpretableModel) -> String {
+    match model {
+        InterpretableModel::Lasso { alpha } => format!("lasso(alpha={alpha})"),
+        InterpretableModel::Ridge { alpha } => format!("ridge(alpha={alpha})"),
+        InterpretableModel::LinearRegression => "linear_regression".into(),
+    }
+}
+
+fn similarity_name(kernel: &SimilarityKernel) -> String {
+    match kernel {
+        SimilarityKernel::Cosine { kernel_width } => format!("exp_cosine(width={kernel_width})"),
+        SimilarityKernel::Euclidean { kernel_width } => {
+            format!("exp_euclidean(width={kernel_width})")
+        }
     }
 }
 
@@ -993,5 +1416,118 @@ mod tests {
             saliency,
             MethodConfig::Saliency(SaliencyConfig { abs: false })
         );
+    }
+
+    /// out = x . w over the last axis (any sample shape flattened).
+    struct Linear(Vec<f32>);
+
+    impl Model for Linear {
+        fn forward(
+            &self,
+            inputs: &Inputs,
+            _: &mut firelight_core::Taps<'_>,
+        ) -> Result<firelight_core::Tensor<2>> {
+            let x = inputs.single_float()?.flat().clone();
+            let w = firelight_core::Tensor::<1>::from_floats(self.0.as_slice(), &x.device())
+                .reshape([self.0.len(), 1]);
+            Ok(x.matmul(w))
+        }
+        fn layers(&self) -> Vec<firelight_core::LayerInfo> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn perturbation_defaults_are_captums() {
+        let MethodConfig::Lime(lime) = MethodConfig::from_name("lime").unwrap() else {
+            panic!("lime");
+        };
+        assert_eq!(lime.sampling.n_samples, 25);
+        assert_eq!(lime.sampling.perturbations_per_eval, 1);
+        assert_eq!(
+            lime.interpretable_model,
+            InterpretableModel::Lasso { alpha: 0.01 }
+        );
+        let MethodConfig::KernelShap(ks) = MethodConfig::from_name("kernel_shap").unwrap() else {
+            panic!("kernel_shap");
+        };
+        assert_eq!(ks.n_samples, 25);
+        assert_eq!(
+            MethodConfig::from_name("shapley_sampling")
+                .unwrap()
+                .info()
+                .name,
+            "shapley_value_sampling"
+        );
+        assert!(
+            MethodConfig::from_name("layer_feature_ablation")
+                .unwrap()
+                .info()
+                .needs_layer()
+        );
+    }
+
+    #[test]
+    fn occlusion_windows_cover_the_channels_and_slide_over_the_last_two_axes() {
+        let c = OcclusionConfig {
+            window: 16,
+            stride: 8,
+            perturbations_per_eval: 1,
+        };
+        assert_eq!(
+            c.window_and_strides(&[3, 224, 224]),
+            (vec![3, 16, 16], vec![1, 8, 8])
+        );
+        assert_eq!(c.window_and_strides(&[10]), (vec![16], vec![8]));
+    }
+
+    #[test]
+    fn on_a_linear_model_the_registry_s_ablation_shapley_and_occlusion_agree_with_w_times_x() {
+        let device = firelight_core::Device::flex();
+        let w = vec![2.0, -1.0, 0.5, 3.0];
+        let model = Linear(w.clone());
+        let x = DynTensor::from_vec(
+            vec![1.0, 2.0, -4.0, 0.5, 3.0, 1.0, 1.0, -2.0],
+            vec![2, 4],
+            &device,
+        )
+        .unwrap();
+        let expected: Vec<f32> = (0..8).map(|i| w[i % 4] * x.to_vec().unwrap()[i]).collect();
+        let overrides = Overrides {
+            perturbations_per_eval: Some(3),
+            window: Some(1),
+            stride: Some(1),
+            n_samples: Some(200),
+            ..Overrides::default()
+        };
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let context = RunContext {
+            progress: Some(ProgressCallback::new(move |done, total| {
+                seen.lock().unwrap().push((done, total));
+            })),
+            ..RunContext::default()
+        };
+        for name in [
+            "feature_ablation",
+            "shapley_values",
+            "shapley_value_sampling",
+            "kernel_shap",
+            "occlusion",
+        ] {
+            let mut method = MethodConfig::from_name(name).unwrap();
+            assert!(method.apply(&overrides).contains(&"perturbations_per_eval"));
+            let got = method
+                .attribute_tensor(&model, &x, &Target::class(0), &context)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() < 1e-4, "{name}: {got:?} vs {expected:?}");
+            }
+            let calls = std::mem::take(&mut *calls.lock().unwrap());
+            let &(done, total) = calls.last().expect("progress is reported");
+            assert_eq!(done, total, "{name}: the last report is the whole run");
+        }
     }
 }

@@ -9,8 +9,9 @@ use firelight::core::Embedding;
 use firelight::core::npy::read_npy_tensor;
 use firelight::grad::Approximation;
 use firelight::methods::{MethodConfig, Overrides, method_help};
+use firelight::perturb::FeatureMask;
 use firelight::prelude::*;
-use firelight::viz::RgbImage;
+use firelight::viz::{RgbImage, Slic};
 
 use crate::session::print_predictions;
 
@@ -343,7 +344,8 @@ pub(crate) struct MethodOptionArgs {
     /// The path methods' quadrature (Captum's `method`; default gausslegendre).
     #[arg(long, value_enum)]
     pub(crate) ig_method: Option<IgMethod>,
-    /// `nt_samples` of smoothgrad (Captum: 5) or `n_samples` of gradient_shap (5).
+    /// `nt_samples` of smoothgrad (Captum: 5), `n_samples` of gradient_shap (5) and of the
+    /// sampling perturbation methods: shapley_value_sampling, kernel_shap, lime (25 each).
     #[arg(long, alias = "nt-samples", alias = "n-samples")]
     pub(crate) samples: Option<usize>,
     /// NoiseTunnel's combination for smoothgrad (Captum's `nt_type`).
@@ -371,7 +373,36 @@ pub(crate) struct MethodOptionArgs {
     /// copies per pass).
     #[arg(long, default_value_t = 25)]
     pub(crate) internal_batch_size: usize,
+    /// Perturbation methods: perturbed copies of the input per forward pass (bounds memory; the
+    /// results do not depend on it). Captum's default is 1; the command line's is 16.
+    #[arg(long, value_name = "N")]
+    pub(crate) perturbations_per_eval: Option<usize>,
+    /// Occlusion: the side of the square window slid over the pixels (covering every channel;
+    /// the feature axis of tabular rows) [default: 16].
+    #[arg(long)]
+    pub(crate) window: Option<usize>,
+    /// Occlusion: the step between window positions [default: 8].
+    #[arg(long)]
+    pub(crate) stride: Option<usize>,
+    /// Perturbation methods on photos: about this many SLIC superpixels are the features
+    /// switched on and off [default for photos: 50].
+    #[arg(long, value_name = "N", conflicts_with_all = ["grid", "feature_mask"])]
+    pub(crate) superpixels: Option<usize>,
+    /// Perturbation methods: square cells of this many pixels are the features.
+    #[arg(long, value_name = "CELL", conflicts_with = "feature_mask")]
+    pub(crate) grid: Option<usize>,
+    /// Perturbation methods: Captum's `feature_mask` from a `.npy` file of integer ids that
+    /// broadcasts to the input (`[1, 1, H, W]` shares one mask over the channels); equal ids form
+    /// one feature.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) feature_mask: Option<PathBuf>,
 }
+
+/// Superpixels a photo is cut into for the perturbation methods when no mask is given.
+pub(crate) const DEFAULT_SUPERPIXELS: usize = 50;
+
+/// Perturbed copies per forward pass when `--perturbations-per-eval` is not given.
+const DEFAULT_PERTURBATIONS_PER_EVAL: usize = 16;
 
 /// Captum's `method` of the path methods.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -422,6 +453,12 @@ impl MethodOptionArgs {
             multiply_by_inputs: self.multiply_by_inputs,
             eigen_smooth: self.eigen_smooth,
             aug_smooth: self.aug_smooth,
+            perturbations_per_eval: Some(
+                self.perturbations_per_eval
+                    .unwrap_or(DEFAULT_PERTURBATIONS_PER_EVAL),
+            ),
+            window: self.window,
+            stride: self.stride,
         };
         let mut configs: Vec<MethodConfig> = names
             .iter()
@@ -445,6 +482,13 @@ impl MethodOptionArgs {
             ),
             ("--eigen-smooth", self.eigen_smooth, "eigen_smooth"),
             ("--aug-smooth", self.aug_smooth, "aug_smooth"),
+            (
+                "--perturbations-per-eval",
+                self.perturbations_per_eval.is_some(),
+                "perturbations_per_eval",
+            ),
+            ("--window", self.window.is_some(), "window"),
+            ("--stride", self.stride.is_some(), "stride"),
         ];
         for (flag, given, option) in asked {
             if given && !taken.contains(&option) {
@@ -463,6 +507,67 @@ impl MethodOptionArgs {
                 ));
             }
         }
+        let masked =
+            self.superpixels.is_some() || self.grid.is_some() || self.feature_mask.is_some();
+        if masked && !configs.iter().any(MethodConfig::uses_feature_mask) {
+            let takers: Vec<&str> = MethodConfig::all()
+                .iter()
+                .filter(|m| m.uses_feature_mask())
+                .map(|m| m.info().name)
+                .collect();
+            return Err(Error::parameter(
+                "method",
+                names.join(","),
+                format!(
+                    "--superpixels, --grid and --feature-mask apply to none of these methods; \
+                     they are options of: {}",
+                    takers.join(", ")
+                ),
+            ));
+        }
         Ok(configs)
     }
+
+    /// The perturbation methods' feature mask: `--feature-mask`, `--grid`, `--superpixels` of
+    /// `photo`, for a photo whose methods take a mask [`DEFAULT_SUPERPIXELS`] superpixels (one
+    /// feature per pixel would take a forward pass per pixel), else every element its own.
+    pub(crate) fn feature_mask(
+        &self,
+        configs: &[MethodConfig],
+        photo: Option<&RgbImage>,
+    ) -> Result<FeatureMask> {
+        if let Some(path) = &self.feature_mask {
+            return FeatureMask::from_npy(path);
+        }
+        if let Some(cell) = self.grid {
+            if cell == 0 {
+                return Err(Error::parameter("grid", 0, "a cell is at least one pixel"));
+            }
+            return Ok(FeatureMask::Grid(cell));
+        }
+        let wanted = configs.iter().any(MethodConfig::uses_feature_mask);
+        match (self.superpixels, photo) {
+            (Some(_), None) => Err(Error::parameter(
+                "superpixels",
+                "no photo",
+                "superpixels cut a photo (PNG, JPEG, ...); for a .npy input give --feature-mask",
+            )),
+            (Some(n), Some(photo)) => superpixel_mask(photo, n),
+            (None, Some(photo)) if wanted => superpixel_mask(photo, DEFAULT_SUPERPIXELS),
+            (None, _) => Ok(FeatureMask::Elements),
+        }
+    }
+}
+
+/// About `n` SLIC superpixels of `photo` as a mask `[1, 1, H, W]` shared by the channels.
+fn superpixel_mask(photo: &RgbImage, n: usize) -> Result<FeatureMask> {
+    let slic = Slic {
+        n_segments: n,
+        ..Slic::default()
+    };
+    let (labels, _) = firelight::viz::slic(photo, slic)?;
+    FeatureMask::ids(
+        labels.into_iter().map(|l| l as i64).collect(),
+        vec![1, 1, photo.height, photo.width],
+    )
 }

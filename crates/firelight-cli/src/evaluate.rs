@@ -73,6 +73,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     let explained = args.target.resolve(classifier, input, device)?;
     let context = RunContext {
         layer: args.options.layer.clone(),
+        feature_mask: args.options.feature_mask(methods, photo.as_ref())?,
         ..RunContext::default()
     };
     let seed = args.options.seed;

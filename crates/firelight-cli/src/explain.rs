@@ -10,14 +10,14 @@ use firelight::viz::{Colormap, RgbImage, Sign, titled_grid};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, load_input, methods_help};
 use crate::named::{NamedFile, parse_named_file};
-use crate::session::{Drawing, Picture, Session, draw, file_safe, spinner};
+use crate::session::{Drawing, Picture, Session, draw, file_safe, method_bar};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// [default: integrated_gradients; for tabular rows integrated_gradients, saliency,
-    /// input_x_gradient, gradient_shap]
+    /// [default: integrated_gradients; for tabular rows integrated_gradients, feature_ablation,
+    /// shapley_value_sampling, kernel_shap, lime]
     #[arg(long, value_delimiter = ',', long_help = methods_help())]
     pub(crate) method: Option<Vec<String>>,
     /// A named model input from a `.npy` file (float, int64 or bool), for ONNX models with several
@@ -165,6 +165,8 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     let context = RunContext {
         layer: layer.clone(),
         baselines,
+        feature_mask: args.options.feature_mask(methods, photo.as_ref())?,
+        progress: None,
     };
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -175,7 +177,12 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     }
     for method in methods {
         let info = method.info();
-        let bar = spinner(format!("{} for the {}", info.name, explained.description));
+        let (bar, progress) =
+            method_bar(format!("{} for the {}", info.name, explained.description));
+        let context = RunContext {
+            progress: Some(progress),
+            ..context.clone()
+        };
         let result =
             method.attribute_tensor(explained.model.as_ref(), input, &explained.target, &context);
         bar.finish_and_clear();

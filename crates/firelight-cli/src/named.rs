@@ -11,7 +11,7 @@ use firelight::prelude::*;
 
 use crate::args::device;
 use crate::explain::ExplainArgs;
-use crate::session::{file_safe, spinner};
+use crate::session::{file_safe, method_bar};
 
 /// One `--input NAME=FILE`.
 #[derive(Clone, Debug)]
@@ -113,6 +113,7 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
     }
     let context = RunContext {
         layer: args.options.layer.clone(),
+        feature_mask: args.options.feature_mask(&configs, None)?,
         ..RunContext::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -122,10 +123,14 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
         .unwrap_or_else(|| "model".into());
     for config in &configs {
         let name = config.info().name;
-        let bar = spinner(format!(
+        let (bar, progress) = method_bar(format!(
             "{name} of {}",
             inputs.attributed_names().join(", ")
         ));
+        let context = RunContext {
+            progress: Some(progress),
+            ..context.clone()
+        };
         let result = config.attribute(&model, &inputs, &target, &context);
         bar.finish_and_clear();
         for (input, attribution) in result?.into_vec() {

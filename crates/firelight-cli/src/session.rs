@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use firelight::bundled::{ImageClassifier, Prediction, default_image};
-use firelight::methods::{Family, MethodConfig};
+use firelight::methods::{Family, MethodConfig, ProgressCallback};
 use firelight::prelude::*;
 use firelight::viz::{
     Colormap, RgbImage, Sign, VisualizeMethod, VisualizeOptions, attribution_overlay_with,
@@ -115,6 +115,24 @@ pub(crate) fn spinner(message: String) -> ProgressBar {
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// A bar for one method's run: a spinner that becomes a bar with a count and an estimate of the
+/// time left once the method reports its progress (the perturbation methods do).
+pub(crate) fn method_bar(message: String) -> (ProgressBar, ProgressCallback) {
+    let bar = spinner(message);
+    let reporter = bar.clone();
+    let callback = ProgressCallback::new(move |done, total| {
+        if reporter.length() != Some(total as u64) {
+            reporter.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, ~{eta} left]")
+                    .expect("a valid template"),
+            );
+            reporter.set_length(total as u64);
+        }
+        reporter.set_position(done as u64);
+    });
+    (bar, callback)
 }
 
 pub(crate) fn print_predictions(predictions: &[Prediction]) {

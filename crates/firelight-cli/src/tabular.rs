@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use firelight::core::npy::write_atomic;
-use firelight::methods::{Family, MethodConfig, RunContext};
+use firelight::methods::{Family, MethodConfig, ProgressCallback, RunContext};
 use firelight::prelude::*;
 use firelight::tabular::{Table, TabularModel};
 use firelight::viz::{grouped_bar_chart, summary_bar_chart, summary_dot_plot};
@@ -15,11 +15,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::args::{MethodOptionArgs, device};
 use crate::explain::ExplainArgs;
 
-/// The methods a tabular explanation runs when `--method` is not given. The perturbation methods
-/// (firelight::perturb) are not in the registry yet, so the command line compares gradient
-/// methods.
+/// The methods a tabular explanation runs when `--method` is not given: the gradient method and
+/// the perturbation methods Captum's tabular tutorials set side by side.
 pub(crate) const DEFAULT_METHODS: &str =
-    "integrated_gradients,saliency,input_x_gradient,gradient_shap";
+    "integrated_gradients,feature_ablation,shapley_value_sampling,kernel_shap,lime";
 
 /// Rows drawn one chart each; more rows get the summary only.
 const MAX_ROW_CHARTS: usize = 10;
@@ -86,11 +85,22 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
             .expect("a valid template"),
     );
     let target = Target::class(0);
-    let context = RunContext::default();
+    let context = RunContext {
+        feature_mask: args.options.feature_mask(&configs, None)?,
+        ..RunContext::default()
+    };
     // attributions[method][row][feature]
     let mut attributions: Vec<Vec<Vec<f32>>> = Vec::new();
     for config in &configs {
-        bar.set_message(config.info().name);
+        let name = config.info().name;
+        bar.set_message(name);
+        let reporter = bar.clone();
+        let context = RunContext {
+            progress: Some(ProgressCallback::new(move |done, total| {
+                reporter.set_message(format!("{name} {done}/{total}"));
+            })),
+            ..context.clone()
+        };
         let result = config.attribute(tabular.model(), &inputs, &target, &context)?;
         let values = result.into_single()?.to_vec()?;
         attributions.push(values.chunks(features.len()).map(<[f32]>::to_vec).collect());

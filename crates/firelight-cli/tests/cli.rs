@@ -601,3 +601,122 @@ fn a_two_input_onnx_model_is_explained_with_one_input_carried() {
     assert!(text(&bad).contains("needs input `meta`"), "{}", text(&bad));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn photos_are_explained_by_perturbation_methods_over_superpixels_and_windows() {
+    let out = scratch("perturb");
+    let o = out.to_str().unwrap();
+    let run = firelight(&[
+        "explain",
+        "--method",
+        "occlusion,feature_ablation",
+        "--window",
+        "56",
+        "--stride",
+        "56",
+        "--superpixels",
+        "12",
+        "--perturbations-per-eval",
+        "8",
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    let mut files = files_in(&out);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "chelsea_feature_ablation.npy",
+            "chelsea_feature_ablation.png",
+            "chelsea_grid.png",
+            "chelsea_occlusion.npy",
+            "chelsea_occlusion.png"
+        ]
+    );
+    // One value per feature: 16 windows of 56 x 56, about 12 superpixels (plus ties).
+    for (name, at_most) in [("occlusion", 16), ("feature_ablation", 24)] {
+        let npy = firelight::core::npy::read_npy(out.join(format!("chelsea_{name}.npy"))).unwrap();
+        assert_eq!(npy.shape, vec![1, 3, 224, 224]);
+        let mut distinct: Vec<u32> = npy.data.iter().map(|v| v.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            distinct.len() > 3 && distinct.len() <= at_most,
+            "{name}: {} distinct values",
+            distinct.len()
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn perturbation_options_that_cannot_apply_fail_clearly() {
+    let out = scratch("perturb-bad");
+    let o = out.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["--method", "saliency", "--superpixels", "10"],
+            "apply to none of these methods",
+        ),
+        (
+            vec!["--method", "saliency", "--window", "8"],
+            "--window applies to none",
+        ),
+        (
+            vec!["--method", "occlusion", "--window", "500"],
+            "larger than",
+        ),
+        (
+            vec![
+                "--method",
+                "feature_ablation",
+                "--feature-mask",
+                "missing.npy",
+            ],
+            "missing.npy",
+        ),
+    ] {
+        let run = firelight(&[&["explain", "--out", o][..], &args[..]].concat());
+        assert!(!run.status.success(), "{args:?} should fail");
+        assert!(text(&run).contains(message), "{args:?}: {}", text(&run));
+    }
+    assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_side() {
+    let out = scratch("tabular-default");
+    let o = out.to_str().unwrap();
+    let run = firelight(&[
+        "explain",
+        "--model",
+        "diabetes_mlp",
+        "--row",
+        "age=0.04,sex=0.05,bmi=0.06,bp=0.02,s1=-0.04,s2=-0.03,s3=-0.04,s4=0.0,s5=0.02,s6=-0.02",
+        "--out",
+        o,
+    ]);
+    let t = text(&run);
+    assert!(run.status.success(), "{t}");
+    for method in [
+        "integrated_gradients",
+        "feature_ablation",
+        "shapley_value",
+        "kernel_shap",
+        "lime",
+    ] {
+        assert!(
+            t.contains(&method[..method.len().min(13)]),
+            "{method} missing: {t}"
+        );
+    }
+    let json = std::fs::read_to_string(out.join("diabetes_mlp_attributions.json")).unwrap();
+    assert!(
+        json.contains("kernel_shap") && json.contains("lime"),
+        "{json}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
