@@ -15,9 +15,9 @@ use firelight_core::{
     Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, Result, Target,
 };
 use firelight_grad::{
-    Approximation, Deconvolution, GradientShap, GuidedBackprop, InputXGradient,
-    IntegratedGradients, LayerActivation, LayerConductance, LayerGradientXActivation,
-    LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
+    Approximation, Deconvolution, DeepLift, DeepLiftShap, GradientShap, GuidedBackprop,
+    InputXGradient, IntegratedGradients, LayerActivation, LayerConductance,
+    LayerGradientXActivation, LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
 };
 use firelight_perturb::{
     FeatureAblation, FeatureMask, FeaturePermutation, InterpretableModel, KernelShap,
@@ -160,6 +160,21 @@ impl Default for GradientShapConfig {
             stdevs: 0.0,
             seed: 0,
             internal_batch_size: None,
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// Options of DeepLift and DeepLiftShap, Captum's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeepLiftConfig {
+    /// Multiply the multipliers by `inputs - baselines` (`multiply_by_inputs`, true).
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for DeepLiftConfig {
+    fn default() -> Self {
+        Self {
             multiply_by_inputs: true,
         }
     }
@@ -455,6 +470,10 @@ pub enum MethodConfig {
     GuidedBackprop,
     /// Deconvolution.
     Deconvolution,
+    /// DeepLift (Rescale rule).
+    DeepLift(DeepLiftConfig),
+    /// DeepLiftShap.
+    DeepLiftShap(DeepLiftConfig),
     /// A layer's activation.
     LayerActivation,
     /// Layer Gradient X Activation.
@@ -560,6 +579,8 @@ impl MethodConfig {
             MethodConfig::GradientShap(GradientShapConfig::default()),
             MethodConfig::GuidedBackprop,
             MethodConfig::Deconvolution,
+            MethodConfig::DeepLift(DeepLiftConfig::default()),
+            MethodConfig::DeepLiftShap(DeepLiftConfig::default()),
             MethodConfig::LayerActivation,
             MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
             MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig::default()),
@@ -674,6 +695,20 @@ impl MethodConfig {
                 Family::Gradient,
                 "Captum: Deconvolution",
                 "gradients through ReLUs applied to the gradient",
+            ),
+            MethodConfig::DeepLift(_) => info(
+                "deeplift",
+                &["deep_lift"],
+                Family::Gradient,
+                "Captum: DeepLift",
+                "nonlinearities pass back (f(x) - f(x0)) / (x - x0): sums to f(x) - f(x0)",
+            ),
+            MethodConfig::DeepLiftShap(_) => info(
+                "deeplift_shap",
+                &["deep_lift_shap"],
+                Family::Gradient,
+                "Captum: DeepLiftShap",
+                "DeepLift averaged over a distribution of baselines",
             ),
             MethodConfig::LayerActivation => info(
                 "layer_activation",
@@ -790,6 +825,9 @@ impl MethodConfig {
                 ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
             ],
             MethodConfig::LayerGradientXActivation(c) => {
+                vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
+            }
+            MethodConfig::DeepLift(c) | MethodConfig::DeepLiftShap(c) => {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
             MethodConfig::LayerConductance(c) => vec![
@@ -913,6 +951,13 @@ impl MethodConfig {
                 );
             }
             MethodConfig::LayerGradientXActivation(c) => {
+                set!(
+                    c.multiply_by_inputs,
+                    o.multiply_by_inputs,
+                    "multiply_by_inputs"
+                );
+            }
+            MethodConfig::DeepLift(c) | MethodConfig::DeepLiftShap(c) => {
                 set!(
                     c.multiply_by_inputs,
                     o.multiply_by_inputs,
@@ -1079,6 +1124,13 @@ impl MethodConfig {
             MethodConfig::Deconvolution => {
                 Deconvolution::new(model).attribute_inputs(inputs, target)
             }
+            MethodConfig::DeepLift(c) => DeepLift::new(model)
+                .baselines(baselines)
+                .multiply_by_inputs(c.multiply_by_inputs)
+                .attribute_inputs(inputs, target),
+            MethodConfig::DeepLiftShap(c) => DeepLiftShap::new(model, baselines)
+                .multiply_by_inputs(c.multiply_by_inputs)
+                .attribute_inputs(inputs, target),
             MethodConfig::LayerActivation => {
                 LayerActivation::new(model, layer()?)?.attribute_inputs(inputs, target)
             }

@@ -750,7 +750,11 @@ fn supported_ops_docs_are_current() {
          1e-7. A model using any other operator is refused at load, naming every such node.\n\n\
          Opsets 1 to 24 are read (onnx-ir). Tensors up to rank 6; float types compute in the\n\
          backend's float (f32), integer types in its int.\n\n\
-         | operator | ONNX node tests |\n|---|---:|\n",
+         The DeepLift column says how `DeepLift` passes each operator: a rule (Rescale for\n\
+         element-wise nonlinearities, Captum's max-pool rule), linear (the gradient is the\n\
+         multiplier), or refused with the node's name when applied to values that depend on\n\
+         the input.\n\n\
+         | operator | ONNX node tests | DeepLift |\n|---|---:|---|\n",
     );
     for op in SUPPORTED_OPS {
         let n = tests_per_op.get(op).copied().unwrap_or(0);
@@ -759,7 +763,10 @@ fn supported_ops_docs_are_current() {
         } else {
             n.to_string()
         };
-        doc.push_str(&format!("| {op} | {count} |\n"));
+        doc.push_str(&format!(
+            "| {op} | {count} | {} |\n",
+            firelight::onnx::deeplift_treatment(op)
+        ));
     }
     doc.push_str(
         "\n## Variants refused with an error\n\n\

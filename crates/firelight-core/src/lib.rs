@@ -26,6 +26,7 @@ pub mod attribution;
 pub mod baseline;
 pub mod batch;
 pub mod budget;
+pub mod deeplift;
 pub mod error;
 pub mod gradients;
 pub mod inputs;

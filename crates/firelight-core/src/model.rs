@@ -58,6 +58,10 @@ pub enum ReluPolicy {
     Guided,
     /// Deconvolution: gradient passes where the gradient is positive, whatever the input.
     Deconvolution,
+    /// DeepLift: every nonlinearity a model applies through [`Taps::relu`],
+    /// [`Taps::nonlinear`] or [`Taps::max_pool2d`] passes back DeepLift's multipliers
+    /// ([`crate::deeplift`]); the batch is the inputs followed by their references.
+    DeepLift,
 }
 
 /// What a method does at a tap point: look at the value, replace it, or both.
@@ -143,6 +147,33 @@ impl<'a> Taps<'a> {
     /// Applies a ReLU under the current [`ReluPolicy`].
     pub fn relu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         crate::relu::relu_with_policy(x, self.relu)
+    }
+
+    /// Applies the element-wise nonlinearity `f` (a sigmoid, tanh, ReLU6, GELU, ...): `f(x)`,
+    /// whose backward pass is DeepLift's Rescale rule under [`ReluPolicy::DeepLift`]. Models
+    /// route every nonlinearity through this (or [`Taps::relu`]) so DeepLift sees it.
+    pub fn nonlinear<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        f: impl Fn(Tensor<D>) -> Tensor<D>,
+    ) -> Tensor<D> {
+        match self.relu {
+            ReluPolicy::DeepLift => crate::deeplift::rescale(x, f),
+            _ => f(x),
+        }
+    }
+
+    /// 2-D max pooling, whose backward pass is DeepLift's max-pool rule under
+    /// [`ReluPolicy::DeepLift`].
+    pub fn max_pool2d(
+        &self,
+        x: Tensor<4>,
+        options: burn::tensor::ops::MaxPoolOptions<2>,
+    ) -> Tensor<4> {
+        match self.relu {
+            ReluPolicy::DeepLift => crate::deeplift::max_pool2d(x, options),
+            _ => burn::tensor::module::max_pool2d(x, options),
+        }
     }
 }
 

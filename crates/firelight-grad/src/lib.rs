@@ -22,6 +22,7 @@
 
 pub mod approximation;
 pub mod base;
+mod deep_lift;
 mod gradient_shap;
 mod guided_backprop;
 mod input_x_gradient;
@@ -36,6 +37,7 @@ mod saliency;
 
 pub use approximation::Approximation;
 pub use base::Attribution;
+pub use deep_lift::{DeepLift, DeepLiftShap};
 pub use gradient_shap::GradientShap;
 pub use guided_backprop::{Deconvolution, GuidedBackprop};
 pub use input_x_gradient::InputXGradient;

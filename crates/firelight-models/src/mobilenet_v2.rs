@@ -34,9 +34,13 @@ impl ConvBn {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, taps: &Taps<'_>) -> Tensor<4> {
         let y = self.bn.forward(self.conv.forward(x));
-        if self.relu6 { y.clamp(0.0, 6.0) } else { y }
+        if self.relu6 {
+            taps.nonlinear(y, |t| t.clamp(0.0, 6.0))
+        } else {
+            y
+        }
     }
 }
 
@@ -109,11 +113,11 @@ impl InvertedResidual {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, taps: &Taps<'_>) -> Tensor<4> {
         let y = self
             .layers
             .iter()
-            .fold(x.clone(), |y, layer| layer.forward(y));
+            .fold(x.clone(), |y, layer| layer.forward(y, taps));
         if self.residual { y + x } else { y }
     }
 }
@@ -198,8 +202,8 @@ impl Model for MobileNetV2 {
         let mut x = crate::check_image_input(input, 3, 32)?;
         for (i, stage) in self.features.iter().enumerate() {
             let y = match stage {
-                Stage::Conv(c) => c.forward(x),
-                Stage::Block(b) => b.forward(x),
+                Stage::Conv(c) => c.forward(x, taps),
+                Stage::Block(b) => b.forward(x, taps),
             };
             x = taps.tap(&format!("features.{i}"), y)?;
         }

@@ -1,8 +1,9 @@
 //! ResNet-18 with torchvision's architecture and module names: the benchmark network.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::{BatchNorm, Linear};
+use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
@@ -118,7 +119,7 @@ impl BasicBlock {
 pub struct ResNet18 {
     conv1: Conv2d,
     bn1: BatchNorm,
-    maxpool: MaxPool2d,
+    maxpool: MaxPoolOptions<2>,
     stages: Vec<Vec<BasicBlock>>,
     avgpool: AdaptiveAvgPool2d,
     fc: Linear,
@@ -147,10 +148,9 @@ impl ResNet18 {
         Ok(Self {
             conv1: conv2d(src, "conv1", [3, 64], 7, 2, 3, false, device)?,
             bn1: batch_norm(src, "bn1", 64, device)?,
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            maxpool: MaxPoolOptions::new([3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1]),
             stages,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: linear(src, "fc", [512, classes], device)?,
@@ -165,7 +165,7 @@ impl Model for ResNet18 {
         let x = taps.tap("conv1", self.conv1.forward(x))?;
         let x = taps.tap("bn1", self.bn1.forward(x))?;
         let x = taps.tap("relu", taps.relu(x))?;
-        let mut x = taps.tap("maxpool", self.maxpool.forward(x))?;
+        let mut x = taps.tap("maxpool", taps.max_pool2d(x, self.maxpool.clone()))?;
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
                 x = block.forward(x, taps)?;

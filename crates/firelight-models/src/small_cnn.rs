@@ -1,8 +1,9 @@
 //! A small CNN with batch norm, pooling and a residual add: the parity model for Captum fixtures.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
+use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
@@ -25,7 +26,7 @@ pub struct SmallCnn {
     block_bn1: BatchNorm,
     block_conv2: Conv2d,
     block_bn2: BatchNorm,
-    maxpool: MaxPool2d,
+    maxpool: MaxPoolOptions<2>,
     conv2: Conv2d,
     avgpool: AdaptiveAvgPool2d,
     fc: Linear,
@@ -62,7 +63,7 @@ impl SmallCnn {
             block_bn1: batch_norm(src, "layer1.bn1", 8, device)?,
             block_conv2: conv2d(src, "layer1.conv2", [8, 8], 3, 1, 1, false, device)?,
             block_bn2: batch_norm(src, "layer1.bn2", 8, device)?,
-            maxpool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            maxpool: MaxPoolOptions::new([2, 2]).with_stride([2, 2]),
             conv2: conv2d(src, "conv2", [8, 16], 3, 1, 1, true, device)?,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: linear(src, "fc", [16, SMALL_CNN_CLASSES], device)?,
@@ -87,7 +88,7 @@ impl Model for SmallCnn {
         let y = taps.tap("layer1.add", y + skip)?;
         let x = taps.tap("layer1.relu2", taps.relu(y))?;
 
-        let x = taps.tap("maxpool", self.maxpool.forward(x))?;
+        let x = taps.tap("maxpool", taps.max_pool2d(x, self.maxpool.clone()))?;
         let x = taps.tap("conv2", self.conv2.forward(x))?;
         let x = taps.tap("relu2", taps.relu(x))?;
         let x = taps.tap("avgpool", self.avgpool.forward(x))?;

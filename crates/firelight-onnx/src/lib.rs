@@ -26,6 +26,7 @@ mod value;
 
 pub use model::{OnnxModel, ValueInfo};
 pub use ops::SUPPORTED_OPS;
+pub use ops::deeplift::treatment as deeplift_treatment;
 pub use value::{Kind, MAX_RANK, Value};
 
 /// The ONNX parser, re-exported for reading ONNX protobuf messages (`TensorProto` test data, say).

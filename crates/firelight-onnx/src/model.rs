@@ -6,7 +6,8 @@ use std::path::Path;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use firelight_core::{
-    DynTensor, Error, InputSpec, Inputs, LayerInfo, Model, Result, TapHook, Taps, budget,
+    DynTensor, Error, InputSpec, Inputs, LayerInfo, Model, ReluPolicy, Result, TapHook, Taps,
+    budget,
 };
 use onnx_ir::{ArgType, Argument, ModelProto, Node, OnnxGraph, OnnxGraphBuilder, ValueSource};
 
@@ -419,6 +420,13 @@ impl OnnxModel {
             }
             _ => batch,
         };
+        if taps.current_relu_policy() == ReluPolicy::DeepLift && chunk != batch {
+            // DeepLift pairs row i with row i + n/2 inside every nonlinearity; lanes would part them.
+            return Err(Error::Model(format!(
+                "DeepLift runs inputs and references as one batch of {batch}, and this file fixes \
+                 its batch at {chunk}; export the model with a dynamic batch axis"
+            )));
+        }
         let lanes = split_rows(&inputs, batch, chunk)?;
         for lane in &lanes {
             for (info, value) in self.inputs.iter().zip(&lane.values) {

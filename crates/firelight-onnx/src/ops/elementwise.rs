@@ -173,36 +173,39 @@ pub(super) fn eval(
         N::Ceil(_) => unary_float(x()?, |t| t.ceil())?,
         N::Floor(_) => unary_float(x()?, |t| t.floor())?,
         N::Round(_) => unary_float(x()?, |t| t.round())?,
-        N::Erf(_) => unary_float(x()?, |t| t.erf())?,
+        N::Erf(_) => nonlinear(x()?, ctx, |t| t.erf())?,
         N::Sin(_) => unary_float(x()?, |t| t.sin())?,
         N::Cos(_) => unary_float(x()?, |t| t.cos())?,
         N::Tan(_) => unary_float(x()?, |t| t.clone().sin() / t.cos())?,
-        N::Tanh(_) => unary_float(x()?, |t| t.tanh())?,
-        N::Sigmoid(_) => unary_float(x()?, activation::sigmoid)?,
+        N::Tanh(_) => nonlinear(x()?, ctx, |t| t.tanh())?,
+        N::Sigmoid(_) => nonlinear(x()?, ctx, activation::sigmoid)?,
+        N::Relu(_) if ctx.relu == ReluPolicy::DeepLift => {
+            nonlinear(x()?, ctx, burn::tensor::activation::relu)?
+        }
         N::Relu(_) => unary_float(x()?, |t| relu(t, ctx.relu))?,
-        N::LeakyRelu(n) => unary_float(x()?, |t| activation::leaky_relu(t, n.config.alpha))?,
-        N::Elu(n) => unary_float(x()?, |t| activation::elu(t, n.config.alpha))?,
-        N::Celu(n) => unary_float(x()?, |t| activation::celu(t, n.config.alpha))?,
+        N::LeakyRelu(n) => nonlinear(x()?, ctx, |t| activation::leaky_relu(t, n.config.alpha))?,
+        N::Elu(n) => nonlinear(x()?, ctx, |t| activation::elu(t, n.config.alpha))?,
+        N::Celu(n) => nonlinear(x()?, ctx, |t| activation::celu(t, n.config.alpha))?,
         N::Selu(n) => {
             let (alpha, gamma) = (n.config.alpha, n.config.gamma);
-            unary_float(x()?, |t| {
+            nonlinear(x()?, ctx, |t| {
                 let negative = (t.clone().exp() - 1.0) * alpha;
                 t.clone().mask_where(t.lower_equal_elem(0.0), negative) * gamma
             })?
         }
         N::Gelu(n) => match n.config.approximate {
-            GeluApproximate::Exact => unary_float(x()?, activation::gelu)?,
-            _ => unary_float(x()?, gelu_tanh)?,
+            GeluApproximate::Exact => nonlinear(x()?, ctx, activation::gelu)?,
+            _ => nonlinear(x()?, ctx, gelu_tanh)?,
         },
-        N::HardSigmoid(n) => unary_float(x()?, |t| {
+        N::HardSigmoid(n) => nonlinear(x()?, ctx, |t| {
             activation::hard_sigmoid(t, n.config.alpha, n.config.beta)
         })?,
-        N::HardSwish(_) => unary_float(x()?, |t| {
+        N::HardSwish(_) => nonlinear(x()?, ctx, |t| {
             t.clone() * activation::hard_sigmoid(t, 1.0 / 6.0, 0.5)
         })?,
-        N::Softplus(_) => unary_float(x()?, |t| activation::softplus(t, 1.0))?,
-        N::Softsign(_) => unary_float(x()?, |t| t.clone() / (t.abs() + 1.0))?,
-        N::Mish(_) => unary_float(x()?, activation::mish)?,
+        N::Softplus(_) => nonlinear(x()?, ctx, |t| activation::softplus(t, 1.0))?,
+        N::Softsign(_) => nonlinear(x()?, ctx, |t| t.clone() / (t.abs() + 1.0))?,
+        N::Mish(_) => nonlinear(x()?, ctx, activation::mish)?,
         N::PRelu(_) => {
             let (v, slope) = (x()?, y()?);
             let shape = broadcast(v.shape(), slope.shape())?;
@@ -229,16 +232,15 @@ pub(super) fn eval(
                     }
                     vec![Value::int6(t, shape)]
                 }
-                _ => {
-                    let mut t = v.float("input")?;
+                _ => nonlinear(v, ctx, |mut t| {
                     if let Some(min) = min {
                         t = t.clamp_min(min);
                     }
                     if let Some(max) = max {
                         t = t.clamp_max(max);
                     }
-                    vec![Value::float6(t, shape)]
-                }
+                    t
+                })?,
             }
         }
         N::Max(_) => vec![variadic(
@@ -312,6 +314,17 @@ pub(super) fn eval(
         _ => return Ok(None),
     };
     Ok(Some(out))
+}
+
+/// An element-wise nonlinearity: `f(x)`, under DeepLift with the Rescale rule along the value's
+/// batch axis (its first), so every activation node of a graph gets the rule, however often the
+/// exported module was reused.
+fn nonlinear(x: &Value, ctx: &Context, f: impl Fn(F) -> F) -> Result<Vec<Value>> {
+    if ctx.relu != ReluPolicy::DeepLift || x.rank() == 0 {
+        return unary_float(x, f);
+    }
+    let axis = super::physical(x.rank(), 0);
+    unary_float(x, |t| firelight_core::deeplift::rescale_along(t, axis, f))
 }
 
 /// ReLU under the policy of the pass, so Guided Backprop and Deconvolution see every ReLU node.

@@ -3,6 +3,7 @@
 //! Every evaluator takes the node's input values in ONNX order (`None` for omitted optional
 //! inputs) and returns its outputs in ONNX order.
 
+pub(crate) mod deeplift;
 mod elementwise;
 mod nn;
 mod reduce;
@@ -118,7 +119,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
 
 /// What an evaluator needs besides its inputs.
 pub(crate) struct Context {
-    /// How ReLU nodes pass gradients back (Guided Backprop, Deconvolution).
+    /// How ReLU nodes pass gradients back (Guided Backprop, Deconvolution), and under DeepLift
+    /// every nonlinear node.
     pub relu: ReluPolicy,
 }
 
@@ -159,10 +161,13 @@ pub(crate) fn is_supported(node: &Node) -> bool {
 
 /// Runs one node.
 pub(crate) fn eval(node: &Node, inputs: &[Option<Value>], ctx: &Context) -> Result<Vec<Value>> {
+    if ctx.relu == ReluPolicy::DeepLift {
+        deeplift::check(node, inputs)?;
+    }
     if let Some(out) = elementwise::eval(node, inputs, ctx)? {
         return Ok(out);
     }
-    if let Some(out) = nn::eval(node, inputs)? {
+    if let Some(out) = nn::eval(node, inputs, ctx)? {
         return Ok(out);
     }
     if let Some(out) = reduce::eval(node, inputs)? {

@@ -3,13 +3,13 @@
 use burn::tensor::module::{avg_pool2d, conv1d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, activation};
-use firelight_core::{Error, Result};
+use firelight_core::{Error, ReluPolicy, Result};
 use onnx_ir::Node;
 use onnx_ir::node::batch_norm::BatchNormConfig;
 use onnx_ir::node::dropout::DropoutInput;
 use onnx_ir::node::padding::{AutoPad, PaddingConfig1d, PaddingConfig2d};
 
-use super::{broadcast, optional, physical, required, resolve_axis};
+use super::{Context, broadcast, optional, physical, required, resolve_axis};
 use crate::value::{MAX_RANK, Value, padded};
 
 type F = Tensor<MAX_RANK>;
@@ -126,7 +126,10 @@ fn out4(t: Tensor<4>) -> Value {
 /// Max or average pooling (the latter counting padded cells or not).
 #[derive(Clone, Copy)]
 enum Pool {
-    Max,
+    /// Max pooling; under DeepLift with its max-pool rule.
+    Max {
+        deeplift: bool,
+    },
     Average(bool),
 }
 
@@ -160,7 +163,7 @@ impl Window {
 /// Pools `[batch, channels, h, w]` after the checks Burn would otherwise panic on.
 fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
     let what = match pool {
-        Pool::Max => "MaxPool",
+        Pool::Max { .. } => "MaxPool",
         Pool::Average(_) => "AveragePool",
     };
     nonzero(&window.kernel, &format!("{what} kernel_shape"))?;
@@ -174,13 +177,17 @@ fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
         &window.dilation,
     )?;
     Ok(match pool {
-        Pool::Max => {
+        Pool::Max { deeplift } => {
             let options = MaxPoolOptions::new(window.kernel)
                 .with_stride(window.strides)
                 .with_padding_pairs(window.pads)
                 .with_dilation(window.dilation)
                 .with_ceil_mode(window.ceil_mode);
-            max_pool2d(x, options)
+            if deeplift {
+                firelight_core::deeplift::max_pool2d(x, options)
+            } else {
+                max_pool2d(x, options)
+            }
         }
         Pool::Average(count_include_pad) => {
             if window.dilation != [1, 1] {
@@ -237,7 +244,12 @@ fn per_channel(param: &Value, rank: usize) -> Result<F> {
 }
 
 /// Evaluates `node` when it is a layer.
-pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<Value>>> {
+pub(super) fn eval(
+    node: &Node,
+    inputs: &[Option<Value>],
+    ctx: &Context,
+) -> Result<Option<Vec<Value>>> {
+    let deeplift = ctx.relu == ReluPolicy::DeepLift;
     use Node as N;
     let x = || required(inputs, 0);
     let out = match node {
@@ -329,7 +341,11 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 dilation: c.dilation,
                 ceil_mode: c.ceil_mode,
             };
-            vec![out4(pool2d(Pool::Max, v.float_at::<4>()?, window)?)]
+            vec![out4(pool2d(
+                Pool::Max { deeplift },
+                v.float_at::<4>()?,
+                window,
+            )?)]
         }
         N::MaxPool1d(n) => {
             let c = &n.config;
@@ -344,7 +360,7 @@ pub(super) fn eval(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec<V
                 c.dilation,
             );
             let window = Window::one_d(c.kernel_size, c.stride, pads, c.dilation, c.ceil_mode);
-            vec![out3(pool2d(Pool::Max, as_image(v)?, window)?)]
+            vec![out3(pool2d(Pool::Max { deeplift }, as_image(v)?, window)?)]
         }
         N::AveragePool2d(n) => {
             let c = &n.config;

@@ -1,0 +1,118 @@
+//! Which ONNX operators DeepLift can pass: those with a rule (applied by their evaluators under
+//! [`ReluPolicy::DeepLift`](firelight_core::ReluPolicy)), and those linear in the values that
+//! depend on the input, whose gradient already is DeepLift's multiplier. Any other operator on a
+//! value that depends on the input is refused with its name (the caller adds the node's), never
+//! passed through as a plain gradient.
+
+use firelight_core::{Error, Result};
+use onnx_ir::Node;
+
+use super::onnx_op_type;
+use crate::value::{Kind, Value};
+
+/// Operators with a DeepLift rule: the Rescale rule for element-wise nonlinearities, Captum's
+/// max-pool rule for `MaxPool` (2-D, and 1-D run as 2-D).
+pub const RULE_OPS: &[&str] = &[
+    "Celu",
+    "Clip",
+    "Elu",
+    "Erf",
+    "Gelu",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "MaxPool",
+    "Mish",
+    "Relu",
+    "Selu",
+    "Sigmoid",
+    "Softplus",
+    "Softsign",
+    "Tanh",
+];
+
+/// Operators that are linear (or affine) in every input that depends on the model's input.
+pub const LINEAR_OPS: &[&str] = &[
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvTranspose",
+    "DepthToSpace",
+    "Dropout",
+    "Expand",
+    "Flatten",
+    "Gather",
+    "Gemm",
+    "GlobalAveragePool",
+    "Identity",
+    "Mean",
+    "Neg",
+    "Pad",
+    "ReduceMean",
+    "ReduceSum",
+    "Reshape",
+    "Resize",
+    "Shape",
+    "Size",
+    "Slice",
+    "SpaceToDepth",
+    "Split",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
+];
+
+/// Operators linear in each operand while the others are constant (one input-dependent operand).
+const BILINEAR_OPS: &[&str] = &["Einsum", "MatMul", "Mul"];
+
+fn tracked(value: &Option<Value>) -> bool {
+    value
+        .as_ref()
+        .is_some_and(|v| v.kind() == Kind::Float && v.as_float().is_tracked())
+}
+
+/// Fails for a node DeepLift has no rule for, applied to values that depend on the input.
+pub(crate) fn check(node: &Node, inputs: &[Option<Value>]) -> Result<()> {
+    let op = onnx_op_type(node);
+    let dependent: Vec<usize> = (0..inputs.len()).filter(|&i| tracked(&inputs[i])).collect();
+    let fine = dependent.is_empty()
+        || RULE_OPS.contains(&op.as_str())
+        || LINEAR_OPS.contains(&op.as_str())
+        || (BILINEAR_OPS.contains(&op.as_str()) && dependent.len() == 1)
+        || (op == "Div" && dependent == [0]);
+    if fine {
+        return Ok(());
+    }
+    Err(Error::Model(format!(
+        "DeepLift has no rule for operator {op} on values that depend on the input (rules: {}; \
+         linear operators pass); explain this model with integrated_gradients or a perturbation \
+         method",
+        RULE_OPS.join(", ")
+    )))
+}
+
+/// How DeepLift treats the ONNX operator `op` (for the operator table in `docs/onnx-ops.md`).
+pub fn treatment(op: &str) -> &'static str {
+    if op == "MaxPool" {
+        "max-pool rule"
+    } else if RULE_OPS.contains(&op) {
+        "Rescale rule"
+    } else if LINEAR_OPS.contains(&op) {
+        "linear"
+    } else if BILINEAR_OPS.contains(&op) {
+        "linear in one input-dependent operand"
+    } else if op == "Div" {
+        "linear in an input-dependent numerator"
+    } else {
+        "refused on input-dependent values"
+    }
+}
