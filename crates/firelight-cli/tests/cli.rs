@@ -34,6 +34,21 @@ fn files_in(dir: &Path) -> Vec<String> {
     }
 }
 
+/// Runs `firelight args`, fails the test unless it succeeds, and returns what it printed.
+fn succeed(args: &[&str]) -> String {
+    let run = firelight(args);
+    let t = text(&run);
+    assert!(run.status.success(), "{args:?}: {t}");
+    t
+}
+
+/// The file names in `dir`, sorted.
+fn sorted_files_in(dir: &Path) -> Vec<String> {
+    let mut files = files_in(dir);
+    files.sort();
+    files
+}
+
 fn photo(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../models/images")
@@ -568,7 +583,7 @@ fn a_two_input_onnx_model_is_explained_with_one_input_carried() {
         format!("image={}", file("two_inputs.image.npy")),
         format!("meta={}", file("two_inputs.meta.npy")),
     );
-    let run = firelight(&[
+    succeed(&[
         "explain",
         "--model",
         &model,
@@ -583,12 +598,8 @@ fn a_two_input_onnx_model_is_explained_with_one_input_carried() {
         "--out",
         o,
     ]);
-    let t = text(&run);
-    assert!(run.status.success(), "{t}");
-    let mut files = files_in(&out);
-    files.sort();
     assert_eq!(
-        files,
+        sorted_files_in(&out),
         [
             "two_inputs_integrated_gradients_image.npy",
             "two_inputs_saliency_image.npy"
@@ -606,7 +617,7 @@ fn a_two_input_onnx_model_is_explained_with_one_input_carried() {
 fn photos_are_explained_by_perturbation_methods_over_superpixels_and_windows() {
     let out = scratch("perturb");
     let o = out.to_str().unwrap();
-    let run = firelight(&[
+    succeed(&[
         "explain",
         "--method",
         "occlusion,feature_ablation",
@@ -621,12 +632,8 @@ fn photos_are_explained_by_perturbation_methods_over_superpixels_and_windows() {
         "--out",
         o,
     ]);
-    let t = text(&run);
-    assert!(run.status.success(), "{t}");
-    let mut files = files_in(&out);
-    files.sort();
     assert_eq!(
-        files,
+        sorted_files_in(&out),
         [
             "chelsea_feature_ablation.npy",
             "chelsea_feature_ablation.png",
@@ -690,7 +697,7 @@ fn perturbation_options_that_cannot_apply_fail_clearly() {
 fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_side() {
     let out = scratch("tabular-default");
     let o = out.to_str().unwrap();
-    let run = firelight(&[
+    let t = succeed(&[
         "explain",
         "--model",
         "diabetes_mlp",
@@ -699,8 +706,6 @@ fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_s
         "--out",
         o,
     ]);
-    let t = text(&run);
-    assert!(run.status.success(), "{t}");
     for method in [
         "integrated_gradients",
         "feature_ablation",
@@ -718,5 +723,19 @@ fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_s
         json.contains("kernel_shap") && json.contains("lime"),
         "{json}"
     );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn deeplift_explains_the_bundled_onnx_model_through_its_clip_nodes() {
+    let out = scratch("deeplift");
+    let o = out.to_str().unwrap();
+    succeed(&["explain", "--method", "deeplift", "--out", o]);
+    assert_eq!(
+        sorted_files_in(&out),
+        ["chelsea_deeplift.npy", "chelsea_deeplift.png"]
+    );
+    let npy = firelight::core::npy::read_npy(out.join("chelsea_deeplift.npy")).unwrap();
+    assert!(npy.data.iter().any(|v| *v != 0.0) && npy.data.iter().all(|v| v.is_finite()));
     std::fs::remove_dir_all(&out).unwrap();
 }

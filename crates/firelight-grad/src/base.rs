@@ -47,6 +47,28 @@ pub(crate) fn resolve_baselines(
         .collect()
 }
 
+/// The baseline distribution `[k, ...sample]` of each attributed input (GradientSHAP,
+/// DeepLiftShap), and their common `k`.
+pub(crate) fn baseline_distributions(
+    baselines: &Baseline,
+    attributed: &[DynTensor],
+) -> Result<(Vec<DynTensor>, usize)> {
+    let distributions = attributed
+        .iter()
+        .enumerate()
+        .map(|(i, x)| baselines.for_input(i, attributed.len())?.distribution(x))
+        .collect::<Result<Vec<_>>>()?;
+    let k = distributions.first().map_or(0, DynTensor::batch);
+    if let Some(other) = distributions.iter().find(|d| d.batch() != k) {
+        return Err(Error::ShapeMismatch {
+            what: "baseline distributions of the attributed inputs (one count for all)".into(),
+            expected: vec![k],
+            got: vec![other.batch()],
+        });
+    }
+    Ok((distributions, k))
+}
+
 /// The same inputs with the attributed ones replaced by `baselines` (same rows).
 pub(crate) fn at_baselines(inputs: &Inputs, baselines: Vec<DynTensor>) -> Result<Inputs> {
     let rows: Vec<usize> = (0..inputs.batch()?).collect();

@@ -10,11 +10,10 @@ use burn::tensor::Tensor;
 use firelight_core::batch::repeat_samples;
 use firelight_core::gradients::{input_gradients, validate};
 use firelight_core::{
-    Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, ReluPolicy, Result,
-    Target,
+    Attribution, Attributions, Baseline, DynTensor, Inputs, Model, ReluPolicy, Result, Target,
 };
 
-use crate::base::{attribute_with_delta, resolve_baselines};
+use crate::base::{attribute_with_delta, baseline_distributions, resolve_baselines};
 
 /// Captum's `DeepLift` (Rescale rule): every nonlinearity passes back
 /// `(f(x) - f(x0)) / (x - x0)` instead of its gradient, and max pooling Captum's max-pool rule,
@@ -193,23 +192,7 @@ impl Attribution for DeepLiftShap<'_> {
     ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         let attributed = inputs.attributed_floats()?;
-        let distributions = attributed
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                self.baselines
-                    .for_input(i, attributed.len())?
-                    .distribution(x)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let k = distributions[0].batch();
-        if let Some(other) = distributions.iter().find(|d| d.batch() != k) {
-            return Err(Error::ShapeMismatch {
-                what: "baseline distributions of the attributed inputs (one count for all)".into(),
-                expected: vec![k],
-                got: vec![other.batch()],
-            });
-        }
+        let (distributions, k) = baseline_distributions(&self.baselines, &attributed)?;
         let n = inputs.batch()?;
         // Row i * k + j pairs input i with baseline j (Captum's expansion).
         let rows = repeat_samples(&(0..n).collect::<Vec<_>>(), k);

@@ -11,7 +11,7 @@ use firelight_core::{
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::check_stdevs;
+use crate::base::{baseline_distributions, check_stdevs};
 
 /// Captum's `GradientShap`: for each of `n_samples` draws per input, picks a baseline at random from
 /// the distribution, adds Gaussian noise (`stdevs`) to the input, picks a point uniformly at random
@@ -91,23 +91,7 @@ impl Attribution for GradientShap<'_> {
         }
         check_stdevs(self.stdevs)?;
         let attributed = inputs.attributed_floats()?;
-        let distributions = attributed
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                self.baselines
-                    .for_input(i, attributed.len())?
-                    .distribution(x)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let k = distributions[0].batch();
-        if let Some(other) = distributions.iter().find(|d| d.batch() != k) {
-            return Err(Error::ShapeMismatch {
-                what: "baseline distributions of the attributed inputs (one count for all)".into(),
-                expected: vec![k],
-                got: vec![other.batch()],
-            });
-        }
+        let (distributions, k) = baseline_distributions(&self.baselines, &attributed)?;
         let batch = inputs.batch()?;
         let n = self.n_samples;
         let rows = batch * n;
