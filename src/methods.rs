@@ -12,7 +12,8 @@ use firelight_cam::{
 };
 use firelight_core::error::closest_names;
 use firelight_core::{
-    Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, Result, Target,
+    Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, Neuron, NeuronSelector,
+    Result, Target,
 };
 use firelight_grad::{
     Approximation, Deconvolution, DeepLift, DeepLiftShap, GradientShap, GuidedBackprop,
@@ -549,6 +550,9 @@ pub struct RunContext {
     pub feature_mask: FeatureMask,
     /// Told `(done, total)` perturbations as the perturbation methods run (a progress bar).
     pub progress: Option<ProgressCallback>,
+    /// Explain these units of [`RunContext::layer`] instead of the target (Captum's `Neuron*`
+    /// methods): an input method then runs on [`Neuron`] with `Target::class(0)`.
+    pub neuron: Option<NeuronSelector>,
 }
 
 /// A shared progress callback, `(done, total)`: what [`RunContext::progress`] holds.
@@ -1058,6 +1062,27 @@ impl MethodConfig {
                 )
             })
         };
+        if let Some(selector) = &context.neuron {
+            let info = self.info();
+            if !matches!(info.family, Family::Gradient | Family::Perturbation) {
+                return Err(Error::parameter(
+                    "neuron",
+                    selector.to_string(),
+                    format!(
+                        "neuron attribution runs input methods (gradient or perturbation); {name} \
+                         is a {} method",
+                        info.family.name()
+                    ),
+                ));
+            }
+            let neuron = Neuron::new(model, layer()?, selector.clone())?;
+            let inner = RunContext {
+                layer: None,
+                neuron: None,
+                ..context.clone()
+            };
+            return self.attribute(&neuron, inputs, &Target::class(0), &inner);
+        }
         let baselines = context.baselines.clone();
         let mask = || context.feature_mask.clone();
         // Every perturbation method reports to the run's progress callback, if any.

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Captum parity fixtures for firelight's DeepLift and DeepLiftShap (tests/deeplift.rs).
+"""Captum parity fixtures for firelight's DeepLift, DeepLiftShap and neuron methods
+(tests/deeplift.rs, tests/neuron.rs).
 
 Writes under tests/fixtures/deeplift/:
   small_cnn_*.npy   DeepLift / DeepLiftShap of tools/parity/models.py's SmallCnn with the weights,
@@ -15,6 +16,9 @@ Writes under tests/fixtures/deeplift/:
                     DeepLiftShap over cnn_distribution.npy);
   overlap.onnx, overlap_*.npy  a CNN with ResNet's overlapping 3x3 stride-2 max pool, where
                     Captum's max_unpool keeps one of the overlapping contributions;
+  cnn_neuron_*.npy  Captum's NeuronGradient, NeuronIntegratedGradients, NeuronGuidedBackprop,
+                    NeuronDeconvolution, NeuronDeepLift and NeuronFeatureAblation of the CNN at
+                    conv3, for one unit and for a box of units;
   softmax.onnx      Linear, Softmax, Linear: refused by firelight's DeepLift, naming the node;
   manifest.json     versions and the convergence deltas Captum reached.
 
@@ -157,6 +161,30 @@ def deeplift(model, x, targets, baselines, name, notes, multiply=True):
     return attr, delta
 
 
+def neurons(net, x, refs, notes):
+    """Captum's neuron methods at the CNN's conv3 output (ONNX `/conv3/Conv_output_0`), one unit
+    (2, 3, 3) and the box (0:4, 1:3, 2:5) of units summed."""
+    from captum.attr import (NeuronDeconvolution, NeuronDeepLift, NeuronFeatureAblation,
+                             NeuronGradient, NeuronGuidedBackprop, NeuronIntegratedGradients)
+    layer = net.conv3
+    selectors = {"unit": (2, 3, 3), "box": (slice(0, 4), slice(1, 3), slice(2, 5))}
+    for sel_name, sel in selectors.items():
+        cases = {
+            "neuron_gradient": lambda: NeuronGradient(net, layer).attribute(x, sel),
+            "neuron_integrated_gradients": lambda: NeuronIntegratedGradients(net, layer).attribute(
+                x, sel, baselines=refs),
+            "neuron_guided_backprop": lambda: NeuronGuidedBackprop(net, layer).attribute(x, sel),
+            "neuron_deconvolution": lambda: NeuronDeconvolution(net, layer).attribute(x, sel),
+            "neuron_deeplift": lambda: NeuronDeepLift(net, layer).attribute(x, sel, baselines=refs),
+            "neuron_feature_ablation": lambda: NeuronFeatureAblation(net, layer).attribute(
+                x, sel, baselines=refs),
+        }
+        for name, run in cases.items():
+            save(f"cnn_{name}_{sel_name}.npy", run().detach().numpy())
+    notes["neurons"] = {"layer": "/conv3/Conv_output_0", "unit": [2, 3, 3],
+                        "box": [[0, 4], [1, 3], [2, 5]]}
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -197,6 +225,7 @@ def main():
             save("cnn_distribution.npy", distribution.numpy())
             shap = DeepLiftShap(net).attribute(inputs, baselines=distribution, target=targets)
             save("cnn_deeplift_shap.npy", shap.detach().numpy())
+            neurons(net, inputs, refs, notes)
 
     # A softmax inside the network: an operator firelight's DeepLift has no rule for yet.
     head = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1), nn.Linear(3, 2)).eval()

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use firelight::bundled::{ImageClassifier, Prediction, Preprocess, read_labels};
-use firelight::core::Embedding;
 use firelight::core::npy::read_npy_tensor;
+use firelight::core::{Classes, Embedding, NeuronSelector};
 use firelight::grad::Approximation;
 use firelight::methods::{MethodConfig, Overrides, method_help};
 use firelight::perturb::FeatureMask;
@@ -131,7 +131,8 @@ pub(crate) enum DeviceChoice {
 /// What is explained: a class (logit or probability), or likeness to a concept image.
 #[derive(clap::Args, Debug)]
 pub(crate) struct TargetArgs {
-    /// What to explain: `top` (the predicted class), a class index (0-999) or a class name.
+    /// What to explain: `top` (the predicted class), a class index (0-999) or a class name; for a
+    /// batch given as `.npy`, one for every sample or one per sample (`--target 3,top,tabby`).
     #[arg(long, default_value = "top")]
     pub(crate) target: String,
     /// Explain the class's softmax probability instead of its logit.
@@ -173,22 +174,80 @@ impl TargetArgs {
         device: &Device,
     ) -> Result<Explained<'a>> {
         let model = classifier.model();
-        let top5 = classifier
-            .top_k(model.predict(&input.clone().into())?, 5)?
-            .remove(0);
-        print_predictions(&top5);
+        let batch = input.shape()[0];
+        let tops = classifier.top_k(model.predict(&input.clone().into())?, 5)?;
+        if batch == 1 {
+            print_predictions(&tops[0]);
+        } else {
+            for (row, top) in tops.iter().enumerate() {
+                println!(
+                    "  sample {row}: {:.2}% {}",
+                    100.0 * top[0].probability,
+                    top[0].label
+                );
+            }
+        }
         let Some(concept) = &self.concept_image else {
-            let class = resolve_target(classifier, &top5[0], &self.target)?;
-            let label = classifier.label(class);
-            let (target, kind) = if self.probability {
-                (Target::probability(class), "probability of")
+            // One target for every sample, or one per sample (`--target 3,1,4` for a batch).
+            let specs: Vec<&str> = self.target.split(',').map(str::trim).collect();
+            let per_sample = |spec_of: Vec<&str>| {
+                tops.iter()
+                    .zip(spec_of)
+                    .enumerate()
+                    .map(|(row, (top, spec))| {
+                        resolve_target(classifier, &top[0], spec).map_err(|e| match e {
+                            Error::TargetOutOfRange { index, outputs, .. } => {
+                                Error::TargetOutOfRange {
+                                    index,
+                                    sample: row,
+                                    outputs,
+                                }
+                            }
+                            other => other,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            };
+            let classes = match specs.len() {
+                1 => per_sample(vec![specs[0]; batch])?,
+                n if n == batch => per_sample(specs.clone())?,
+                n => {
+                    return Err(Error::parameter(
+                        "target",
+                        &self.target,
+                        format!("{n} targets for a batch of {batch}: give one, or one per sample"),
+                    ));
+                }
+            };
+            let kind = if self.probability {
+                "probability of"
             } else {
-                (Target::class(class), "logit of")
+                "logit of"
+            };
+            let (target, description) = if classes.iter().all(|&c| c == classes[0]) {
+                let class = classes[0];
+                let target = if self.probability {
+                    Target::probability(class)
+                } else {
+                    Target::class(class)
+                };
+                let label = classifier.label(class);
+                (target, format!("{kind} `{label}` (class {class})"))
+            } else {
+                let target = if self.probability {
+                    Target::Probability(Classes::PerSample(classes.clone()))
+                } else {
+                    Target::classes(classes.clone())
+                };
+                (
+                    target,
+                    format!("{kind} classes {classes:?}, one per sample"),
+                )
             };
             return Ok(Explained {
                 model: Box::new(model),
                 target,
-                description: format!("{kind} `{label}` (class {class})"),
+                description,
                 slug: String::new(),
             });
         };
@@ -338,6 +397,12 @@ pub(crate) struct MethodOptionArgs {
     /// The layer of layer methods and CAMs (`firelight layers` lists them).
     #[arg(long)]
     pub(crate) layer: Option<String>,
+    /// Explain units of `--layer` instead of the target (Captum's Neuron* methods): `2,3,3` is
+    /// one unit (channel, row, column), `0:4,2,2` the sum of a box. Runs the gradient and
+    /// perturbation methods on that unit: saliency --signed is NeuronGradient,
+    /// integrated_gradients NeuronIntegratedGradients, deeplift NeuronDeepLift, ...
+    #[arg(long, requires = "layer", value_parser = parse_neuron)]
+    pub(crate) neuron: Option<NeuronSelector>,
     /// `n_steps` of the path methods (integrated gradients, layer IG, conductance; Captum: 50).
     #[arg(long)]
     pub(crate) steps: Option<usize>,
@@ -396,6 +461,10 @@ pub(crate) struct MethodOptionArgs {
     /// one feature.
     #[arg(long, value_name = "FILE")]
     pub(crate) feature_mask: Option<PathBuf>,
+}
+
+fn parse_neuron(text: &str) -> std::result::Result<NeuronSelector, String> {
+    NeuronSelector::parse(text).map_err(|e| e.to_string())
 }
 
 /// Superpixels a photo is cut into for the perturbation methods when no mask is given.

@@ -70,6 +70,13 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             "layer attributions are not maps over the photo; use CAMs or input attributions",
         ));
     }
+    if args.options.neuron.is_some() {
+        return Err(Error::parameter(
+            "neuron",
+            "given",
+            "evaluate scores maps of the target; explain a neuron with `firelight explain`",
+        ));
+    }
     let explained = args.target.resolve(classifier, input, device)?;
     let context = RunContext {
         layer: args.options.layer.clone(),

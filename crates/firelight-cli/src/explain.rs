@@ -167,6 +167,15 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
         baselines,
         feature_mask: args.options.feature_mask(methods, photo.as_ref())?,
         progress: None,
+        neuron: args.options.neuron.clone(),
+    };
+    // Neuron attribution explains units of the layer, not the target.
+    let (about, slug) = match (&args.options.neuron, &layer) {
+        (Some(neuron), Some(layer)) => (
+            format!("{neuron} of `{layer}`"),
+            format!("_neuron_{}", file_safe(layer)),
+        ),
+        _ => (explained.description.clone(), explained.slug.clone()),
     };
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
@@ -177,8 +186,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     }
     for method in methods {
         let info = method.info();
-        let (bar, progress) =
-            method_bar(format!("{} for the {}", info.name, explained.description));
+        let (bar, progress) = method_bar(format!("{} for the {about}", info.name));
         let context = RunContext {
             progress: Some(progress),
             ..context.clone()
@@ -189,23 +197,13 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
         let attribution = result?;
         let name = match &layer {
             Some(layer) if info.needs_layer() => {
-                format!(
-                    "{stem}_{}{}_{}",
-                    info.name,
-                    explained.slug,
-                    file_safe(layer)
-                )
+                format!("{stem}_{}{slug}_{}", info.name, file_safe(layer))
             }
-            _ => format!("{stem}_{}{}", info.name, explained.slug),
+            _ => format!("{stem}_{}{slug}", info.name),
         };
         let npy = args.out.join(format!("{name}.npy"));
         write_npy_tensor(&npy, &attribution)?;
-        println!(
-            "{} for the {}: {}",
-            info.name,
-            explained.description,
-            npy.display()
-        );
+        println!("{} for the {about}: {}", info.name, npy.display());
         if let (Some(photo), false) = (photo, info.family == Family::Layer) {
             let png = args.out.join(format!("{name}.png"));
             let picture = draw(photo, method, &attribution, &args.drawing())?;
@@ -215,7 +213,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
         }
     }
     if tiles.len() > 2 {
-        let png = args.out.join(format!("{stem}{}_grid.png", explained.slug));
+        let png = args.out.join(format!("{stem}{slug}_grid.png"));
         let columns = if tiles.len() <= 5 {
             tiles.len()
         } else {

@@ -114,6 +114,7 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
     let context = RunContext {
         layer: args.options.layer.clone(),
         feature_mask: args.options.feature_mask(&configs, None)?,
+        neuron: args.options.neuron.clone(),
         ..RunContext::default()
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;

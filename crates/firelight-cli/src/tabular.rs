@@ -87,6 +87,7 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
     let target = Target::class(0);
     let context = RunContext {
         feature_mask: args.options.feature_mask(&configs, None)?,
+        neuron: args.options.neuron.clone(),
         ..RunContext::default()
     };
     // attributions[method][row][feature]

@@ -739,3 +739,89 @@ fn deeplift_explains_the_bundled_onnx_model_through_its_clip_nodes() {
     assert!(npy.data.iter().any(|v| *v != 0.0) && npy.data.iter().all(|v| v.is_finite()));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn a_neuron_of_a_layer_is_explained_instead_of_the_target() {
+    let out = scratch("neuron");
+    let o = out.to_str().unwrap();
+    let layer = "/_blocks.6/Add_output_0";
+    let t = succeed(&[
+        "explain",
+        "--method",
+        "saliency,deeplift",
+        "--signed",
+        "--layer",
+        layer,
+        "--neuron",
+        "3,7,7",
+        "--out",
+        o,
+    ]);
+    assert!(
+        t.contains("unit (3, 7, 7) of `/_blocks.6/Add_output_0`"),
+        "{t}"
+    );
+    let files = sorted_files_in(&out);
+    assert!(
+        files.contains(&"chelsea_deeplift_neuron_blocks.6_Add_output_0.npy".to_string()),
+        "{files:?}"
+    );
+    let bad = firelight(&[
+        "explain", "--method", "gradcam", "--layer", layer, "--neuron", "3,7,7", "--out", o,
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("neuron attribution runs input methods"),
+        "{}",
+        text(&bad)
+    );
+    let outside = firelight(&[
+        "explain", "--method", "saliency", "--layer", layer, "--neuron", "3,99,7", "--out", o,
+    ]);
+    assert!(
+        text(&outside).contains("outside layer"),
+        "{}",
+        text(&outside)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_batch_from_npy_takes_one_target_per_sample_and_writes_one_output() {
+    let out = scratch("batch-targets");
+    let o = out.to_str().unwrap();
+    let batch = out.join("batch.npy");
+    let data: Vec<f32> = (0..2 * 3 * 224 * 224)
+        .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    firelight::core::npy::write_npy(&batch, &[2, 3, 224, 224], &data).unwrap();
+    let b = batch.to_str().unwrap();
+    let t = succeed(&[
+        "explain",
+        "--image",
+        b,
+        "--method",
+        "saliency",
+        "--target",
+        "281,egyptian cat",
+        "--out",
+        o,
+    ]);
+    assert!(t.contains("classes [281, 285], one per sample"), "{t}");
+    let npy = firelight::core::npy::read_npy(out.join("batch_saliency.npy")).unwrap();
+    assert_eq!(npy.shape, vec![2, 3, 224, 224]);
+    let t = succeed(&[
+        "explain", "--image", b, "--method", "saliency", "--target", "3,top", "--out", o,
+    ]);
+    assert!(t.contains("one per sample"), "{t}");
+    let bad = firelight(&[
+        "explain", "--image", b, "--method", "saliency", "--target", "1,2,3", "--out", o,
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("3 targets for a batch of 2"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
