@@ -17,8 +17,9 @@ use firelight_core::{
 };
 use firelight_grad::{
     Approximation, Deconvolution, DeepLift, DeepLiftShap, GradientShap, GuidedBackprop,
-    InputXGradient, IntegratedGradients, LayerActivation, LayerConductance,
-    LayerGradientXActivation, LayerIntegratedGradients, NoiseTunnel, NoiseType, Saliency,
+    GuidedGradCam, InputXGradient, IntegratedGradients, LayerActivation, LayerConductance,
+    LayerDeepLift, LayerGradCam, LayerGradientXActivation, LayerIntegratedGradients, NoiseTunnel,
+    NoiseType, Saliency,
 };
 use firelight_perturb::{
     FeatureAblation, FeatureMask, FeaturePermutation, InterpretableModel, KernelShap,
@@ -66,9 +67,10 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
-    /// Whether the method needs a layer.
+    /// Whether the method needs a layer: layer methods, CAMs, and Guided Grad-CAM (an input
+    /// attribution weighted by a layer's map).
     pub fn needs_layer(&self) -> bool {
-        matches!(self.family, Family::Layer | Family::Cam)
+        matches!(self.family, Family::Layer | Family::Cam) || self.name == "guided_grad_cam"
     }
 }
 
@@ -177,6 +179,24 @@ impl Default for DeepLiftConfig {
     fn default() -> Self {
         Self {
             multiply_by_inputs: true,
+        }
+    }
+}
+
+/// Options of Captum's Layer Grad-CAM.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerGradCamConfig {
+    /// Pass the map through a ReLU (`relu_attributions`, false).
+    pub relu_attributions: bool,
+    /// Sum the weighted channels (`attr_dim_summation`, true).
+    pub attr_dim_summation: bool,
+}
+
+impl Default for LayerGradCamConfig {
+    fn default() -> Self {
+        Self {
+            relu_attributions: false,
+            attr_dim_summation: true,
         }
     }
 }
@@ -475,6 +495,8 @@ pub enum MethodConfig {
     DeepLift(DeepLiftConfig),
     /// DeepLiftShap.
     DeepLiftShap(DeepLiftConfig),
+    /// Guided Grad-CAM.
+    GuidedGradCam,
     /// A layer's activation.
     LayerActivation,
     /// Layer Gradient X Activation.
@@ -483,6 +505,10 @@ pub enum MethodConfig {
     LayerIntegratedGradients(IntegratedGradientsConfig),
     /// Layer Conductance.
     LayerConductance(LayerConductanceConfig),
+    /// Layer DeepLift.
+    LayerDeepLift(DeepLiftConfig),
+    /// Captum's Layer Grad-CAM (at the layer's resolution).
+    LayerGradCam(LayerGradCamConfig),
     /// A class activation map.
     Cam(CamConfig),
     /// Feature Ablation.
@@ -585,10 +611,13 @@ impl MethodConfig {
             MethodConfig::Deconvolution,
             MethodConfig::DeepLift(DeepLiftConfig::default()),
             MethodConfig::DeepLiftShap(DeepLiftConfig::default()),
+            MethodConfig::GuidedGradCam,
             MethodConfig::LayerActivation,
             MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
             MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig::default()),
             MethodConfig::LayerConductance(LayerConductanceConfig::default()),
+            MethodConfig::LayerDeepLift(DeepLiftConfig::default()),
+            MethodConfig::LayerGradCam(LayerGradCamConfig::default()),
         ];
         all.extend(CamKind::ALL.map(|k| MethodConfig::Cam(CamConfig::new(k))));
         all.extend([
@@ -714,6 +743,27 @@ impl MethodConfig {
                 "Captum: DeepLiftShap",
                 "DeepLift averaged over a distribution of baselines",
             ),
+            MethodConfig::GuidedGradCam => info(
+                "guided_grad_cam",
+                &[],
+                Family::Gradient,
+                "Captum: GuidedGradCam",
+                "Guided Backprop times the layer's Grad-CAM map (needs --layer)",
+            ),
+            MethodConfig::LayerDeepLift(_) => info(
+                "layer_deeplift",
+                &["layer_deep_lift"],
+                Family::Layer,
+                "Captum: LayerDeepLift",
+                "DeepLift's multipliers at the layer times its change",
+            ),
+            MethodConfig::LayerGradCam(_) => info(
+                "layer_grad_cam",
+                &[],
+                Family::Layer,
+                "Captum: LayerGradCam",
+                "Grad-CAM at the layer's own resolution, unnormalised",
+            ),
             MethodConfig::LayerActivation => info(
                 "layer_activation",
                 &[],
@@ -831,9 +881,15 @@ impl MethodConfig {
             MethodConfig::LayerGradientXActivation(c) => {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
-            MethodConfig::DeepLift(c) | MethodConfig::DeepLiftShap(c) => {
+            MethodConfig::DeepLift(c)
+            | MethodConfig::DeepLiftShap(c)
+            | MethodConfig::LayerDeepLift(c) => {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
+            MethodConfig::LayerGradCam(c) => vec![
+                ("relu_attributions", c.relu_attributions.to_string()),
+                ("attr_dim_summation", c.attr_dim_summation.to_string()),
+            ],
             MethodConfig::LayerConductance(c) => vec![
                 ("n_steps", c.n_steps.to_string()),
                 ("method", c.method.captum_name().to_string()),
@@ -894,6 +950,7 @@ impl MethodConfig {
             MethodConfig::InputXGradient
             | MethodConfig::GuidedBackprop
             | MethodConfig::Deconvolution
+            | MethodConfig::GuidedGradCam
             | MethodConfig::LayerActivation => Vec::new(),
         }
     }
@@ -961,7 +1018,9 @@ impl MethodConfig {
                     "multiply_by_inputs"
                 );
             }
-            MethodConfig::DeepLift(c) | MethodConfig::DeepLiftShap(c) => {
+            MethodConfig::DeepLift(c)
+            | MethodConfig::DeepLiftShap(c)
+            | MethodConfig::LayerDeepLift(c) => {
                 set!(
                     c.multiply_by_inputs,
                     o.multiply_by_inputs,
@@ -1039,6 +1098,8 @@ impl MethodConfig {
             MethodConfig::InputXGradient
             | MethodConfig::GuidedBackprop
             | MethodConfig::Deconvolution
+            | MethodConfig::GuidedGradCam
+            | MethodConfig::LayerGradCam(_)
             | MethodConfig::LayerActivation => {}
         }
         took
@@ -1155,6 +1216,17 @@ impl MethodConfig {
                 .attribute_inputs(inputs, target),
             MethodConfig::DeepLiftShap(c) => DeepLiftShap::new(model, baselines)
                 .multiply_by_inputs(c.multiply_by_inputs)
+                .attribute_inputs(inputs, target),
+            MethodConfig::GuidedGradCam => {
+                GuidedGradCam::new(model, layer()?)?.attribute_inputs(inputs, target)
+            }
+            MethodConfig::LayerDeepLift(c) => LayerDeepLift::new(model, layer()?)?
+                .baselines(baselines)
+                .multiply_by_inputs(c.multiply_by_inputs)
+                .attribute_inputs(inputs, target),
+            MethodConfig::LayerGradCam(c) => LayerGradCam::new(model, layer()?)?
+                .relu_attributions(c.relu_attributions)
+                .attr_dim_summation(c.attr_dim_summation)
                 .attribute_inputs(inputs, target),
             MethodConfig::LayerActivation => {
                 LayerActivation::new(model, layer()?)?.attribute_inputs(inputs, target)

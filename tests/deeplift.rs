@@ -9,7 +9,7 @@ use common::*;
 use firelight::bundled::{ImageClassifier, default_image};
 use firelight::core::gradients::target_scores;
 use firelight::core::npy::read_npy_tensor;
-use firelight::grad::{DeepLift, DeepLiftShap};
+use firelight::grad::{DeepLift, DeepLiftShap, LayerDeepLift};
 use firelight::models::{Mlp, NpyWeights, RandomWeights, ResNet18, SmallCnn};
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
@@ -238,4 +238,33 @@ fn an_operator_without_a_deeplift_rule_is_refused_with_its_node() {
             && message.contains("ONNX node"),
         "{message}"
     );
+}
+
+#[test]
+fn layer_deeplift_matches_captum_and_sums_to_the_change_of_the_output() {
+    let model = onnx("cnn");
+    let (x, x0) = (load("cnn_inputs.npy"), load("cnn_baselines.npy"));
+    let target = targets("cnn");
+    let got = LayerDeepLift::new(&model, "/conv3/Conv_output_0")
+        .unwrap()
+        .baselines(Baseline::Tensor(x0.clone()))
+        .attribute(&x, &target)
+        .unwrap();
+    let err = rel_l2(&values(&got), &values(&load("cnn_layer_deeplift.npy")));
+    println!("layer deeplift: rel L2 vs Captum {err:.2e}");
+    assert!(err < 1e-5, "{err}");
+    // Completeness at the layer: its attributions sum to what DeepLift at the input sums to.
+    let at_input = DeepLift::new(&model)
+        .baselines(Baseline::Tensor(x0))
+        .attribute(&x, &target)
+        .unwrap();
+    let sums = |t: &DynTensor| -> Vec<f32> {
+        values(t)
+            .chunks(t.features())
+            .map(|c| c.iter().sum())
+            .collect()
+    };
+    for (a, b) in sums(&got).iter().zip(sums(&at_input)) {
+        assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
 }

@@ -19,6 +19,8 @@ Writes under tests/fixtures/deeplift/:
   cnn_neuron_*.npy  Captum's NeuronGradient, NeuronIntegratedGradients, NeuronGuidedBackprop,
                     NeuronDeconvolution, NeuronDeepLift and NeuronFeatureAblation of the CNN at
                     conv3, for one unit and for a box of units;
+  cnn_layer_*.npy, cnn_guided_grad_cam.npy  Captum's LayerDeepLift, LayerGradCam (plain,
+                    relu_attributions, attr_dim_summation=False) and GuidedGradCam at conv3;
   softmax.onnx      Linear, Softmax, Linear: refused by firelight's DeepLift, naming the node;
   manifest.json     versions and the convergence deltas Captum reached.
 
@@ -185,6 +187,23 @@ def neurons(net, x, refs, notes):
                         "box": [[0, 4], [1, 3], [2, 5]]}
 
 
+def layer_methods(net, x, refs, targets):
+    """Captum's LayerDeepLift, LayerGradCam (as is, with relu_attributions, without the channel
+    sum) and GuidedGradCam at the CNN's conv3 output."""
+    from captum.attr import GuidedGradCam, LayerDeepLift, LayerGradCam
+    layer = net.conv3
+    save("cnn_layer_deeplift.npy", LayerDeepLift(net, layer).attribute(
+        x, baselines=refs, target=targets).detach().numpy())
+    cam = LayerGradCam(net, layer)
+    save("cnn_layer_grad_cam.npy", cam.attribute(x, target=targets).detach().numpy())
+    save("cnn_layer_grad_cam_relu.npy", cam.attribute(
+        x, target=targets, relu_attributions=True).detach().numpy())
+    save("cnn_layer_grad_cam_channels.npy", cam.attribute(
+        x, target=targets, attr_dim_summation=False).detach().numpy())
+    save("cnn_guided_grad_cam.npy", GuidedGradCam(net, layer).attribute(
+        x, target=targets).detach().numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -226,6 +245,7 @@ def main():
             shap = DeepLiftShap(net).attribute(inputs, baselines=distribution, target=targets)
             save("cnn_deeplift_shap.npy", shap.detach().numpy())
             neurons(net, inputs, refs, notes)
+            layer_methods(net, inputs, refs, targets)
 
     # A softmax inside the network: an operator firelight's DeepLift has no rule for yet.
     head = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1), nn.Linear(3, 2)).eval()

@@ -727,7 +727,7 @@ fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_s
 }
 
 #[test]
-fn deeplift_explains_the_bundled_onnx_model_through_its_clip_nodes() {
+fn deeplift_and_captum_s_grad_cams_explain_the_bundled_onnx_model() {
     let out = scratch("deeplift");
     let o = out.to_str().unwrap();
     succeed(&["explain", "--method", "deeplift", "--out", o]);
@@ -737,6 +737,27 @@ fn deeplift_explains_the_bundled_onnx_model_through_its_clip_nodes() {
     );
     let npy = firelight::core::npy::read_npy(out.join("chelsea_deeplift.npy")).unwrap();
     assert!(npy.data.iter().any(|v| *v != 0.0) && npy.data.iter().all(|v| v.is_finite()));
+    // Captum's layer-resolution Grad-CAM and Guided Grad-CAM at the head convolution.
+    let layer = "/_conv_head/Conv_output_0";
+    succeed(&[
+        "explain",
+        "--method",
+        "layer_grad_cam,guided_grad_cam,layer_deeplift",
+        "--layer",
+        layer,
+        "--out",
+        o,
+    ]);
+    let map = firelight::core::npy::read_npy(
+        out.join("chelsea_layer_grad_cam_conv_head_Conv_output_0.npy"),
+    )
+    .unwrap();
+    assert_eq!(map.shape, vec![1, 1, 7, 7]);
+    let guided = firelight::core::npy::read_npy(
+        out.join("chelsea_guided_grad_cam_conv_head_Conv_output_0.npy"),
+    )
+    .unwrap();
+    assert_eq!(guided.shape, vec![1, 3, 224, 224]);
     std::fs::remove_dir_all(&out).unwrap();
 }
 

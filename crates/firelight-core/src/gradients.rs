@@ -140,12 +140,37 @@ pub fn layer_gradients(
     samples: &[usize],
     replacement: Option<DynTensor>,
 ) -> Result<(DynTensor, DynTensor)> {
+    layer_gradients_with_policy(
+        model,
+        inputs,
+        layer,
+        target,
+        samples,
+        replacement,
+        ReluPolicy::Standard,
+    )
+}
+
+/// [`layer_gradients`] with the nonlinearities' backward pass under `policy` (LayerDeepLift's
+/// multipliers at a layer under [`ReluPolicy::DeepLift`]).
+pub fn layer_gradients_with_policy(
+    model: &dyn Model,
+    inputs: &Inputs,
+    layer: &str,
+    target: &Target,
+    samples: &[usize],
+    replacement: Option<DynTensor>,
+    policy: ReluPolicy,
+) -> Result<(DynTensor, DynTensor)> {
     let mut hook = LayerLeaf {
         layer: layer.to_string(),
         replacement,
         seen: None,
     };
-    let outputs = model.forward(&inputs.detached(), &mut Taps::with_hook(&mut hook))?;
+    let outputs = model.forward(
+        &inputs.detached(),
+        &mut Taps::with_hook(&mut hook).relu_policy(policy),
+    )?;
     let (activation, leaf) = hook.seen.ok_or_else(|| not_reached(layer))?;
     let scores = target.scores(outputs, samples)?;
     let grads = backward(scores);
