@@ -17,9 +17,9 @@ use firelight_core::{
 };
 use firelight_grad::{
     Approximation, Deconvolution, DeepLift, DeepLiftShap, GradientShap, GuidedBackprop,
-    GuidedGradCam, InputXGradient, IntegratedGradients, LayerActivation, LayerConductance,
-    LayerDeepLift, LayerGradCam, LayerGradientXActivation, LayerIntegratedGradients, NoiseTunnel,
-    NoiseType, Saliency,
+    GuidedGradCam, InputXGradient, IntegratedGradients, InternalInfluence, LayerActivation,
+    LayerConductance, LayerDeepLift, LayerGradCam, LayerGradientXActivation,
+    LayerIntegratedGradients, NeuronConductance, NoiseTunnel, NoiseType, Saliency,
 };
 use firelight_perturb::{
     FeatureAblation, FeatureMask, FeaturePermutation, InterpretableModel, KernelShap,
@@ -67,10 +67,11 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
-    /// Whether the method needs a layer: layer methods, CAMs, and Guided Grad-CAM (an input
-    /// attribution weighted by a layer's map).
+    /// Whether the method needs a layer: layer methods, CAMs, Guided Grad-CAM (an input
+    /// attribution weighted by a layer's map) and Neuron Conductance (through a layer's unit).
     pub fn needs_layer(&self) -> bool {
-        matches!(self.family, Family::Layer | Family::Cam) || self.name == "guided_grad_cam"
+        matches!(self.family, Family::Layer | Family::Cam)
+            || matches!(self.name, "guided_grad_cam" | "neuron_conductance")
     }
 }
 
@@ -178,6 +179,34 @@ pub struct DeepLiftConfig {
 impl Default for DeepLiftConfig {
     fn default() -> Self {
         Self {
+            multiply_by_inputs: true,
+        }
+    }
+}
+
+/// Options of Internal Influence: those of Layer Conductance (`n_steps` 50, Gauss-Legendre, all
+/// rows at once).
+pub type InternalInfluenceConfig = LayerConductanceConfig;
+
+/// Options of Neuron Conductance, Captum's defaults (its quadrature is the Riemann trapezoid).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeuronConductanceConfig {
+    /// Points on the path (`n_steps`, 50).
+    pub n_steps: usize,
+    /// The quadrature (`method`, riemann_trapezoid).
+    pub method: Approximation,
+    /// Rows per forward/backward (all at once).
+    pub internal_batch_size: Option<usize>,
+    /// Multiply by `inputs - baselines` (true).
+    pub multiply_by_inputs: bool,
+}
+
+impl Default for NeuronConductanceConfig {
+    fn default() -> Self {
+        Self {
+            n_steps: 50,
+            method: Approximation::RiemannTrapezoid,
+            internal_batch_size: None,
             multiply_by_inputs: true,
         }
     }
@@ -497,6 +526,8 @@ pub enum MethodConfig {
     DeepLiftShap(DeepLiftConfig),
     /// Guided Grad-CAM.
     GuidedGradCam,
+    /// Neuron Conductance (needs a layer and a neuron).
+    NeuronConductance(NeuronConductanceConfig),
     /// A layer's activation.
     LayerActivation,
     /// Layer Gradient X Activation.
@@ -505,6 +536,8 @@ pub enum MethodConfig {
     LayerIntegratedGradients(IntegratedGradientsConfig),
     /// Layer Conductance.
     LayerConductance(LayerConductanceConfig),
+    /// Internal Influence.
+    InternalInfluence(InternalInfluenceConfig),
     /// Layer DeepLift.
     LayerDeepLift(DeepLiftConfig),
     /// Captum's Layer Grad-CAM (at the layer's resolution).
@@ -612,10 +645,12 @@ impl MethodConfig {
             MethodConfig::DeepLift(DeepLiftConfig::default()),
             MethodConfig::DeepLiftShap(DeepLiftConfig::default()),
             MethodConfig::GuidedGradCam,
+            MethodConfig::NeuronConductance(NeuronConductanceConfig::default()),
             MethodConfig::LayerActivation,
             MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
             MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig::default()),
             MethodConfig::LayerConductance(LayerConductanceConfig::default()),
+            MethodConfig::InternalInfluence(InternalInfluenceConfig::default()),
             MethodConfig::LayerDeepLift(DeepLiftConfig::default()),
             MethodConfig::LayerGradCam(LayerGradCamConfig::default()),
         ];
@@ -749,6 +784,20 @@ impl MethodConfig {
                 Family::Gradient,
                 "Captum: GuidedGradCam",
                 "Guided Backprop times the layer's Grad-CAM map (needs --layer)",
+            ),
+            MethodConfig::InternalInfluence(_) => info(
+                "internal_influence",
+                &[],
+                Family::Layer,
+                "Captum: InternalInfluence",
+                "the layer's gradient integrated along the path from the baseline",
+            ),
+            MethodConfig::NeuronConductance(_) => info(
+                "neuron_conductance",
+                &[],
+                Family::Gradient,
+                "Captum: NeuronConductance",
+                "the target's IG flowing through one unit (needs --layer and --neuron)",
             ),
             MethodConfig::LayerDeepLift(_) => info(
                 "layer_deeplift",
@@ -886,11 +935,17 @@ impl MethodConfig {
             | MethodConfig::LayerDeepLift(c) => {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
+            MethodConfig::NeuronConductance(c) => vec![
+                ("n_steps", c.n_steps.to_string()),
+                ("method", c.method.captum_name().to_string()),
+                ("internal_batch_size", batch(c.internal_batch_size)),
+                ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
+            ],
             MethodConfig::LayerGradCam(c) => vec![
                 ("relu_attributions", c.relu_attributions.to_string()),
                 ("attr_dim_summation", c.attr_dim_summation.to_string()),
             ],
-            MethodConfig::LayerConductance(c) => vec![
+            MethodConfig::LayerConductance(c) | MethodConfig::InternalInfluence(c) => vec![
                 ("n_steps", c.n_steps.to_string()),
                 ("method", c.method.captum_name().to_string()),
                 ("internal_batch_size", batch(c.internal_batch_size)),
@@ -984,6 +1039,20 @@ impl MethodConfig {
             MethodConfig::Saliency(c) => {
                 set!(c.abs, o.signed.then_some(false), "signed");
             }
+            MethodConfig::NeuronConductance(c) => {
+                set!(c.n_steps, o.n_steps, "n_steps");
+                set!(c.method, o.ig_method, "ig_method");
+                set!(
+                    c.internal_batch_size,
+                    o.internal_batch_size.map(Some),
+                    "internal_batch_size"
+                );
+                set!(
+                    c.multiply_by_inputs,
+                    o.multiply_by_inputs,
+                    "multiply_by_inputs"
+                );
+            }
             MethodConfig::SmoothGrad(c) => {
                 set!(c.nt_samples, o.n_samples, "n_samples");
                 set!(c.nt_type, o.nt_type, "nt_type");
@@ -1027,7 +1096,7 @@ impl MethodConfig {
                     "multiply_by_inputs"
                 );
             }
-            MethodConfig::LayerConductance(c) => {
+            MethodConfig::LayerConductance(c) | MethodConfig::InternalInfluence(c) => {
                 set!(c.n_steps, o.n_steps, "n_steps");
                 set!(c.method, o.ig_method, "ig_method");
                 set!(
@@ -1123,7 +1192,11 @@ impl MethodConfig {
                 )
             })
         };
-        if let Some(selector) = &context.neuron {
+        // Neuron mode runs input methods on the unit (Neuron Conductance takes the unit itself).
+        if let (Some(selector), false) = (
+            &context.neuron,
+            matches!(self, MethodConfig::NeuronConductance(_)),
+        ) {
             let info = self.info();
             if !matches!(info.family, Family::Gradient | Family::Perturbation) {
                 return Err(Error::parameter(
@@ -1220,6 +1293,32 @@ impl MethodConfig {
             MethodConfig::GuidedGradCam => {
                 GuidedGradCam::new(model, layer()?)?.attribute_inputs(inputs, target)
             }
+            MethodConfig::NeuronConductance(c) => {
+                let selector = context.neuron.clone().ok_or_else(|| {
+                    Error::parameter(
+                        "neuron",
+                        "none",
+                        "neuron_conductance goes through one unit: give --layer and --neuron I,J,K",
+                    )
+                })?;
+                batched!(
+                    NeuronConductance::new(model, layer()?, selector)?
+                        .n_steps(c.n_steps)
+                        .method(c.method)
+                        .multiply_by_inputs(c.multiply_by_inputs)
+                        .baselines(baselines),
+                    c.internal_batch_size
+                )
+                .attribute_inputs(inputs, target)
+            }
+            MethodConfig::InternalInfluence(c) => batched!(
+                InternalInfluence::new(model, layer()?)?
+                    .n_steps(c.n_steps)
+                    .method(c.method)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
             MethodConfig::LayerDeepLift(c) => LayerDeepLift::new(model, layer()?)?
                 .baselines(baselines)
                 .multiply_by_inputs(c.multiply_by_inputs)

@@ -1,4 +1,4 @@
-//! Captum's LayerGradCam (at the layer's resolution) and GuidedGradCam, against Captum 0.9 on the
+//! Captum's LayerGradCam (at the layer's resolution), GuidedGradCam and InternalInfluence, against Captum 0.9 on the
 //! CNN of tests/fixtures/deeplift (fixtures from `tools/parity/deeplift_fixtures.py`).
 
 mod common;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use firelight::core::npy::read_npy_tensor;
-use firelight::grad::{GuidedGradCam, LayerGradCam, interpolate_nearest};
+use firelight::grad::{GuidedGradCam, InternalInfluence, LayerGradCam, interpolate_nearest};
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
 
@@ -75,4 +75,34 @@ fn nearest_interpolation_repeats_each_cell_as_torch_does() {
         values(&up),
         vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
     );
+}
+
+#[test]
+fn internal_influence_matches_captum_for_two_quadratures() {
+    let (model, x, target) = setup();
+    let refs = Baseline::Tensor(load("cnn_baselines.npy"));
+    for (expected, n_steps, method) in [
+        (
+            "cnn_internal_influence.npy",
+            50,
+            Approximation::GaussLegendre,
+        ),
+        (
+            "cnn_internal_influence_riemann.npy",
+            20,
+            Approximation::RiemannTrapezoid,
+        ),
+    ] {
+        let got = InternalInfluence::new(&model, LAYER)
+            .unwrap()
+            .baselines(refs.clone())
+            .n_steps(n_steps)
+            .method(method)
+            .internal_batch_size(7)
+            .attribute(&x, &target)
+            .unwrap();
+        let err = rel_l2(&values(&got), &values(&load(expected)));
+        println!("{expected}: rel L2 vs Captum {err:.2e}");
+        assert!(err < 1e-5, "{expected}: {err}");
+    }
 }

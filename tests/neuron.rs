@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use firelight::core::npy::read_npy_tensor;
 use firelight::core::{Neuron, NeuronSelector};
-use firelight::grad::DeepLift;
+use firelight::grad::{DeepLift, NeuronConductance};
 use firelight::onnx::OnnxModel;
 use firelight::perturb::FeatureAblation;
 use firelight::prelude::*;
@@ -106,4 +106,64 @@ fn a_neuron_outside_the_layer_or_with_the_wrong_axes_is_a_clear_error() {
         NeuronSelector::Index(vec![0]),
     );
     assert!(unknown.is_err());
+}
+
+#[test]
+fn neuron_conductance_matches_captum_and_sums_to_the_layer_conductance_of_its_unit() {
+    let model = OnnxModel::load(fixtures().join("cnn.onnx"), &device()).unwrap();
+    let (x, x0) = (load("cnn_inputs.npy"), load("cnn_baselines.npy"));
+    let targets: Vec<usize> = (0..x.batch()).map(|i| i % 4).collect();
+    let target = Target::classes(targets);
+    let unit = || NeuronSelector::parse("2,3,3").unwrap();
+    let conductance = |n_steps, method| {
+        NeuronConductance::new(&model, LAYER, unit())
+            .unwrap()
+            .baselines(Baseline::Tensor(x0.clone()))
+            .n_steps(n_steps)
+            .method(method)
+            .internal_batch_size(9)
+            .attribute(&x, &target)
+            .unwrap()
+    };
+    for (expected, got) in [
+        (
+            "cnn_neuron_conductance_unit.npy",
+            conductance(50, Approximation::RiemannTrapezoid),
+        ),
+        (
+            "cnn_neuron_conductance_gausslegendre_unit.npy",
+            conductance(32, Approximation::GaussLegendre),
+        ),
+    ] {
+        let err = rel_l2(&values(&got), &values(&load(expected)));
+        println!("{expected}: rel L2 vs Captum {err:.2e}");
+        assert!(err < 1e-5, "{expected}: {err}");
+    }
+    // Captum's own check: over the input, a unit's Neuron Conductance adds up to that unit's
+    // Layer Conductance (both discretise the same path integral; the ReLU and max-pool kinks on
+    // the path make the Riemann sums converge slowly, hence the many steps).
+    let per_input = conductance(2048, Approximation::RiemannTrapezoid);
+    let layer = LayerConductance::new(&model, LAYER)
+        .unwrap()
+        .baselines(Baseline::Tensor(x0.clone()))
+        .n_steps(2048)
+        .method(Approximation::RiemannTrapezoid)
+        .internal_batch_size(300)
+        .attribute(&x, &target)
+        .unwrap();
+    let index = NeuronSelector::parse("2,3,3")
+        .unwrap()
+        .flat_indices(&layer.shape()[1..], LAYER)
+        .unwrap()[0];
+    let layer_values = values(&layer);
+    for (row, chunk) in values(&per_input).chunks(x.features()).enumerate() {
+        let summed: f32 = chunk.iter().sum();
+        let at_unit = layer_values[row * layer.features() + index];
+        assert!(
+            (summed - at_unit).abs() < 1e-2 * at_unit.abs().max(1e-2),
+            "row {row}: {summed} vs {at_unit}"
+        );
+    }
+    let boxed = NeuronConductance::new(&model, LAYER, NeuronSelector::parse("0:2,1,1").unwrap());
+    assert!(boxed.is_err());
 }

@@ -16,10 +16,11 @@ Writes under tests/fixtures/deeplift/:
                     DeepLiftShap over cnn_distribution.npy);
   overlap.onnx, overlap_*.npy  a CNN with ResNet's overlapping 3x3 stride-2 max pool, where
                     Captum's max_unpool keeps one of the overlapping contributions;
-  cnn_neuron_*.npy  Captum's NeuronGradient, NeuronIntegratedGradients, NeuronGuidedBackprop,
+  cnn_neuron_*.npy  Captum's NeuronConductance (one unit, to the targets), NeuronGradient, NeuronIntegratedGradients, NeuronGuidedBackprop,
                     NeuronDeconvolution, NeuronDeepLift and NeuronFeatureAblation of the CNN at
                     conv3, for one unit and for a box of units;
-  cnn_layer_*.npy, cnn_guided_grad_cam.npy  Captum's LayerDeepLift, LayerGradCam (plain,
+  cnn_layer_*.npy, cnn_guided_grad_cam.npy, cnn_internal_influence*.npy  Captum's
+                    InternalInfluence, LayerDeepLift, LayerGradCam (plain,
                     relu_attributions, attr_dim_summation=False) and GuidedGradCam at conv3;
   softmax.onnx      Linear, Softmax, Linear: refused by firelight's DeepLift, naming the node;
   manifest.json     versions and the convergence deltas Captum reached.
@@ -166,9 +167,16 @@ def deeplift(model, x, targets, baselines, name, notes, multiply=True):
 def neurons(net, x, refs, notes):
     """Captum's neuron methods at the CNN's conv3 output (ONNX `/conv3/Conv_output_0`), one unit
     (2, 3, 3) and the box (0:4, 1:3, 2:5) of units summed."""
-    from captum.attr import (NeuronDeconvolution, NeuronDeepLift, NeuronFeatureAblation,
-                             NeuronGradient, NeuronGuidedBackprop, NeuronIntegratedGradients)
+    from captum.attr import (NeuronConductance, NeuronDeconvolution, NeuronDeepLift,
+                             NeuronFeatureAblation, NeuronGradient, NeuronGuidedBackprop,
+                             NeuronIntegratedGradients)
     layer = net.conv3
+    targets = [i % 4 for i in range(x.shape[0])]
+    save("cnn_neuron_conductance_unit.npy", NeuronConductance(net, layer).attribute(
+        x, (2, 3, 3), baselines=refs, target=targets).detach().numpy())
+    save("cnn_neuron_conductance_gausslegendre_unit.npy", NeuronConductance(net, layer).attribute(
+        x, (2, 3, 3), baselines=refs, target=targets, n_steps=32,
+        method="gausslegendre").detach().numpy())
     selectors = {"unit": (2, 3, 3), "box": (slice(0, 4), slice(1, 3), slice(2, 5))}
     for sel_name, sel in selectors.items():
         cases = {
@@ -188,10 +196,14 @@ def neurons(net, x, refs, notes):
 
 
 def layer_methods(net, x, refs, targets):
-    """Captum's LayerDeepLift, LayerGradCam (as is, with relu_attributions, without the channel
+    """Captum's InternalInfluence (Gauss-Legendre 50, Riemann trapezoid 20), LayerDeepLift, LayerGradCam (as is, with relu_attributions, without the channel
     sum) and GuidedGradCam at the CNN's conv3 output."""
-    from captum.attr import GuidedGradCam, LayerDeepLift, LayerGradCam
+    from captum.attr import GuidedGradCam, InternalInfluence, LayerDeepLift, LayerGradCam
     layer = net.conv3
+    save("cnn_internal_influence.npy", InternalInfluence(net, layer).attribute(
+        x, baselines=refs, target=targets).detach().numpy())
+    save("cnn_internal_influence_riemann.npy", InternalInfluence(net, layer).attribute(
+        x, baselines=refs, target=targets, n_steps=20, method="riemann_trapezoid").detach().numpy())
     save("cnn_layer_deeplift.npy", LayerDeepLift(net, layer).attribute(
         x, baselines=refs, target=targets).detach().numpy())
     cam = LayerGradCam(net, layer)

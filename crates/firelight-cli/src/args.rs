@@ -400,7 +400,8 @@ pub(crate) struct MethodOptionArgs {
     /// Explain units of `--layer` instead of the target (Captum's Neuron* methods): `2,3,3` is
     /// one unit (channel, row, column), `0:4,2,2` the sum of a box. Runs the gradient and
     /// perturbation methods on that unit: saliency --signed is NeuronGradient,
-    /// integrated_gradients NeuronIntegratedGradients, deeplift NeuronDeepLift, ...
+    /// integrated_gradients NeuronIntegratedGradients, deeplift NeuronDeepLift, ...;
+    /// neuron_conductance instead attributes the target through that one unit.
     #[arg(long, requires = "layer", value_parser = parse_neuron)]
     pub(crate) neuron: Option<NeuronSelector>,
     /// `n_steps` of the path methods (integrated gradients, layer IG, conductance; Captum: 50).

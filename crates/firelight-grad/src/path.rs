@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use burn::tensor::{Tensor, TensorData};
 use firelight_core::batch::{self, tile_samples};
-use firelight_core::{DynTensor, Result};
+use firelight_core::{DynTensor, Error, Result};
 
 /// Ranges of steps to run together: whole steps (every sample of the batch) at a time, as many as
 /// fit in `internal_batch_size` rows, and at least one (Captum's `_batch_attribution`).
@@ -54,10 +54,9 @@ pub(crate) fn path_integral(
 ) -> Result<Vec<DynTensor>> {
     let batch = samples.len();
     let rows: Vec<usize> = (0..batch).collect();
-    let mut totals: Vec<Tensor<2>> = starts
-        .iter()
-        .map(|s| s.flat().clone().detach().inner().zeros_like())
-        .collect();
+    // Each gradient's weighted sum over the steps, shaped like the gradient (the input's shape
+    // for input gradients, the layer's for layer gradients).
+    let mut totals: Vec<Option<(Tensor<2>, Vec<usize>)>> = vec![None; starts.len()];
     for steps in step_chunks(alphas.len(), batch, internal_batch_size)? {
         let k = steps.len();
         let scaled = starts
@@ -76,13 +75,24 @@ pub(crate) fn path_integral(
         let w = Tensor::<3>::from_data(TensorData::new(w, [k, 1, 1]), &device);
         for (total, grad) in totals.iter_mut().zip(grads) {
             let features = grad.features();
+            let mut shape = grad.shape().to_vec();
+            shape[0] = batch;
             let weighted = grad.into_flat().reshape([k, batch, features]) * w.clone();
-            *total = total.clone() + weighted.sum_dim(0).reshape([batch, features]);
+            let part = weighted.sum_dim(0).reshape([batch, features]);
+            *total = Some(match total.take() {
+                Some((t, shape)) => (t + part, shape),
+                None => (part, shape),
+            });
         }
     }
-    Ok(starts
-        .iter()
-        .zip(totals)
-        .map(|(s, t)| s.with_flat(t))
-        .collect())
+    // `gradients` may return fewer tensors than there are inputs (one layer's, for layer
+    // methods); the totals are those it returned.
+    let totals: Vec<(Tensor<2>, Vec<usize>)> = totals.into_iter().flatten().collect();
+    if totals.is_empty() {
+        return Err(Error::Model("a path integral with no gradients".into()));
+    }
+    totals
+        .into_iter()
+        .map(|(t, shape)| DynTensor::from_flat(t, shape))
+        .collect()
 }

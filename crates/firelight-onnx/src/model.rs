@@ -420,13 +420,6 @@ impl OnnxModel {
             }
             _ => batch,
         };
-        if taps.current_relu_policy() == ReluPolicy::DeepLift && chunk != batch {
-            // DeepLift pairs row i with row i + n/2 inside every nonlinearity; lanes would part them.
-            return Err(Error::Model(format!(
-                "DeepLift runs inputs and references as one batch of {batch}, and this file fixes \
-                 its batch at {chunk}; export the model with a dynamic batch axis"
-            )));
-        }
         let lanes = split_rows(&inputs, batch, chunk)?;
         for lane in &lanes {
             for (info, value) in self.inputs.iter().zip(&lane.values) {
@@ -454,28 +447,36 @@ impl OnnxModel {
         };
         for (index, (node, dead)) in self.nodes.iter().zip(&self.dead_after).enumerate() {
             let name = &self.node_names[index];
-            let mut lane_outputs = Vec::with_capacity(lanes.len());
-            for lane_values in &values {
-                let args = node
-                    .inputs()
-                    .iter()
-                    .map(|arg| {
-                        if arg.is_optional() {
-                            return Ok(None);
-                        }
-                        lane_values
-                            .get(&arg.name)
-                            .or_else(|| self.constants.get(&constant_key(arg)))
-                            .cloned()
-                            .map(Some)
-                            .ok_or_else(|| {
-                                node_error(node, name, format!("input `{}` has no value", arg.name))
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let outputs = guarded(
+            // Each lane's arguments.
+            let lane_args = values
+                .iter()
+                .map(|lane_values| {
+                    node.inputs()
+                        .iter()
+                        .map(|arg| {
+                            if arg.is_optional() {
+                                return Ok(None);
+                            }
+                            lane_values
+                                .get(&arg.name)
+                                .or_else(|| self.constants.get(&constant_key(arg)))
+                                .cloned()
+                                .map(Some)
+                                .ok_or_else(|| {
+                                    node_error(
+                                        node,
+                                        name,
+                                        format!("input `{}` has no value", arg.name),
+                                    )
+                                })
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let eval = |args: &[Option<Value>]| {
+                guarded(
                     || format!("ONNX node `{name}` ({})", onnx_op_type(node)),
-                    || ops::eval(node, &args, &ctx),
+                    || ops::eval(node, args, &ctx),
                 )
                 .map_err(|e| match e {
                     Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
@@ -489,9 +490,22 @@ impl OnnxModel {
                         budget,
                     },
                     other => other,
-                })?;
-                lane_outputs.push(outputs);
-            }
+                })
+            };
+            let mut lane_outputs = if ctx.relu == ReluPolicy::DeepLift
+                && lanes.len() > 1
+                && ops::deeplift::RULE_OPS.contains(&onnx_op_type(node).as_str())
+            {
+                // DeepLift's rules pair row i with row i + n/2 of the whole batch, which lanes
+                // part: a rule node runs once on the lanes' rows joined (element-wise nodes and
+                // pooling take any batch), and its outputs are cut back into the lanes.
+                self.join_for_rule(&lane_args, &lanes, batch, eval)?
+            } else {
+                lane_args
+                    .iter()
+                    .map(|args| eval(args))
+                    .collect::<Result<Vec<_>>>()?
+            };
             let tap_names = &self.tap_names[index];
             for (position, (arg, tap_name)) in node.outputs().iter().zip(tap_names).enumerate() {
                 if arg.name.is_empty() {
@@ -531,6 +545,51 @@ impl OnnxModel {
                 join_rows(per_lane, &lanes, batch)
             })
             .collect()
+    }
+
+    /// Runs a DeepLift rule node once on its lanes' real rows joined (arguments without the
+    /// lanes' batch, such as Clip's bounds, are taken from the first lane), and cuts each output
+    /// back into the lanes, padding rows repeated from the lane's first row.
+    fn join_for_rule(
+        &self,
+        lane_args: &[Vec<Option<Value>>],
+        lanes: &[Lane],
+        batch: usize,
+        eval: impl Fn(&[Option<Value>]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Vec<Value>>> {
+        let joined = (0..lane_args[0].len())
+            .map(|position| {
+                let per_lane: Vec<Option<&Value>> = lane_args
+                    .iter()
+                    .map(|args| args[position].as_ref())
+                    .collect();
+                let batched = per_lane.iter().zip(lanes).all(|(v, lane)| {
+                    v.is_some_and(|v| v.rank() >= 1 && v.batch() == lane.rows + lane.padding)
+                });
+                if batched {
+                    let values = per_lane.into_iter().flatten().cloned().collect();
+                    join_rows(values, lanes, batch).map(Some)
+                } else {
+                    Ok(lane_args[0][position].clone())
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = eval(&joined)?;
+        let mut per_lane: Vec<Vec<Value>> = vec![Vec::with_capacity(outputs.len()); lanes.len()];
+        for output in outputs {
+            let mut start = 0;
+            for (lane, out) in lanes.iter().zip(per_lane.iter_mut()) {
+                let own = output.rows(start, start + lane.rows)?;
+                start += lane.rows;
+                out.push(if lane.padding == 0 {
+                    own
+                } else {
+                    let pad = own.select_rows(&vec![0; lane.padding])?;
+                    Value::cat_rows(vec![own, pad])?
+                });
+            }
+        }
+        Ok(per_lane)
     }
 
     /// Hands one node output to the taps: with one lane as it is; with several, their real rows

@@ -211,3 +211,30 @@ fn integer_token_inputs_run_and_gradient_methods_say_to_use_a_layer() {
     let v = values(&per_token);
     assert!(v[4 * 8..6 * 8].iter().all(|x| *x == 0.0));
 }
+
+#[test]
+fn deeplift_on_a_fixed_batch_file_pairs_rows_across_lanes_and_is_complete() {
+    // The batch-1 graph runs the paired batch [x; x0] (6 rows) lane by lane; its ReLU nodes run
+    // on the lanes joined, so row i still meets row i + 3 in the Rescale rule.
+    let model = load("fixed_batch");
+    let device = Device::flex();
+    let x = read_npy_tensor(fixture("fixed_batch.x.npy"), &device).unwrap();
+    let target = Target::classes(vec![0, 3, 4]);
+    let (attributions, delta) = firelight_grad::DeepLift::new(&model)
+        .attribute_with_convergence_delta(&x, &target)
+        .unwrap();
+    let delta: Vec<f32> = delta.to_data().convert::<f32>().try_into_vec().unwrap();
+    assert!(delta.iter().all(|d| d.abs() < 1e-4), "{delta:?}");
+    // The same as one row at a time.
+    let all = values(&attributions);
+    let per = x.features();
+    for (row, class) in [0usize, 3, 4].into_iter().enumerate() {
+        let one = x.rows(row, row + 1);
+        let single = values(
+            &firelight_grad::DeepLift::new(&model)
+                .attribute(&one, &Target::class(class))
+                .unwrap(),
+        );
+        assert!(max_abs_diff(&all[row * per..(row + 1) * per], &single) < 1e-5);
+    }
+}
