@@ -11,6 +11,7 @@ use firelight_cam::{
     GradCamPlusPlus, HiResCam, LayerCam, ScoreCam, XGradCam,
 };
 use firelight_core::error::closest_names;
+use firelight_core::lrp::LrpComposite;
 use firelight_core::{
     Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, Neuron, NeuronSelector,
     Result, Target,
@@ -19,7 +20,7 @@ use firelight_grad::{
     Approximation, Deconvolution, DeepLift, DeepLiftShap, GradientShap, GuidedBackprop,
     GuidedGradCam, InputXGradient, IntegratedGradients, InternalInfluence, LayerActivation,
     LayerConductance, LayerDeepLift, LayerGradCam, LayerGradientXActivation,
-    LayerIntegratedGradients, NeuronConductance, NoiseTunnel, NoiseType, Saliency,
+    LayerIntegratedGradients, Lrp, NeuronConductance, NoiseTunnel, NoiseType, Saliency,
 };
 use firelight_perturb::{
     FeatureAblation, FeatureMask, FeaturePermutation, InterpretableModel, KernelShap,
@@ -210,6 +211,13 @@ impl Default for NeuronConductanceConfig {
             multiply_by_inputs: true,
         }
     }
+}
+
+/// Options of LRP.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LrpConfig {
+    /// The rules per layer (zennit's EpsilonPlusFlat by default).
+    pub composite: LrpComposite,
 }
 
 /// Options of Captum's Layer Grad-CAM.
@@ -526,6 +534,8 @@ pub enum MethodConfig {
     DeepLiftShap(DeepLiftConfig),
     /// Guided Grad-CAM.
     GuidedGradCam,
+    /// Layer-wise Relevance Propagation.
+    Lrp(LrpConfig),
     /// Neuron Conductance (needs a layer and a neuron).
     NeuronConductance(NeuronConductanceConfig),
     /// A layer's activation.
@@ -594,6 +604,8 @@ pub struct Overrides {
     pub window: Option<usize>,
     /// Occlusion's stride.
     pub stride: Option<usize>,
+    /// LRP's composite.
+    pub lrp_composite: Option<LrpComposite>,
 }
 
 /// What a run needs besides the method: the layer of layer methods and CAMs, the baselines, the
@@ -645,6 +657,7 @@ impl MethodConfig {
             MethodConfig::DeepLift(DeepLiftConfig::default()),
             MethodConfig::DeepLiftShap(DeepLiftConfig::default()),
             MethodConfig::GuidedGradCam,
+            MethodConfig::Lrp(LrpConfig::default()),
             MethodConfig::NeuronConductance(NeuronConductanceConfig::default()),
             MethodConfig::LayerActivation,
             MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
@@ -792,6 +805,13 @@ impl MethodConfig {
                 "Captum: InternalInfluence",
                 "the layer's gradient integrated along the path from the baseline",
             ),
+            MethodConfig::Lrp(_) => info(
+                "lrp",
+                &[],
+                Family::Gradient,
+                "zennit: composites (Captum: LRP)",
+                "relevance passed down layer by layer by each layer's rule (ONNX models)",
+            ),
             MethodConfig::NeuronConductance(_) => info(
                 "neuron_conductance",
                 &[],
@@ -935,6 +955,7 @@ impl MethodConfig {
             | MethodConfig::LayerDeepLift(c) => {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
+            MethodConfig::Lrp(c) => vec![("composite", c.composite.name().to_string())],
             MethodConfig::NeuronConductance(c) => vec![
                 ("n_steps", c.n_steps.to_string()),
                 ("method", c.method.captum_name().to_string()),
@@ -1038,6 +1059,9 @@ impl MethodConfig {
             }
             MethodConfig::Saliency(c) => {
                 set!(c.abs, o.signed.then_some(false), "signed");
+            }
+            MethodConfig::Lrp(c) => {
+                set!(c.composite, o.lrp_composite, "lrp_composite");
             }
             MethodConfig::NeuronConductance(c) => {
                 set!(c.n_steps, o.n_steps, "n_steps");
@@ -1293,6 +1317,9 @@ impl MethodConfig {
             MethodConfig::GuidedGradCam => {
                 GuidedGradCam::new(model, layer()?)?.attribute_inputs(inputs, target)
             }
+            MethodConfig::Lrp(c) => Lrp::new(model)
+                .composite(c.composite)
+                .attribute_inputs(inputs, target),
             MethodConfig::NeuronConductance(c) => {
                 let selector = context.neuron.clone().ok_or_else(|| {
                     Error::parameter(

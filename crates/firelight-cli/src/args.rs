@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use firelight::bundled::{ImageClassifier, Prediction, Preprocess, read_labels};
+use firelight::core::lrp::LrpComposite;
 use firelight::core::npy::read_npy_tensor;
 use firelight::core::{Classes, Embedding, NeuronSelector};
 use firelight::grad::Approximation;
@@ -447,6 +448,9 @@ pub(crate) struct MethodOptionArgs {
     /// the feature axis of tabular rows) [default: 16].
     #[arg(long)]
     pub(crate) window: Option<usize>,
+    /// LRP's rules per layer (zennit's composites) [default: epsilon_plus_flat].
+    #[arg(long, value_enum)]
+    pub(crate) lrp_composite: Option<LrpCompositeChoice>,
     /// Occlusion: the step between window positions [default: 8].
     #[arg(long)]
     pub(crate) stride: Option<usize>,
@@ -482,6 +486,30 @@ pub(crate) enum IgMethod {
     RiemannRight,
     RiemannMiddle,
     RiemannTrapezoid,
+}
+
+/// zennit's composites, as `--lrp-composite` names them.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum LrpCompositeChoice {
+    /// Flat first, ZPlus at convolutions, Epsilon at fully connected layers.
+    EpsilonPlusFlat,
+    /// Flat first, AlphaBeta(2, 1) at convolutions, Epsilon at fully connected layers.
+    EpsilonAlpha2Beta1Flat,
+    /// WSquare first, Gamma(0.25) at convolutions, Epsilon(0.25) at fully connected layers.
+    EpsilonGammaWsquare,
+    /// Epsilon everywhere.
+    Epsilon,
+}
+
+impl From<LrpCompositeChoice> for LrpComposite {
+    fn from(choice: LrpCompositeChoice) -> Self {
+        match choice {
+            LrpCompositeChoice::EpsilonPlusFlat => LrpComposite::EpsilonPlusFlat,
+            LrpCompositeChoice::EpsilonAlpha2Beta1Flat => LrpComposite::EpsilonAlpha2Beta1Flat,
+            LrpCompositeChoice::EpsilonGammaWsquare => LrpComposite::EpsilonGammaWSquare,
+            LrpCompositeChoice::Epsilon => LrpComposite::Epsilon,
+        }
+    }
 }
 
 /// Captum's `nt_type`.
@@ -529,6 +557,7 @@ impl MethodOptionArgs {
             ),
             window: self.window,
             stride: self.stride,
+            lrp_composite: self.lrp_composite.map(Into::into),
         };
         let mut configs: Vec<MethodConfig> = names
             .iter()
@@ -558,6 +587,11 @@ impl MethodOptionArgs {
                 "perturbations_per_eval",
             ),
             ("--window", self.window.is_some(), "window"),
+            (
+                "--lrp-composite",
+                self.lrp_composite.is_some(),
+                "lrp_composite",
+            ),
             ("--stride", self.stride.is_some(), "stride"),
         ];
         for (flag, given, option) in asked {

@@ -727,7 +727,7 @@ fn a_tabular_row_is_explained_by_the_gradient_and_perturbation_methods_side_by_s
 }
 
 #[test]
-fn deeplift_and_captum_s_grad_cams_explain_the_bundled_onnx_model() {
+fn deeplift_lrp_and_captum_s_grad_cams_explain_the_bundled_onnx_model() {
     let out = scratch("deeplift");
     let o = out.to_str().unwrap();
     succeed(&["explain", "--method", "deeplift", "--out", o]);
@@ -737,6 +737,33 @@ fn deeplift_and_captum_s_grad_cams_explain_the_bundled_onnx_model() {
     );
     let npy = firelight::core::npy::read_npy(out.join("chelsea_deeplift.npy")).unwrap();
     assert!(npy.data.iter().any(|v| *v != 0.0) && npy.data.iter().all(|v| v.is_finite()));
+    // LRP through the graph's Conv, Gemm, Clip and residual Add nodes, two composites.
+    succeed(&["explain", "--method", "lrp", "--out", o]);
+    succeed(&[
+        "explain",
+        "--method",
+        "lrp",
+        "--lrp-composite",
+        "epsilon-alpha2-beta1-flat",
+        "--out",
+        o,
+    ]);
+    let lrp = firelight::core::npy::read_npy(out.join("chelsea_lrp.npy")).unwrap();
+    assert!(lrp.data.iter().any(|v| *v != 0.0) && lrp.data.iter().all(|v| v.is_finite()));
+    let bad = firelight(&[
+        "explain",
+        "--method",
+        "saliency",
+        "--lrp-composite",
+        "epsilon",
+        "--out",
+        o,
+    ]);
+    assert!(
+        text(&bad).contains("--lrp-composite applies to none"),
+        "{}",
+        text(&bad)
+    );
     // Captum's layer-resolution Grad-CAM and Guided Grad-CAM at the head convolution.
     let layer = "/_conv_head/Conv_output_0";
     succeed(&[

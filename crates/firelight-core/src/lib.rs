@@ -30,6 +30,7 @@ pub mod deeplift;
 pub mod error;
 pub mod gradients;
 pub mod inputs;
+pub mod lrp;
 pub mod model;
 pub mod neuron;
 pub mod npy;

@@ -62,6 +62,9 @@ pub enum ReluPolicy {
     /// [`Taps::nonlinear`] or [`Taps::max_pool2d`] passes back DeepLift's multipliers
     /// ([`crate::deeplift`]); the batch is the inputs followed by their references.
     DeepLift,
+    /// Layer-wise Relevance Propagation with this composite's rules ([`crate::lrp`]): affine
+    /// layers pass relevance by their rule, activations pass it unchanged.
+    Lrp(crate::lrp::LrpComposite),
 }
 
 /// What a method does at a tap point: look at the value, replace it, or both.
@@ -159,6 +162,7 @@ impl<'a> Taps<'a> {
     ) -> Tensor<D> {
         match self.relu {
             ReluPolicy::DeepLift => crate::deeplift::rescale(x, f),
+            ReluPolicy::Lrp(_) => crate::lrp::pass(x, f),
             _ => f(x),
         }
     }
@@ -201,6 +205,13 @@ pub trait Model {
     /// The inputs the model takes, when it knows them (ONNX graphs do); empty otherwise.
     fn input_specs(&self) -> Vec<InputSpec> {
         Vec::new()
+    }
+
+    /// Whether the model applies LRP's rules under [`ReluPolicy::Lrp`]: its affine layers through
+    /// [`crate::lrp::affine`], activations through [`Taps::relu`] / [`Taps::nonlinear`]. The
+    /// ONNX interpreter does; a model that does not would return gradients, so LRP refuses it.
+    fn supports_lrp(&self) -> bool {
+        false
     }
 
     /// Runs the model with no taps.
@@ -262,6 +273,9 @@ impl<M: Model + ?Sized> Model for &M {
     }
     fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
         (**self).check_inputs(inputs)
+    }
+    fn supports_lrp(&self) -> bool {
+        (**self).supports_lrp()
     }
 }
 
@@ -392,5 +406,9 @@ impl<M: Model> Model for Embedding<M> {
 
     fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
         self.model.check_inputs(inputs)
+    }
+
+    fn supports_lrp(&self) -> bool {
+        self.model.supports_lrp()
     }
 }

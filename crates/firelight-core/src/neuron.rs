@@ -179,6 +179,10 @@ impl<M: Model> Model for Neuron<M> {
     fn check_inputs(&self, inputs: &Inputs) -> Result<()> {
         self.cut.check_inputs(inputs)
     }
+
+    fn supports_lrp(&self) -> bool {
+        self.cut.supports_lrp()
+    }
 }
 
 /// Hands every value to the outer taps, then to a recorder.

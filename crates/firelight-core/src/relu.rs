@@ -100,6 +100,7 @@ pub fn relu_with_policy<const D: usize>(x: Tensor<D>, policy: ReluPolicy) -> Ten
     match policy {
         ReluPolicy::Standard => relu(x),
         ReluPolicy::DeepLift => crate::deeplift::rescale(x, relu),
+        ReluPolicy::Lrp(_) => crate::lrp::pass(x, relu),
         ReluPolicy::Guided => {
             Tensor::from_dispatch(<Dispatch as ReluPolicyOps>::guided_relu(x.into_dispatch()))
         }

@@ -442,11 +442,18 @@ impl OnnxModel {
                     .collect()
             })
             .collect();
-        let ctx = Context {
-            relu: taps.current_relu_policy(),
-        };
+        let policy = taps.current_relu_policy();
+        // LRP composites give the first affine node (the one reading the input) its own rule.
+        let first_affine = self
+            .nodes
+            .iter()
+            .position(|n| matches!(onnx_op_type(n).as_str(), "Conv" | "Gemm"));
         for (index, (node, dead)) in self.nodes.iter().zip(&self.dead_after).enumerate() {
             let name = &self.node_names[index];
+            let ctx = Context {
+                relu: policy,
+                first_affine: first_affine == Some(index),
+            };
             // Each lane's arguments.
             let lane_args = values
                 .iter()
@@ -889,6 +896,11 @@ fn parse(
 }
 
 impl Model for OnnxModel {
+    /// Conv and Gemm nodes take the composite's rules; other operators are checked per node.
+    fn supports_lrp(&self) -> bool {
+        true
+    }
+
     fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
         let values = self.bind(inputs)?;
         let out = self.run_with_taps(values, taps)?.swap_remove(0);

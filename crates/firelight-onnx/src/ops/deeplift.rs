@@ -4,7 +4,7 @@
 //! value that depends on the input is refused with its name (the caller adds the node's), never
 //! passed through as a plain gradient.
 
-use firelight_core::{Error, Result};
+use firelight_core::{Error, ReluPolicy, Result};
 use onnx_ir::Node;
 
 use super::onnx_op_type;
@@ -80,10 +80,14 @@ fn tracked(value: &Option<Value>) -> bool {
         .is_some_and(|v| v.kind() == Kind::Float && v.as_float().is_tracked())
 }
 
-/// Fails for a node DeepLift has no rule for, applied to values that depend on the input.
-pub(crate) fn check(node: &Node, inputs: &[Option<Value>]) -> Result<()> {
+/// Fails for a node DeepLift (or LRP, `policy`) has no rule for, applied to values that depend
+/// on the input.
+pub(crate) fn check(node: &Node, inputs: &[Option<Value>], policy: ReluPolicy) -> Result<()> {
     let op = onnx_op_type(node);
     let dependent: Vec<usize> = (0..inputs.len()).filter(|&i| tracked(&inputs[i])).collect();
+    if let ReluPolicy::Lrp(_) = policy {
+        return check_lrp(node, &op, inputs, !dependent.is_empty());
+    }
     let fine = dependent.is_empty()
         || RULE_OPS.contains(&op.as_str())
         || LINEAR_OPS.contains(&op.as_str())
@@ -97,6 +101,53 @@ pub(crate) fn check(node: &Node, inputs: &[Option<Value>]) -> Result<()> {
          linear operators pass); explain this model with integrated_gradients or a perturbation \
          method",
         RULE_OPS.join(", ")
+    )))
+}
+
+/// Operators that only move, select or copy values once: their gradient passes relevance
+/// unchanged, so LRP needs no rule for them.
+const STRUCTURAL_OPS: &[&str] = &[
+    "Cast",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Dropout",
+    "Flatten",
+    "Gather",
+    "Identity",
+    "Pad",
+    "Reshape",
+    "Shape",
+    "Size",
+    "Slice",
+    "Split",
+    "Squeeze",
+    "Transpose",
+    "Unsqueeze",
+];
+
+/// LRP's operators: 2-D convolutions and fully connected layers take the composite's rule,
+/// global average pooling and residual sums Norm, activations Pass, max pooling its gradient
+/// (the arg-max), and the structural operators pass relevance as they are. Any other operator on
+/// an input-dependent value (a Mul, a BatchNormalization not folded into its convolution) would
+/// pass a gradient, not relevance: it is refused.
+fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -> Result<()> {
+    let elementwise = RULE_OPS.contains(&op) && op != "MaxPool";
+    // A residual sum of two same-shaped values takes the Norm rule for sums.
+    let residual = op == "Add" && matches!(inputs, [Some(a), Some(b)] if a.shape() == b.shape());
+    let fine = !dependent
+        || residual
+        || matches!(node, Node::Conv2d(_) | Node::MaxPool2d(_))
+        || matches!(op, "Gemm" | "GlobalAveragePool")
+        || elementwise
+        || STRUCTURAL_OPS.contains(&op);
+    if fine {
+        return Ok(());
+    }
+    Err(Error::Model(format!(
+        "LRP has no rule for operator {op} on values that depend on the input (it runs Conv, \
+         Gemm, GlobalAveragePool, MaxPool, residual Add, activations and reshaping operators); \
+         explain this model with deeplift or integrated_gradients"
     )))
 }
 

@@ -117,6 +117,19 @@ pub(super) fn eval(
     let x = || required(inputs, 0);
     let y = || required(inputs, 1);
     let out = match node {
+        N::Add(_)
+            if matches!(ctx.relu, ReluPolicy::Lrp(_))
+                && x()?.kind() == Kind::Float
+                && y()?.kind() == Kind::Float
+                && x()?.shape() == y()?.shape() =>
+        {
+            // A residual sum under LRP: zennit's Norm rule for sums.
+            let (a, b) = (x()?, y()?);
+            vec![Value::float6(
+                firelight_core::lrp::sum_norm(a.as_float(), b.as_float()),
+                a.shape().to_vec(),
+            )]
+        }
         N::Add(_) => binary(x()?, y()?, |a, b| a + b, |a, b| a + b)?,
         N::Sub(_) => binary(x()?, y()?, |a, b| a - b, |a, b| a - b)?,
         N::Mul(_) => binary(x()?, y()?, |a, b| a * b, |a, b| a * b)?,
@@ -318,8 +331,12 @@ pub(super) fn eval(
 
 /// An element-wise nonlinearity: `f(x)`, under DeepLift with the Rescale rule along the value's
 /// batch axis (its first), so every activation node of a graph gets the rule, however often the
-/// exported module was reused.
+/// exported module was reused; under LRP passing relevance unchanged.
 fn nonlinear(x: &Value, ctx: &Context, f: impl Fn(F) -> F) -> Result<Vec<Value>> {
+    if let ReluPolicy::Lrp(_) = ctx.relu {
+        // LRP's activations pass relevance unchanged (zennit's Pass).
+        return unary_float(x, |t| firelight_core::lrp::pass(t, f));
+    }
     if ctx.relu != ReluPolicy::DeepLift || x.rank() == 0 {
         return unary_float(x, f);
     }

@@ -118,10 +118,14 @@ pub const SUPPORTED_OPS: &[&str] = &[
 ];
 
 /// What an evaluator needs besides its inputs.
+#[derive(Clone, Copy)]
 pub(crate) struct Context {
     /// How ReLU nodes pass gradients back (Guided Backprop, Deconvolution), and under DeepLift
-    /// every nonlinear node.
+    /// and LRP every nonlinear node.
     pub relu: ReluPolicy,
+    /// Whether this node is the graph's first affine one (Conv or Gemm): LRP composites give it
+    /// their first-layer rule.
+    pub first_affine: bool,
 }
 
 /// The ONNX operator type of a typed node, in ONNX's spelling (onnx-ir splits some by rank and
@@ -161,8 +165,8 @@ pub(crate) fn is_supported(node: &Node) -> bool {
 
 /// Runs one node.
 pub(crate) fn eval(node: &Node, inputs: &[Option<Value>], ctx: &Context) -> Result<Vec<Value>> {
-    if ctx.relu == ReluPolicy::DeepLift {
-        deeplift::check(node, inputs)?;
+    if matches!(ctx.relu, ReluPolicy::DeepLift | ReluPolicy::Lrp(_)) {
+        deeplift::check(node, inputs, ctx.relu)?;
     }
     if let Some(out) = elementwise::eval(node, inputs, ctx)? {
         return Ok(out);

@@ -3,6 +3,7 @@
 use burn::tensor::module::{avg_pool2d, conv1d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, activation};
+use firelight_core::lrp::{self, AffineKind};
 use firelight_core::{Error, ReluPolicy, Result};
 use onnx_ir::Node;
 use onnx_ir::node::batch_norm::BatchNormConfig;
@@ -283,7 +284,17 @@ pub(super) fn eval(
                     wd[1] * c.groups
                 )));
             }
-            let y = conv2d(v.float_at::<4>()?, weight.float_at::<4>()?, bias, options);
+            let (x, weight) = (v.float_at::<4>()?, weight.float_at::<4>()?);
+            let y = match ctx.relu {
+                ReluPolicy::Lrp(composite) => lrp::affine(
+                    composite.rule(AffineKind::Convolution, ctx.first_affine),
+                    x,
+                    weight,
+                    bias,
+                    |x, w, b| conv2d(x, w, b, options.clone()),
+                ),
+                _ => conv2d(x, weight, bias, options),
+            };
             vec![out4(y)]
         }
         N::Conv1d(n) => {
@@ -403,7 +414,10 @@ pub(super) fn eval(
             let spatial: usize = v.shape()[2..].iter().product();
             let t = v.float("input")?.reshape([b, c, spatial]);
             let t = if matches!(node, N::GlobalAveragePool(_)) {
-                t.mean_dim(2)
+                match ctx.relu {
+                    ReluPolicy::Lrp(_) => lrp::norm(t, |t| t.mean_dim(2)),
+                    _ => t.mean_dim(2),
+                }
             } else {
                 t.max_dim(2)
             };
@@ -553,10 +567,28 @@ pub(super) fn eval(
                 )));
             }
             let rows = v.num_elements() / fan_in.max(1);
-            let mut y = v.float("input")?.reshape([rows, fan_in]).matmul(w);
-            if let Some(bias) = optional(inputs, 2) {
-                y = y + bias.as_float().reshape([1, bias.num_elements()]);
-            }
+            let x2 = v.float("input")?.reshape([rows, fan_in]);
+            let bias = optional(inputs, 2).map(|b| b.as_float().reshape([b.num_elements()]));
+            let gemm = |x: Tensor<2>, w: Tensor<2>, b: Option<Tensor<1>>| {
+                let y = x.matmul(w);
+                match b {
+                    Some(b) => {
+                        let n = b.dims()[0];
+                        y + b.reshape([1, n])
+                    }
+                    None => y,
+                }
+            };
+            let y = match ctx.relu {
+                ReluPolicy::Lrp(composite) => lrp::affine(
+                    composite.rule(AffineKind::FullyConnected, ctx.first_affine),
+                    x2,
+                    w,
+                    bias,
+                    gemm,
+                ),
+                _ => gemm(x2, w, bias),
+            };
             let mut shape = v.shape().to_vec();
             *shape.last_mut().expect("checked non-empty") = fan_out;
             vec![Value::float6(y.reshape(padded(&shape)), shape)]
