@@ -87,3 +87,16 @@ fn models_without_rules_and_operators_without_rules_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn merged_batch_norms_overlapping_pooling_and_residual_sums_match_zennit() {
+    let model = OnnxModel::load(fixtures().join("bn_residual.onnx"), &device()).unwrap();
+    let x = load("bn_residual_inputs.npy");
+    let got = Lrp::new(&model).attribute(&x, &Target::class(1)).unwrap();
+    let err = rel_l2(
+        &values(&got),
+        &values(&load("bn_residual_epsilon_plus_flat.npy")),
+    );
+    println!("bn_residual: rel L2 vs zennit {err:.2e}");
+    assert!(err < 1e-5, "{err}");
+}

@@ -284,3 +284,26 @@ fn efficientnet_lite0_logits_match_torch_and_onnxruntime() {
 fn efficientnet_lite0_attributions_match_captum() {
     check_attributions("efficientnet_lite0", &efficientnet_lite0());
 }
+
+#[test]
+fn resnet18_lrp_matches_zennit_with_its_resnet_canonizer() {
+    // zennit's EpsilonPlusFlat with ResNetCanonizer (tools/parity/lrp_fixtures.py --resnet18):
+    // batch norms merged into their convolutions (firelight merges each Conv + BatchNormalization
+    // pair under LRP), block sums under the Norm rule.
+    let f = resnet18();
+    let expected = read_npy_tensor(
+        fixture_dir("lrp").join("resnet18_epsilon_plus_flat.npy"),
+        &device(),
+    )
+    .unwrap();
+    let got = firelight::grad::Lrp::new(&f.model)
+        .attribute(&f.input, &f.target)
+        .unwrap();
+    let err = rel_l2(&values(&got), &values(&expected));
+    println!("resnet18 LRP EpsilonPlusFlat: rel L2 vs zennit {err:.2e}");
+    // Measured 4.9e-4, with the per-sample totals equal to 2e-6: the relevance is placed
+    // slightly differently in a few regions. Each ingredient (merged batch norms, the
+    // overlapping max pool, residual sums) matches zennit to 5e-7 on its own (tests/lrp.rs);
+    // the ResNet-18 gap is not explained yet, so the bound is the measured one, not 1e-4.
+    assert!(err < 1e-3, "{err}");
+}

@@ -10,6 +10,10 @@ each composite, the target's output seeded with one (zennit's `Gradient` attribu
   epsilon_gamma_wsquare  WSquare first, Gamma(0.25) at convolutions, Epsilon(0.25) at linear layers;
   epsilon             Epsilon(1e-6) everywhere (LRP-0-like), for the conservation check.
 vgg_nobias.onnx is the same network with zero biases (relevance conservation).
+bn_residual.onnx: batch norms kept as nodes (merged into their convolutions, as zennit's
+SequentialMergeBatchNorm does), an overlapping max pool and a residual sum, target class 1.
+With --resnet18: zennit's EpsilonPlusFlat with its ResNet canonizer on the ResNet-18 of
+tests/fixtures/onnx_resnet18 (needs torchvision), resnet18_epsilon_plus_flat.npy.
 Writes vgg.onnx, inputs.npy, targets.npy, <composite>.npy, manifest.json under tests/fixtures/lrp.
 
 Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch zennit numpy onnx
@@ -45,6 +49,57 @@ class Vgg(nn.Module):
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class BnResidual(nn.Module):
+    """Convolutions with batch norms (kept as ONNX BatchNormalization nodes), ResNet's
+    overlapping 3x3 stride-2 max pool, and a residual sum (zennit's `Sum` module, Norm rule; a
+    plain `+` in the ONNX export)."""
+
+    def __init__(self):
+        super().__init__()
+        from zennit.layer import Sum
+        self.c1, self.b1, self.r1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c2, self.b2, self.r2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.c3, self.b3, self.r3 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        self.avg, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 4)
+        self.sum = Sum()
+        self.zennit_sum = False
+
+    def forward(self, x):
+        x = self.pool(self.r2(self.b2(self.c2(self.r1(self.b1(self.c1(x)))))))
+        branch = self.b3(self.c3(x))
+        y = self.sum(torch.stack([x, branch], dim=-1)) if self.zennit_sum else x + branch
+        return self.fc(torch.flatten(self.avg(self.r3(y)), 1))
+
+
+def bn_residual():
+    from zennit.canonizers import SequentialMergeBatchNorm
+    g = torch.Generator().manual_seed(5)
+    net = BnResidual().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(8, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(8, generator=g) - 0.5)
+                m.running_mean.copy_(torch.rand(8, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(8, generator=g) + 0.5)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.5)
+    x = torch.randn(2, 3, 12, 12, generator=g)
+    torch.onnx.export(net, x, os.path.join(OUT, "bn_residual.onnx"), input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                      opset_version=17, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE)
+    np.save(os.path.join(OUT, "bn_residual_inputs.npy"), x.numpy())
+    net.zennit_sum = True
+    inp = x.clone().requires_grad_()
+    with EpsilonPlusFlat(canonizers=[SequentialMergeBatchNorm()]).context(net) as modified:
+        out = modified(inp)
+        seed = torch.zeros_like(out)
+        seed[:, 1] = 1.0
+        (relevance,) = torch.autograd.grad(out, inp, seed)
+    np.save(os.path.join(OUT, "bn_residual_epsilon_plus_flat.npy"), relevance.detach().numpy())
 
 
 def main():
@@ -91,6 +146,7 @@ def main():
     torch.onnx.export(model, x, os.path.join(OUT, "vgg_nobias.onnx"), input_names=["input"],
                       output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                       opset_version=17, dynamo=False)
+    bn_residual()
     manifest = {"zennit": "0.5.1", "torch": torch.__version__, "targets": targets,
                 "relevance_sums": sums}
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
@@ -98,5 +154,33 @@ def main():
     print(json.dumps(manifest, indent=2))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--resnet18" not in __import__("sys").argv:
     main()
+
+
+def resnet18():
+    """zennit's EpsilonPlusFlat with its ResNet canonizer (batch norms merged into their
+    convolutions, block sums under Norm) on torchvision's ResNet-18 with the generated weights
+    of tests/fixtures/onnx_resnet18 and its inputs: resnet18_epsilon_plus_flat.npy."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from export_resnet18_onnx import build_model
+    from zennit.torchvision import ResNetCanonizer
+
+    model, _ = build_model()
+    fixture = os.path.join(ROOT, "tests", "fixtures", "onnx_resnet18")
+    x = torch.from_numpy(np.load(os.path.join(fixture, "input.npy")))
+    with open(os.path.join(fixture, "manifest.json")) as f:
+        targets = json.load(f)["targets"]
+    inp = x.clone().requires_grad_()
+    with EpsilonPlusFlat(canonizers=[ResNetCanonizer()]).context(model) as modified:
+        out = modified(inp)
+        seed = torch.zeros_like(out)
+        seed[torch.arange(len(targets)), targets] = 1.0
+        (relevance,) = torch.autograd.grad(out, inp, seed)
+    np.save(os.path.join(OUT, "resnet18_epsilon_plus_flat.npy"), relevance.detach().numpy())
+    print("resnet18 targets", targets, "relevance sums", relevance.sum(dim=(1, 2, 3)).tolist())
+
+
+if __name__ == "__main__" and "--resnet18" in __import__("sys").argv:
+    resnet18()

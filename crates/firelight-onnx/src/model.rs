@@ -443,6 +443,14 @@ impl OnnxModel {
             })
             .collect();
         let policy = taps.current_relu_policy();
+        // Under LRP, a Conv whose only consumer is a BatchNormalization with constant parameters
+        // runs as one merged affine layer (zennit's canonizers merge them the same way).
+        let merges = if matches!(policy, ReluPolicy::Lrp(_)) {
+            self.conv_bn_pairs()
+        } else {
+            HashMap::new()
+        };
+        let merged_bns: std::collections::HashSet<usize> = merges.values().copied().collect();
         // LRP composites give the first affine node (the one reading the input) its own rule.
         let first_affine = self
             .nodes
@@ -480,10 +488,29 @@ impl OnnxModel {
                         .collect::<Result<Vec<_>>>()
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let merged_bn = merges.get(&index).map(|&j| &self.nodes[j]);
             let eval = |args: &[Option<Value>]| {
                 guarded(
                     || format!("ONNX node `{name}` ({})", onnx_op_type(node)),
-                    || ops::eval(node, args, &ctx),
+                    || match merged_bn {
+                        Some(bn) => {
+                            let params: Vec<&Value> = bn.inputs()[1..5]
+                                .iter()
+                                .filter_map(|arg| self.constants.get(&constant_key(arg)))
+                                .collect();
+                            let params: [&Value; 4] = params.try_into().map_err(|_| {
+                                Error::Model("batch norm parameters are not constants".into())
+                            })?;
+                            ops::nn::conv_bn_lrp(node, args, bn, params, &ctx)
+                        }
+                        // Applied already by the convolution merged with it.
+                        None if merged_bns.contains(&index) => {
+                            Ok(vec![args.first().cloned().flatten().ok_or_else(|| {
+                                Error::Model("BatchNormalization without an input".into())
+                            })?])
+                        }
+                        None => ops::eval(node, args, &ctx),
+                    },
                 )
                 .map_err(|e| match e {
                     Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
@@ -500,12 +527,13 @@ impl OnnxModel {
                 })
             };
             let mut lane_outputs = if ctx.relu == ReluPolicy::DeepLift
-                && lanes.len() > 1
+                && (lanes.len() > 1 || lanes.iter().any(|l| l.padding > 0))
                 && ops::deeplift::RULE_OPS.contains(&onnx_op_type(node).as_str())
             {
                 // DeepLift's rules pair row i with row i + n/2 of the whole batch, which lanes
-                // part: a rule node runs once on the lanes' rows joined (element-wise nodes and
-                // pooling take any batch), and its outputs are cut back into the lanes.
+                // (and their padding rows) part: a rule node runs once on the lanes' real rows
+                // joined (element-wise nodes and pooling take any batch), and its outputs are
+                // cut back into the lanes.
                 self.join_for_rule(&lane_args, &lanes, batch, eval)?
             } else {
                 lane_args
@@ -552,6 +580,38 @@ impl OnnxModel {
                 join_rows(per_lane, &lanes, batch)
             })
             .collect()
+    }
+
+    /// Each 2-D Conv node whose output only a BatchNormalization node reads (its scale, bias,
+    /// mean and variance constants, the Conv's output not a graph output), by node index.
+    fn conv_bn_pairs(&self) -> HashMap<usize, usize> {
+        let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (j, node) in self.nodes.iter().enumerate() {
+            for arg in node.inputs() {
+                readers.entry(arg.name.as_str()).or_default().push(j);
+            }
+        }
+        let mut pairs = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Node::Conv2d(conv) = node else { continue };
+            let Some(out) = conv.outputs.first() else {
+                continue;
+            };
+            if self.output_keys.iter().any(|k| k == &out.name) {
+                continue;
+            }
+            if let Some([j]) = readers.get(out.name.as_str()).map(Vec::as_slice)
+                && let Node::BatchNormalization(bn) = &self.nodes[*j]
+                && bn.inputs.first().is_some_and(|a| a.name == out.name)
+                && bn.inputs.len() >= 5
+                && bn.inputs[1..5]
+                    .iter()
+                    .all(|a| self.constants.contains_key(&constant_key(a)))
+            {
+                pairs.insert(i, *j);
+            }
+        }
+        pairs
     }
 
     /// Runs a DeepLift rule node once on its lanes' real rows joined (arguments without the

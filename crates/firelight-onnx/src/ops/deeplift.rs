@@ -129,8 +129,8 @@ const STRUCTURAL_OPS: &[&str] = &[
 /// LRP's operators: 2-D convolutions and fully connected layers take the composite's rule,
 /// global average pooling and residual sums Norm, activations Pass, max pooling its gradient
 /// (the arg-max), and the structural operators pass relevance as they are. Any other operator on
-/// an input-dependent value (a Mul, a BatchNormalization not folded into its convolution) would
-/// pass a gradient, not relevance: it is refused.
+/// an input-dependent value (a Mul, a BatchNormalization that the interpreter could not merge
+/// into the convolution before it) would pass a gradient, not relevance: it is refused.
 fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -> Result<()> {
     let elementwise = RULE_OPS.contains(&op) && op != "MaxPool";
     // A residual sum of two same-shaped values takes the Norm rule for sums.

@@ -5,7 +5,7 @@
 
 pub(crate) mod deeplift;
 mod elementwise;
-mod nn;
+pub(crate) mod nn;
 mod reduce;
 mod shape;
 

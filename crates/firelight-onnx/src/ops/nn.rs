@@ -245,6 +245,90 @@ fn per_channel(param: &Value, rank: usize) -> Result<F> {
 }
 
 /// Evaluates `node` when it is a layer.
+/// A 2-D Conv node's input, weight, bias and options, after the checks Burn would panic on.
+fn conv2d_parts(
+    c: &onnx_ir::node::conv2d::Conv2dConfig,
+    inputs: &[Option<Value>],
+) -> Result<(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>)> {
+    let v = required(inputs, 0)?;
+    let [_, _, h, w] = dims4(v, "Conv")?;
+    nonzero(&c.stride, "Conv strides")?;
+    nonzero(&c.dilation, "Conv dilations")?;
+    if c.groups == 0 {
+        return Err(Error::Model("Conv group must be non-zero".into()));
+    }
+    let pads = pads_2d(
+        &c.padding,
+        &c.auto_pad,
+        [h, w],
+        c.kernel_size,
+        c.stride,
+        c.dilation,
+    );
+    let weight = required(inputs, 1)?;
+    let wd = dims4(weight, "Conv weight")?;
+    check_window("Conv", v.shape(), &pads, &[wd[2], wd[3]], &c.dilation)?;
+    let bias = optional(inputs, 2).map(|b| b.as_float().reshape([b.num_elements()]));
+    let options = ConvOptions::new_with_padding(c.stride, pads, c.dilation, c.groups);
+    if v.shape()[1] != wd[1] * c.groups {
+        return Err(Error::Model(format!(
+            "Conv input has {} channels but the weight {wd:?} with group {} expects {}",
+            v.shape()[1],
+            c.groups,
+            wd[1] * c.groups
+        )));
+    }
+    Ok((v.float_at::<4>()?, weight.float_at::<4>()?, bias, options))
+}
+
+/// A 2-D Conv node followed by the BatchNormalization node `bn` (whose scale, bias, mean and
+/// variance are `bn_params`), run as one affine layer under LRP: the batch norm merged into the
+/// convolution's weights and bias, as zennit's canonizers do, so the rule sees the layer the
+/// relevance actually flows through. Returns the batch norm's output.
+pub(crate) fn conv_bn_lrp(
+    conv: &Node,
+    inputs: &[Option<Value>],
+    bn: &Node,
+    bn_params: [&Value; 4],
+    ctx: &Context,
+) -> Result<Vec<Value>> {
+    let (Node::Conv2d(c), Node::BatchNormalization(b), ReluPolicy::Lrp(composite)) =
+        (conv, bn, ctx.relu)
+    else {
+        return Err(Error::Model(
+            "a Conv + BatchNormalization merge outside LRP".into(),
+        ));
+    };
+    let epsilon = match &b.config {
+        BatchNormConfig::Static(c) => c.epsilon,
+        BatchNormConfig::Runtime(c) => c.epsilon,
+    };
+    let (x, weight, bias, options) = conv2d_parts(&c.config, inputs)?;
+    let [out_channels, ..] = weight.dims();
+    let vector = |v: &Value| -> Result<Tensor<1>> {
+        if v.num_elements() != out_channels {
+            return Err(Error::Model(format!(
+                "BatchNormalization parameter of {} values after a Conv of {out_channels} channels",
+                v.num_elements()
+            )));
+        }
+        Ok(v.as_float().reshape([out_channels]))
+    };
+    let [scale, shift, mean, var] = bn_params;
+    let gain = vector(scale)? / (vector(var)? + epsilon).sqrt();
+    let merged_weight = weight * gain.clone().reshape([out_channels, 1, 1, 1]);
+    let conv_bias = bias.unwrap_or_else(|| mean.as_float().reshape([out_channels]).zeros_like());
+    let merged_bias = (conv_bias - vector(mean)?) * gain + vector(shift)?;
+    let y = lrp::affine(
+        composite.rule(AffineKind::Convolution, ctx.first_affine),
+        x,
+        merged_weight,
+        Some(merged_bias),
+        |x, w, b| conv2d(x, w, b, options.clone()),
+    );
+    Ok(vec![out4(y)])
+}
+
 pub(super) fn eval(
     node: &Node,
     inputs: &[Option<Value>],
@@ -255,36 +339,7 @@ pub(super) fn eval(
     let x = || required(inputs, 0);
     let out = match node {
         N::Conv2d(n) => {
-            let c = &n.config;
-            let v = x()?;
-            let [_, _, h, w] = dims4(v, "Conv")?;
-            nonzero(&c.stride, "Conv strides")?;
-            nonzero(&c.dilation, "Conv dilations")?;
-            if c.groups == 0 {
-                return Err(Error::Model("Conv group must be non-zero".into()));
-            }
-            let pads = pads_2d(
-                &c.padding,
-                &c.auto_pad,
-                [h, w],
-                c.kernel_size,
-                c.stride,
-                c.dilation,
-            );
-            let weight = required(inputs, 1)?;
-            let wd = dims4(weight, "Conv weight")?;
-            check_window("Conv", v.shape(), &pads, &[wd[2], wd[3]], &c.dilation)?;
-            let bias = optional(inputs, 2).map(|b| b.as_float().reshape([b.num_elements()]));
-            let options = ConvOptions::new_with_padding(c.stride, pads, c.dilation, c.groups);
-            if v.shape()[1] != wd[1] * c.groups {
-                return Err(Error::Model(format!(
-                    "Conv input has {} channels but the weight {wd:?} with group {} expects {}",
-                    v.shape()[1],
-                    c.groups,
-                    wd[1] * c.groups
-                )));
-            }
-            let (x, weight) = (v.float_at::<4>()?, weight.float_at::<4>()?);
+            let (x, weight, bias, options) = conv2d_parts(&n.config, inputs)?;
             let y = match ctx.relu {
                 ReluPolicy::Lrp(composite) => lrp::affine(
                     composite.rule(AffineKind::Convolution, ctx.first_affine),
