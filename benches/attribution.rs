@@ -1,5 +1,6 @@
-//! Throughput of Saliency and Integrated Gradients (n_steps = 50) on ResNet-18 (224x224, random
-//! weights) at batch 1 and 8, on the CPU backend (flex).
+//! Throughput of Saliency, Integrated Gradients (n_steps = 50) and DeepLift on ResNet-18
+//! (224x224, random weights) at batch 1 and 8, on the CPU backend (flex). DeepLift runs the
+//! inputs and their references as one batch of twice the rows.
 //!
 //! `cargo bench --bench attribution` prints one line per case; `tools/parity/bench_captum.py` times
 //! Captum on the same shapes. Set `FIRELIGHT_BENCH_REPS` to change the repetitions (default 3;
@@ -30,6 +31,14 @@ fn main() {
                     Saliency::new(&model)
                         .attribute(&x, &target)
                         .expect("saliency");
+                }),
+            ),
+            (
+                "deeplift",
+                Box::new(|| {
+                    firelight::grad::DeepLift::new(&model)
+                        .attribute(&x, &target)
+                        .expect("deeplift");
                 }),
             ),
             (

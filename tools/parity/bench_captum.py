@@ -11,7 +11,7 @@ import sys
 import time
 
 import torch
-from captum.attr import IntegratedGradients, Saliency
+from captum.attr import DeepLift, IntegratedGradients, Saliency
 
 sys.path.insert(0, os.path.dirname(__file__))
 from models import ResNet18, randomize_batch_norm  # noqa: E402
@@ -31,6 +31,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("filter", nargs="?", default="", help="run only cases containing this")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -45,11 +46,18 @@ def main():
         target = torch.tensor([(i * 97) % 1000 for i in range(batch)])
         cases = [
             ("saliency", args.reps, lambda: Saliency(model).attribute(x, target=target)),
+            ("deeplift", args.reps, lambda: DeepLift(model).attribute(x, target=target)),
             ("integrated_gradients_50", min(args.reps, 2), lambda: IntegratedGradients(model).attribute(
                 x, target=target, n_steps=50, internal_batch_size=50)),
         ]
         for name, reps, f in cases:
-            t = timed(reps, f)
+            if args.filter not in name:
+                continue
+            try:
+                t = timed(reps, f)
+            except RuntimeError as e:  # Captum's DeepLift refuses a ReLU module used twice
+                print(f"{name:<25} {batch:>5}  Captum refused: {str(e).split('.')[0]}", flush=True)
+                continue
             print(f"{name:<25} {batch:>5}  {t:>7.3f}  {batch / t:>8.2f}", flush=True)
 
 
