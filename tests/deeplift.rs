@@ -226,18 +226,40 @@ fn deeplift_shap_is_the_mean_of_deeplift_over_the_baselines() {
 
 #[test]
 fn an_operator_without_a_deeplift_rule_is_refused_with_its_node() {
-    let model = onnx("softmax");
+    let model = onnx("log_softmax");
     let x = pseudo_random(&[2, 4], 5, 1.0);
     let message = DeepLift::new(&model)
         .attribute(&x, &Target::class(0))
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("Softmax")
+        message.contains("LogSoftmax")
             && message.contains("DeepLift has no rule")
             && message.contains("ONNX node"),
         "{message}"
     );
+}
+
+#[test]
+fn softmax_follows_captum_s_rule_one_sample_at_a_time_and_ignores_the_rest_of_the_batch() {
+    // Captum centres the softmax multipliers over the whole batch, so its numbers for a sample
+    // change with the other samples; the fixture holds Captum's one sample at a time, which
+    // firelight gives for the whole batch at once.
+    let model = onnx("softmax");
+    let (x, x0) = (load("softmax_inputs.npy"), load("softmax_baselines.npy"));
+    let (attributions, delta) = DeepLift::new(&model)
+        .baselines(Baseline::Tensor(x0))
+        .attribute_with_convergence_delta(&x, &Target::class(1))
+        .unwrap();
+    let err = rel_l2(
+        &values(&attributions),
+        &values(&load("softmax_deeplift.npy")),
+    );
+    println!(
+        "softmax: rel L2 vs Captum (per sample) {err:.2e}, delta {:?}",
+        values1(&delta)
+    );
+    assert!(err < 1e-5, "{err}");
 }
 
 #[test]

@@ -22,7 +22,8 @@ Writes under tests/fixtures/deeplift/:
   cnn_layer_*.npy, cnn_guided_grad_cam.npy, cnn_internal_influence*.npy  Captum's
                     InternalInfluence, LayerDeepLift, LayerGradCam (plain,
                     relu_attributions, attr_dim_summation=False) and GuidedGradCam at conv3;
-  softmax.onnx      Linear, Softmax, Linear: refused by firelight's DeepLift, naming the node;
+  softmax.onnx, softmax_*.npy  Linear, Softmax, Linear with Captum's DeepLift one sample at a time;
+  log_softmax.onnx  Linear, LogSoftmax, Linear: refused by firelight's DeepLift, naming the node;
   manifest.json     versions and the convergence deltas Captum reached.
 
 Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch captum numpy onnx
@@ -259,9 +260,23 @@ def main():
             neurons(net, inputs, refs, notes)
             layer_methods(net, inputs, refs, targets)
 
-    # A softmax inside the network: an operator firelight's DeepLift has no rule for yet.
+    # A softmax inside the network: Captum's softmax rule, compared one sample at a time (Captum
+    # centres the multipliers over the whole batch, firelight over each input-reference pair).
     head = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1), nn.Linear(3, 2)).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
     export(head, torch.randn(2, 4), "softmax.onnx")
+    sm_x = torch.randn(3, 4, generator=g)
+    sm_refs = 0.3 * torch.randn(3, 4, generator=g)
+    save("softmax_inputs.npy", sm_x.numpy())
+    save("softmax_baselines.npy", sm_refs.numpy())
+    per_sample = [DeepLift(head).attribute(sm_x[i:i + 1], baselines=sm_refs[i:i + 1], target=1)
+                  for i in range(3)]
+    save("softmax_deeplift.npy", torch.cat(per_sample).detach().numpy())
+    # An operator without a DeepLift rule (in Captum or firelight): LogSoftmax.
+    export(nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1), nn.Linear(3, 2)).eval(),
+           torch.randn(2, 4), "log_softmax.onnx")
 
     class TwiceCalled(nn.Module):
         def __init__(self):

@@ -113,3 +113,54 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let (_, y_ref) = halves(y, 0);
     Tensor::cat(vec![y_in + linear, y_ref], 0)
 }
+
+/// `f(x)` for a softmax `f` (along an axis other than the batch's), whose backward pass is
+/// Captum's DeepLift rule for `Softmax`: the Rescale multipliers (the gradient where
+/// `|x - x0| < EPS`), then minus their mean, so the multipliers of a softmax's inputs sum to
+/// zero as its outputs do. Captum takes that mean over the whole batch, coupling the samples;
+/// here it is over each input-reference pair, which is Captum's at batch 1 and does not change
+/// with the batch's other samples.
+pub fn softmax_along<const D: usize>(
+    x: Tensor<D>,
+    batch_axis: usize,
+    f: impl Fn(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let y = f(x.clone());
+    if !paired(&x, batch_axis) {
+        return y;
+    }
+    let both = |t: Tensor<D>| {
+        let (a, b) = halves(t, batch_axis);
+        let d = a - b;
+        Tensor::cat(vec![d.clone(), d], batch_axis)
+    };
+    let (xd, yd) = (x.clone().detach(), y.detach());
+    let (dx, near) = safe_delta(both(xd.clone()));
+    let multiplier = both(yd.clone()) / dx;
+    let v = x - xd.clone();
+    let centred = v.clone() - pair_mean(v, batch_axis);
+    let near = near.float();
+    // Where the input did not change, the softmax's own gradient; elsewhere the multipliers.
+    let through_softmax = f(xd + centred.clone() * near.clone()) - yd.clone();
+    let rescaled = centred * (near.neg() + 1.0) * multiplier;
+    yd + through_softmax + rescaled
+}
+
+/// The mean of every element of each input-reference pair (rows `i` and `i + n/2` along
+/// `batch_axis`), broadcast back to `t`'s shape.
+fn pair_mean<const D: usize>(t: Tensor<D>, batch_axis: usize) -> Tensor<D> {
+    let dims = t.dims();
+    let per_row: usize = dims
+        .iter()
+        .enumerate()
+        .filter(|(axis, _)| *axis != batch_axis)
+        .map(|(_, d)| d)
+        .product();
+    let mut sums = t;
+    for axis in (0..D).filter(|&a| a != batch_axis) {
+        sums = sums.sum_dim(axis);
+    }
+    let (a, b) = halves(sums, batch_axis);
+    let mean = (a + b) / (2 * per_row.max(1)) as f64;
+    Tensor::cat(vec![mean.clone(), mean], batch_axis).expand(dims)
+}

@@ -11,7 +11,7 @@ use super::onnx_op_type;
 use crate::value::{Kind, Value};
 
 /// Operators with a DeepLift rule: the Rescale rule for element-wise nonlinearities, Captum's
-/// max-pool rule for `MaxPool` (2-D, and 1-D run as 2-D).
+/// max-pool rule for `MaxPool` (2-D, and 1-D run as 2-D) and its softmax rule for `Softmax`.
 pub const RULE_OPS: &[&str] = &[
     "Celu",
     "Clip",
@@ -26,6 +26,7 @@ pub const RULE_OPS: &[&str] = &[
     "Relu",
     "Selu",
     "Sigmoid",
+    "Softmax",
     "Softplus",
     "Softsign",
     "Tanh",
@@ -132,7 +133,7 @@ const STRUCTURAL_OPS: &[&str] = &[
 /// an input-dependent value (a Mul, a BatchNormalization that the interpreter could not merge
 /// into the convolution before it) would pass a gradient, not relevance: it is refused.
 fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -> Result<()> {
-    let elementwise = RULE_OPS.contains(&op) && op != "MaxPool";
+    let elementwise = RULE_OPS.contains(&op) && !matches!(op, "MaxPool" | "Softmax");
     // A residual sum of two same-shaped values takes the Norm rule for sums.
     let residual = op == "Add" && matches!(inputs, [Some(a), Some(b)] if a.shape() == b.shape());
     let fine = !dependent
@@ -155,6 +156,8 @@ fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -
 pub fn treatment(op: &str) -> &'static str {
     if op == "MaxPool" {
         "max-pool rule"
+    } else if op == "Softmax" {
+        "softmax rule (Rescale, centred per pair)"
     } else if RULE_OPS.contains(&op) {
         "Rescale rule"
     } else if LINEAR_OPS.contains(&op) {

@@ -653,10 +653,16 @@ pub(super) fn eval(
         N::Softmax(n) => {
             let v = x()?;
             let axis = physical(v.rank(), n.config.axis);
-            vec![Value::float6(
-                activation::softmax(v.float("input")?, axis),
-                v.shape().to_vec(),
-            )]
+            let batch_axis = physical(v.rank(), 0);
+            let t = v.float("input")?;
+            let y = if deeplift && v.rank() >= 2 && axis != batch_axis {
+                firelight_core::deeplift::softmax_along(t, batch_axis, |t| {
+                    activation::softmax(t, axis)
+                })
+            } else {
+                activation::softmax(t, axis)
+            };
+            vec![Value::float6(y, v.shape().to_vec())]
         }
         N::LogSoftmax(n) => {
             let v = x()?;
