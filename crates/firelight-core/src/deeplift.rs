@@ -59,14 +59,16 @@ pub fn rescale_along<const D: usize>(
     if !paired(&x, axis) {
         return y;
     }
-    let both = |t: Tensor<D>| {
-        let (a, b) = halves(t, axis);
-        let d = a - b;
-        Tensor::cat(vec![d.clone(), d], axis)
-    };
     let (xd, yd) = (x.clone().detach(), y.clone().detach());
-    let (dx, near) = safe_delta(both(xd.clone()));
-    let multiplier = both(yd.clone()) / dx;
+    // The multipliers of one half, then shared by both rows of each pair (one concatenation).
+    let difference = |t: Tensor<D>| {
+        let (a, b) = halves(t, axis);
+        a - b
+    };
+    let (dx, near) = safe_delta(difference(xd.clone()));
+    let half = difference(yd.clone()) / dx;
+    let multiplier = Tensor::cat(vec![half.clone(), half], axis);
+    let near = Tensor::cat(vec![near.clone(), near], axis);
     (yd + multiplier * (x - xd)).mask_where(near, y)
 }
 
