@@ -47,6 +47,11 @@ enum Command {
     ///   firelight explain --method layer_conductance --layer /_blocks.14/Add_output_0 --steps 32
     ///   firelight explain --method gradcam++ --layer /_conv_head/Conv_output_0
     ///   firelight explain --method gradcam,scorecam,eigencam --layer /_conv_head/Conv_output_0
+    ///   firelight explain --method occlusion --window 16 --stride 8
+    ///   firelight explain --method kernel_shap,lime --superpixels 50 --samples 200
+    ///   firelight explain --method deeplift,lrp --lrp-composite epsilon-plus-flat
+    ///   firelight explain --method saliency --signed --layer /_blocks.6/Add_output_0 --neuron 3,4,10
+    ///   firelight explain --model diabetes_mlp --row age=54,sex=2,bmi=36.1,...
     ///   firelight explain --image two_things.png --concept-image cat.png \
     ///       --method gradcam --layer /_conv_head/Conv_output_0
     #[command(verbatim_doc_comment)]
