@@ -189,30 +189,6 @@ impl Default for DeepLiftConfig {
 /// rows at once).
 pub type InternalInfluenceConfig = LayerConductanceConfig;
 
-/// Options of Neuron Conductance, Captum's defaults (its quadrature is the Riemann trapezoid).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NeuronConductanceConfig {
-    /// Points on the path (`n_steps`, 50).
-    pub n_steps: usize,
-    /// The quadrature (`method`, riemann_trapezoid).
-    pub method: Approximation,
-    /// Rows per forward/backward (all at once).
-    pub internal_batch_size: Option<usize>,
-    /// Multiply by `inputs - baselines` (true).
-    pub multiply_by_inputs: bool,
-}
-
-impl Default for NeuronConductanceConfig {
-    fn default() -> Self {
-        Self {
-            n_steps: 50,
-            method: Approximation::RiemannTrapezoid,
-            internal_batch_size: None,
-            multiply_by_inputs: true,
-        }
-    }
-}
-
 /// Options of LRP.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LrpConfig {
@@ -536,8 +512,9 @@ pub enum MethodConfig {
     GuidedGradCam,
     /// Layer-wise Relevance Propagation.
     Lrp(LrpConfig),
-    /// Neuron Conductance (needs a layer and a neuron).
-    NeuronConductance(NeuronConductanceConfig),
+    /// Neuron Conductance (needs a layer and a neuron): Integrated Gradients' options, with
+    /// Captum's Riemann trapezoid as its default quadrature.
+    NeuronConductance(IntegratedGradientsConfig),
     /// A layer's activation.
     LayerActivation,
     /// Layer Gradient X Activation.
@@ -658,7 +635,10 @@ impl MethodConfig {
             MethodConfig::DeepLiftShap(DeepLiftConfig::default()),
             MethodConfig::GuidedGradCam,
             MethodConfig::Lrp(LrpConfig::default()),
-            MethodConfig::NeuronConductance(NeuronConductanceConfig::default()),
+            MethodConfig::NeuronConductance(IntegratedGradientsConfig {
+                method: Approximation::RiemannTrapezoid,
+                ..IntegratedGradientsConfig::default()
+            }),
             MethodConfig::LayerActivation,
             MethodConfig::LayerGradientXActivation(LayerGradientXActivationConfig::default()),
             MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig::default()),
@@ -926,7 +906,9 @@ impl MethodConfig {
     pub fn options(&self) -> Vec<(&'static str, String)> {
         let batch = |b: Option<usize>| b.map_or_else(|| "all".to_string(), |b| b.to_string());
         match self {
-            MethodConfig::IntegratedGradients(c) | MethodConfig::LayerIntegratedGradients(c) => {
+            MethodConfig::IntegratedGradients(c)
+            | MethodConfig::LayerIntegratedGradients(c)
+            | MethodConfig::NeuronConductance(c) => {
                 vec![
                     ("n_steps", c.n_steps.to_string()),
                     ("method", c.method.captum_name().to_string()),
@@ -956,12 +938,6 @@ impl MethodConfig {
                 vec![("multiply_by_inputs", c.multiply_by_inputs.to_string())]
             }
             MethodConfig::Lrp(c) => vec![("composite", c.composite.name().to_string())],
-            MethodConfig::NeuronConductance(c) => vec![
-                ("n_steps", c.n_steps.to_string()),
-                ("method", c.method.captum_name().to_string()),
-                ("internal_batch_size", batch(c.internal_batch_size)),
-                ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
-            ],
             MethodConfig::LayerGradCam(c) => vec![
                 ("relu_attributions", c.relu_attributions.to_string()),
                 ("attr_dim_summation", c.attr_dim_summation.to_string()),
@@ -1043,7 +1019,9 @@ impl MethodConfig {
             };
         }
         match self {
-            MethodConfig::IntegratedGradients(c) | MethodConfig::LayerIntegratedGradients(c) => {
+            MethodConfig::IntegratedGradients(c)
+            | MethodConfig::LayerIntegratedGradients(c)
+            | MethodConfig::NeuronConductance(c) => {
                 set!(c.n_steps, o.n_steps, "n_steps");
                 set!(c.method, o.ig_method, "ig_method");
                 set!(
@@ -1062,20 +1040,6 @@ impl MethodConfig {
             }
             MethodConfig::Lrp(c) => {
                 set!(c.composite, o.lrp_composite, "lrp_composite");
-            }
-            MethodConfig::NeuronConductance(c) => {
-                set!(c.n_steps, o.n_steps, "n_steps");
-                set!(c.method, o.ig_method, "ig_method");
-                set!(
-                    c.internal_batch_size,
-                    o.internal_batch_size.map(Some),
-                    "internal_batch_size"
-                );
-                set!(
-                    c.multiply_by_inputs,
-                    o.multiply_by_inputs,
-                    "multiply_by_inputs"
-                );
             }
             MethodConfig::SmoothGrad(c) => {
                 set!(c.nt_samples, o.n_samples, "n_samples");

@@ -60,16 +60,28 @@ pub fn rescale_along<const D: usize>(
         return y;
     }
     let (xd, yd) = (x.clone().detach(), y.clone().detach());
-    // The multipliers of one half, then shared by both rows of each pair (one concatenation).
+    let (multiplier, near) = multipliers(xd.clone(), yd.clone(), axis);
+    (yd + multiplier * (x - xd)).mask_where(near, y)
+}
+
+/// The Rescale multipliers `(y - y0) / (x - x0)` of each input-reference pair along `axis`,
+/// computed on one half and shared by both rows of the pair, and the mask of the elements where
+/// `|x - x0| < EPS` (which take the gradient instead).
+fn multipliers<const D: usize>(
+    xd: Tensor<D>,
+    yd: Tensor<D>,
+    axis: usize,
+) -> (Tensor<D>, Tensor<D, Bool>) {
     let difference = |t: Tensor<D>| {
         let (a, b) = halves(t, axis);
         a - b
     };
-    let (dx, near) = safe_delta(difference(xd.clone()));
-    let half = difference(yd.clone()) / dx;
-    let multiplier = Tensor::cat(vec![half.clone(), half], axis);
-    let near = Tensor::cat(vec![near.clone(), near], axis);
-    (yd + multiplier * (x - xd)).mask_where(near, y)
+    let (dx, near) = safe_delta(difference(xd));
+    let half = difference(yd) / dx;
+    (
+        Tensor::cat(vec![half.clone(), half], axis),
+        Tensor::cat(vec![near.clone(), near], axis),
+    )
 }
 
 /// Max pooling whose backward pass is Captum's DeepLift rule for `MaxPool2d`: each window's output
@@ -131,14 +143,8 @@ pub fn softmax_along<const D: usize>(
     if !paired(&x, batch_axis) {
         return y;
     }
-    let both = |t: Tensor<D>| {
-        let (a, b) = halves(t, batch_axis);
-        let d = a - b;
-        Tensor::cat(vec![d.clone(), d], batch_axis)
-    };
     let (xd, yd) = (x.clone().detach(), y.detach());
-    let (dx, near) = safe_delta(both(xd.clone()));
-    let multiplier = both(yd.clone()) / dx;
+    let (multiplier, near) = multipliers(xd.clone(), yd.clone(), batch_axis);
     let v = x - xd.clone();
     let centred = v.clone() - pair_mean(v, batch_axis);
     let near = near.float();

@@ -369,8 +369,10 @@ impl TapHook for Cut<'_, '_> {
     }
 }
 
-impl<M: Model> Model for Embedding<M> {
-    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+impl<M: Model> Embedding<M> {
+    /// The cut layer's value for `inputs`, in its own shape (batch first), every value passing
+    /// through `taps` on the way.
+    pub fn layer_value(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<DynTensor> {
         let relu = taps.current_relu_policy();
         let mut cut = Cut {
             outer: taps,
@@ -379,13 +381,18 @@ impl<M: Model> Model for Embedding<M> {
         };
         self.model
             .forward(inputs, &mut Taps::with_hook(&mut cut).relu_policy(relu))?;
-        let value = cut.value.ok_or_else(|| {
+        cut.value.ok_or_else(|| {
             Error::Model(format!(
                 "embedding layer `{}` did not run in the forward pass",
                 self.layer
             ))
-        })?;
-        Ok(value.into_flat())
+        })
+    }
+}
+
+impl<M: Model> Model for Embedding<M> {
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
+        Ok(self.layer_value(inputs, taps)?.into_flat())
     }
 
     fn layers(&self) -> Vec<LayerInfo> {

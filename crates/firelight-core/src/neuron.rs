@@ -11,7 +11,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
-use crate::model::{Embedding, InputSpec, LayerInfo, Model, Recorder, TapHook, Taps};
+use crate::model::{Embedding, InputSpec, LayerInfo, Model, Taps};
 
 /// Which units of a layer's value (per sample, batch axis excluded) a neuron method explains
 /// (Captum's `neuron_selector`).
@@ -136,32 +136,19 @@ impl<M: Model> Neuron<M> {
 
 impl<M: Model> Model for Neuron<M> {
     fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
-        // The cut's output is the layer's value flattened per sample; its sample shape comes from
-        // a tap of the same value.
-        let mut seen = Recorder::new([self.cut.layer()]);
-        let flat = {
-            let relu = taps.current_relu_policy();
-            let mut both = Both {
-                outer: taps,
-                recorder: &mut seen,
-            };
-            self.cut
-                .forward(inputs, &mut Taps::with_hook(&mut both).relu_policy(relu))?
-        };
-        let value = seen
-            .get(self.cut.layer())
-            .map(|v| v.shape().to_vec())
-            .ok_or_else(|| Error::Model(format!("layer `{}` did not run", self.cut.layer())))?;
-        let indices = self.selector.flat_indices(&value[1..], self.cut.layer())?;
+        let value = self.cut.layer_value(inputs, taps)?;
+        let indices = self
+            .selector
+            .flat_indices(value.sample_shape(), self.cut.layer())?;
         let count = indices.len();
         let indices = Tensor::<1, Int>::from_data(
             TensorData::new(
                 indices.into_iter().map(|i| i as i64).collect::<Vec<_>>(),
                 [count],
             ),
-            &flat.device(),
+            &value.device(),
         );
-        Ok(flat.select(1, indices).sum_dim(1))
+        Ok(value.into_flat().select(1, indices).sum_dim(1))
     }
 
     fn layers(&self) -> Vec<LayerInfo> {
@@ -182,18 +169,5 @@ impl<M: Model> Model for Neuron<M> {
 
     fn supports_lrp(&self) -> bool {
         self.cut.supports_lrp()
-    }
-}
-
-/// Hands every value to the outer taps, then to a recorder.
-struct Both<'t, 'h> {
-    outer: &'t mut Taps<'h>,
-    recorder: &'t mut Recorder,
-}
-
-impl TapHook for Both<'_, '_> {
-    fn visit(&mut self, layer: &str, value: crate::DynTensor) -> Result<crate::DynTensor> {
-        let value = self.outer.tap_dyn(layer, value)?;
-        self.recorder.visit(layer, value)
     }
 }

@@ -69,6 +69,26 @@ pub(crate) fn baseline_distributions(
     Ok((distributions, k))
 }
 
+/// DeepLift's batch: each attributed input followed by its references (`references`, one
+/// tensor per attributed input, a row per input row), carried inputs repeated for both halves,
+/// and the sample of each of its rows.
+pub(crate) fn paired_with_references(
+    inputs: &Inputs,
+    references: &[DynTensor],
+    samples: &[usize],
+) -> Result<(Inputs, Vec<usize>)> {
+    let n = inputs.batch()?;
+    let paired = inputs
+        .attributed_floats()?
+        .iter()
+        .zip(references)
+        .map(|(x, r)| DynTensor::cat(vec![x.detached(), r.detached()]))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<usize> = (0..n).chain(0..n).collect();
+    let paired = inputs.with_attributed(paired, &rows)?;
+    Ok((paired, samples.iter().chain(samples).copied().collect()))
+}
+
 /// The same inputs with the attributed ones replaced by `baselines` (same rows).
 pub(crate) fn at_baselines(inputs: &Inputs, baselines: Vec<DynTensor>) -> Result<Inputs> {
     let rows: Vec<usize> = (0..inputs.batch()?).collect();

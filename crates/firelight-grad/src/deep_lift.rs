@@ -13,7 +13,9 @@ use firelight_core::{
     Attribution, Attributions, Baseline, DynTensor, Inputs, Model, ReluPolicy, Result, Target,
 };
 
-use crate::base::{attribute_with_delta, baseline_distributions, resolve_baselines};
+use crate::base::{
+    attribute_with_delta, baseline_distributions, paired_with_references, resolve_baselines,
+};
 
 /// Captum's `DeepLift` (Rescale rule): every nonlinearity passes back
 /// `(f(x) - f(x0)) / (x - x0)` instead of its gradient, and max pooling Captum's max-pool rule,
@@ -125,14 +127,7 @@ fn deep_lift(
     validate(model, inputs, samples)?;
     let n = inputs.batch()?;
     let attributed = inputs.attributed_floats()?;
-    let paired = attributed
-        .iter()
-        .zip(references)
-        .map(|(x, r)| DynTensor::cat(vec![x.detached(), r.detached()]))
-        .collect::<Result<Vec<_>>>()?;
-    let rows: Vec<usize> = (0..n).chain(0..n).collect();
-    let paired = inputs.with_attributed(paired, &rows)?;
-    let paired_samples: Vec<usize> = samples.iter().chain(samples).copied().collect();
+    let (paired, paired_samples) = paired_with_references(inputs, references, samples)?;
     let gradients = input_gradients(
         model,
         &paired,

@@ -3,10 +3,10 @@
 
 use firelight_core::gradients::{layer_gradients_with_policy, validate};
 use firelight_core::{
-    Attribution, Attributions, Baseline, DynTensor, Inputs, Model, ReluPolicy, Result, Target,
+    Attribution, Attributions, Baseline, Inputs, Model, ReluPolicy, Result, Target,
 };
 
-use crate::base::resolve_baselines;
+use crate::base::{paired_with_references, resolve_baselines};
 
 /// Captum's `LayerDeepLift` (Rescale rule) at a layer's output: `(a(x) - a(x0)) * m`, `m` the
 /// multipliers of the target with respect to the layer's value `a`. Defaults as Captum: zero
@@ -53,16 +53,8 @@ impl Attribution for LayerDeepLift<'_> {
     ) -> Result<Attributions> {
         validate(self.model, inputs, samples)?;
         let n = inputs.batch()?;
-        let attributed = inputs.attributed_floats()?;
-        let references = resolve_baselines(&self.baselines, &attributed, samples)?;
-        let paired = attributed
-            .iter()
-            .zip(&references)
-            .map(|(x, r)| DynTensor::cat(vec![x.detached(), r.detached()]))
-            .collect::<Result<Vec<_>>>()?;
-        let rows: Vec<usize> = (0..n).chain(0..n).collect();
-        let paired = inputs.with_attributed(paired, &rows)?;
-        let paired_samples: Vec<usize> = samples.iter().chain(samples).copied().collect();
+        let references = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, samples)?;
+        let (paired, paired_samples) = paired_with_references(inputs, &references, samples)?;
         let (activation, grad) = layer_gradients_with_policy(
             self.model,
             &paired,

@@ -451,11 +451,15 @@ impl OnnxModel {
             HashMap::new()
         };
         let merged_bns: std::collections::HashSet<usize> = merges.values().copied().collect();
-        // LRP composites give the first affine node (the one reading the input) its own rule.
-        let first_affine = self
-            .nodes
-            .iter()
-            .position(|n| matches!(onnx_op_type(n).as_str(), "Conv" | "Gemm"));
+        // LRP composites give the first affine node (the one reading the input) its own rule;
+        // other passes need not look for it.
+        let first_affine = match policy {
+            ReluPolicy::Lrp(_) => self
+                .nodes
+                .iter()
+                .position(|n| matches!(onnx_op_type(n).as_str(), "Conv" | "Gemm")),
+            _ => None,
+        };
         for (index, (node, dead)) in self.nodes.iter().zip(&self.dead_after).enumerate() {
             let name = &self.node_names[index];
             let ctx = Context {
