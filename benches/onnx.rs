@@ -3,7 +3,10 @@
 //! - the interpreter's cost: ResNet-18 as the native Burn network vs the same architecture loaded
 //!   from ONNX (forward, and Saliency = forward + backward), batch 1 and 8;
 //! - Integrated Gradients (50 steps) on ResNet-18 and EfficientNet-Lite0 (ONNX) at batch 1 and 8,
-//!   timed at internal_batch_size 50, with peak memory at internal_batch_size 10 and 50.
+//!   timed at internal_batch_size 50, with peak memory at internal_batch_size 10 and 50;
+//! - the rule methods next to Saliency on ResNet-18 (ONNX), batch 1 and 8: DeepLift (inputs and
+//!   references as one batch of twice the rows) and LRP (EpsilonPlusFlat, batch norms merged);
+//!   `tools/parity/bench_lrp_zennit.py` times zennit on the same network.
 //!
 //! `cargo bench --bench onnx` runs every case; memory cases run one per child process (this binary
 //! again, with `--one-case`) so each peak RSS is its own. `tools/parity/bench_captum_onnx_models.py`
@@ -182,6 +185,37 @@ fn main() {
                     "{name:<18} {batch:>5}  {:>7.2}  {:>8.3}",
                     t.as_secs_f64(),
                     batch as f64 / t.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    if wanted("rules") {
+        println!("\nrule methods on ResNet-18 (ONNX) 224x224 (seconds, median of {reps})");
+        println!("case           batch  seconds  x saliency");
+        let (_dir, onnx) = resnet18_onnx(&device);
+        for batch in [1usize, 8] {
+            let (x, target) = input(batch, &device);
+            let saliency = time(reps, || {
+                Saliency::new(&onnx)
+                    .attribute(&x, &target)
+                    .expect("saliency");
+            });
+            let deeplift = time(reps, || {
+                firelight::grad::DeepLift::new(&onnx)
+                    .attribute(&x, &target)
+                    .expect("deeplift");
+            });
+            let lrp = time(reps, || {
+                firelight::grad::Lrp::new(&onnx)
+                    .attribute(&x, &target)
+                    .expect("lrp");
+            });
+            for (name, t) in [("saliency", saliency), ("deeplift", deeplift), ("lrp", lrp)] {
+                println!(
+                    "{name:<14} {batch:>5}  {:>7.3}  {:>10.2}",
+                    t.as_secs_f64(),
+                    t.as_secs_f64() / saliency.as_secs_f64()
                 );
             }
         }

@@ -527,6 +527,8 @@ pub enum MethodConfig {
     InternalInfluence(InternalInfluenceConfig),
     /// Layer DeepLift.
     LayerDeepLift(DeepLiftConfig),
+    /// Layer GradientSHAP.
+    LayerGradientShap(GradientShapConfig),
     /// Captum's Layer Grad-CAM (at the layer's resolution).
     LayerGradCam(LayerGradCamConfig),
     /// A class activation map.
@@ -645,6 +647,7 @@ impl MethodConfig {
             MethodConfig::LayerConductance(LayerConductanceConfig::default()),
             MethodConfig::InternalInfluence(InternalInfluenceConfig::default()),
             MethodConfig::LayerDeepLift(DeepLiftConfig::default()),
+            MethodConfig::LayerGradientShap(GradientShapConfig::default()),
             MethodConfig::LayerGradCam(LayerGradCamConfig::default()),
         ];
         all.extend(CamKind::ALL.map(|k| MethodConfig::Cam(CamConfig::new(k))));
@@ -806,6 +809,13 @@ impl MethodConfig {
                 "Captum: LayerDeepLift",
                 "DeepLift's multipliers at the layer times its change",
             ),
+            MethodConfig::LayerGradientShap(_) => info(
+                "layer_gradient_shap",
+                &[],
+                Family::Layer,
+                "Captum: LayerGradientShap",
+                "GradientSHAP's expected gradients at the layer times its change",
+            ),
             MethodConfig::LayerGradCam(_) => info(
                 "layer_grad_cam",
                 &[],
@@ -923,7 +933,7 @@ impl MethodConfig {
                 ("stdevs", c.stdevs.to_string()),
                 ("abs", c.abs.to_string()),
             ],
-            MethodConfig::GradientShap(c) => vec![
+            MethodConfig::GradientShap(c) | MethodConfig::LayerGradientShap(c) => vec![
                 ("n_samples", c.n_samples.to_string()),
                 ("stdevs", c.stdevs.to_string()),
                 ("internal_batch_size", batch(c.internal_batch_size)),
@@ -1053,7 +1063,7 @@ impl MethodConfig {
                     "internal_batch_size"
                 );
             }
-            MethodConfig::GradientShap(c) => {
+            MethodConfig::GradientShap(c) | MethodConfig::LayerGradientShap(c) => {
                 set!(c.n_samples, o.n_samples, "n_samples");
                 set!(c.stdevs, o.stdevs, "stdevs");
                 set!(c.seed, o.seed, "seed");
@@ -1314,6 +1324,17 @@ impl MethodConfig {
                 .baselines(baselines)
                 .multiply_by_inputs(c.multiply_by_inputs)
                 .attribute_inputs(inputs, target),
+            MethodConfig::LayerGradientShap(c) => batched!(
+                GradientShap::new(model)
+                    .layer(layer()?)?
+                    .n_samples(c.n_samples)
+                    .stdevs(c.stdevs)
+                    .seed(c.seed)
+                    .multiply_by_inputs(c.multiply_by_inputs)
+                    .baselines(baselines),
+                c.internal_batch_size
+            )
+            .attribute_inputs(inputs, target),
             MethodConfig::LayerGradCam(c) => LayerGradCam::new(model, layer()?)?
                 .relu_attributions(c.relu_attributions)
                 .attr_dim_summation(c.attr_dim_summation)

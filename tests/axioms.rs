@@ -182,6 +182,13 @@ proptest! {
         };
         prop_assert!(close(&lig(Some(ibs)), &lig(None)));
 
+        let layer_shap = |ibs: Option<usize>| {
+            let s = GradientShap::new(&model).layer("conv2").unwrap().n_samples(4).stdevs(0.1).seed(seed)
+                .baselines(Baseline::Distribution(pseudo_random(&[3, 3, 8, 8], 5, 0.2)));
+            match ibs { Some(n) => s.internal_batch_size(n), None => s }.attribute(&x, &target).unwrap()
+        };
+        prop_assert!(close(&layer_shap(Some(ibs)), &layer_shap(None)));
+
         let nt = |group: Option<usize>| {
             let n = NoiseTunnel::new(Saliency::new(&model)).nt_samples(4).stdevs(0.3).seed(seed);
             match group { Some(g) => n.nt_samples_batch_size(g), None => n }.attribute(&x, &target).unwrap()
@@ -330,4 +337,35 @@ fn gradient_shap_converges_to_integrated_gradients() {
         .unwrap();
     let err = rel_l2(&values(&shap), &values(&ig));
     assert!(err < 0.05, "GradientSHAP vs IG: rel L2 {err}");
+}
+
+/// Layer GradientSHAP at a layer that is a linear function of the input (an MLP's first affine
+/// layer) draws its points on the straight layer path too, so with a single baseline and no noise
+/// its expectation is Layer Integrated Gradients there.
+#[test]
+fn layer_gradient_shap_converges_to_layer_integrated_gradients() {
+    let model = mlp(6, &[6, 16, 3]);
+    let x = pseudo_random(&[2, 6], 10, 1.5);
+    let baseline = pseudo_random(&[1, 6], 11, 0.3);
+    let target = Target::classes(vec![1, 2]);
+    let lig = LayerIntegratedGradients::new(&model, "fc1")
+        .unwrap()
+        .n_steps(400)
+        .baselines(Baseline::Tensor(baseline.clone()))
+        .attribute(&x, &target)
+        .unwrap();
+    let shap = GradientShap::new(&model)
+        .layer("fc1")
+        .unwrap()
+        .n_samples(4000)
+        .baselines(Baseline::Distribution(baseline))
+        .seed(4)
+        .attribute(&x, &target)
+        .unwrap();
+    assert_eq!(shap.shape(), lig.shape());
+    let err = rel_l2(&values(&shap), &values(&lig));
+    assert!(
+        err < 0.05,
+        "LayerGradientShap vs LayerIntegratedGradients: rel L2 {err}"
+    );
 }

@@ -88,7 +88,7 @@ fn deeplift_matches_captum_on_every_nonlinearity_captum_has_a_rule_for() {
 }
 
 #[test]
-fn deeplift_deeplift_shap_and_local_multipliers_match_captum_on_a_cnn_with_max_pooling() {
+fn deeplift_deeplift_shap_and_local_multipliers_match_captum_and_shap_on_a_cnn_with_max_pooling() {
     let model = onnx("cnn");
     let (x, x0) = (load("cnn_inputs.npy"), load("cnn_baselines.npy"));
     let target = targets("cnn");
@@ -109,10 +109,22 @@ fn deeplift_deeplift_shap_and_local_multipliers_match_captum_on_a_cnn_with_max_p
                 .attribute(&x, &target)
                 .unwrap(),
         ),
+        // shap's DeepExplainer over the same background: its own implementation of the rules.
+        (
+            "cnn_shap_deep_explainer.npy",
+            DeepLiftShap::new(&model, Baseline::Distribution(load("cnn_distribution.npy")))
+                .attribute(&x, &target)
+                .unwrap(),
+        ),
     ];
     for (expected, got) in cases {
         let err = rel_l2(&values(&got), &values(&load(expected)));
-        println!("{expected}: rel L2 vs Captum {err:.2e}");
+        let reference = if expected.contains("shap_deep") {
+            "shap"
+        } else {
+            "Captum"
+        };
+        println!("{expected}: rel L2 vs {reference} {err:.2e}");
         assert!(err < 1e-5, "{expected}: rel L2 {err}");
     }
 }

@@ -1,4 +1,4 @@
-//! LRP against zennit 0.5.1 on a small VGG-like ReLU network (fixtures from
+//! LRP against zennit 0.5.1 (and Captum 0.9's LRP) on a small VGG-like ReLU network (fixtures from
 //! `tools/parity/lrp_fixtures.py`), relevance conservation, and refusals.
 
 mod common;
@@ -31,7 +31,7 @@ fn target() -> Target {
 }
 
 #[test]
-fn every_composite_matches_zennit() {
+fn every_composite_matches_zennit_and_captum_s_defaults_match_captum() {
     let model = OnnxModel::load(fixtures().join("vgg.onnx"), &device()).unwrap();
     let x = load("inputs.npy");
     for composite in LrpComposite::ALL {
@@ -41,7 +41,12 @@ fn every_composite_matches_zennit() {
             .unwrap();
         let expected = load(&format!("{}.npy", composite.name()));
         let err = rel_l2(&values(&got), &values(&expected));
-        println!("{}: rel L2 vs zennit {err:.2e}", composite.name());
+        let reference = if composite == LrpComposite::Captum {
+            "Captum's LRP (divided by the target's output)"
+        } else {
+            "zennit"
+        };
+        println!("{}: rel L2 vs {reference} {err:.2e}", composite.name());
         assert!(err < 1e-4, "{}: {err}", composite.name());
     }
 }

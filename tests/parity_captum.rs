@@ -1,8 +1,8 @@
 //! Parity with Captum on the small CNN: fixtures written by `tools/parity/make_fixtures.py`.
 //!
-//! Deterministic methods must match within a relative L2 error of 1e-4. Stochastic ones (NoiseTunnel,
-//! GradientSHAP) are compared as expectations: both sides average 4000 draws, whose sampling error
-//! sets the tolerance.
+//! Deterministic methods must match within a relative L2 error of 1e-4. Stochastic ones
+//! (NoiseTunnel, GradientSHAP, LayerGradientShap) are compared as expectations: both sides average
+//! 4000 draws, whose sampling error sets the tolerance.
 
 mod common;
 
@@ -142,6 +142,17 @@ fn run(s: &Setup, method: &str, p: &Value) -> (DynTensor, Option<Tensor<1>>) {
         }
         "gradient_shap" => plain(
             GradientShap::new(m)
+                .baselines(Baseline::Distribution(s.distribution.clone()))
+                .n_samples(p["n_samples"].as_u64().unwrap() as usize)
+                .stdevs(p["stdevs"].as_f64().unwrap() as f32)
+                .internal_batch_size(2000)
+                .seed(7)
+                .attribute(x, t),
+        ),
+        "layer_gradient_shap" => plain(
+            GradientShap::new(m)
+                .layer(layer(p))
+                .unwrap()
                 .baselines(Baseline::Distribution(s.distribution.clone()))
                 .n_samples(p["n_samples"].as_u64().unwrap() as usize)
                 .stdevs(p["stdevs"].as_f64().unwrap() as f32)

@@ -22,11 +22,12 @@ Writes under tests/fixtures/deeplift/:
   cnn_layer_*.npy, cnn_guided_grad_cam.npy, cnn_internal_influence*.npy  Captum's
                     InternalInfluence, LayerDeepLift, LayerGradCam (plain,
                     relu_attributions, attr_dim_summation=False) and GuidedGradCam at conv3;
+  cnn_shap_deep_explainer.npy  shap's DeepExplainer of the CNN over cnn_distribution.npy;
   softmax.onnx, softmax_*.npy  Linear, Softmax, Linear with Captum's DeepLift one sample at a time;
   log_softmax.onnx  Linear, LogSoftmax, Linear: refused by firelight's DeepLift, naming the node;
   manifest.json     versions and the convergence deltas Captum reached.
 
-Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch captum numpy onnx
+Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch captum shap numpy onnx
         /tmp/fl/bin/python tools/parity/deeplift_fixtures.py
 """
 import json
@@ -217,6 +218,17 @@ def layer_methods(net, x, refs, targets):
         x, target=targets).detach().numpy())
 
 
+def shap_deep_explainer(net, x, distribution, targets, notes):
+    """shap's DeepExplainer (DeepLift averaged over the background, shap's own rules) on the CNN,
+    the target class of each sample: cnn_shap_deep_explainer.npy."""
+    import shap
+    values = shap.DeepExplainer(net, distribution).shap_values(x, check_additivity=True)
+    values = np.asarray(values)  # [N, C, H, W, classes]
+    picked = np.stack([values[i, ..., t] for i, t in enumerate(targets)])
+    save("cnn_shap_deep_explainer.npy", picked)
+    notes["shap"] = shap.__version__
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -259,6 +271,7 @@ def main():
             save("cnn_deeplift_shap.npy", shap.detach().numpy())
             neurons(net, inputs, refs, notes)
             layer_methods(net, inputs, refs, targets)
+            shap_deep_explainer(net, inputs, distribution, targets, notes)
 
     # A softmax inside the network: Captum's softmax rule, compared one sample at a time (Captum
     # centres the multipliers over the whole batch, firelight over each input-reference pair).

@@ -53,8 +53,8 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_common import (  # noqa: E402
-    block_output, captum_cases, check_layers, generate, producer, relu_pass_cases, save, self_test,
-    versions)
+    block_output, captum_cases, check_layers, generate, producer,
+    relu_pass_cases, save, self_test, versions, write_external_weights)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -111,20 +111,6 @@ def preprocess(path, resize, crop):
     return t(Image.open(path).convert("RGB")).unsqueeze(0)
 
 
-def assert_generated(proto, rules):
-    """Every initializer is a generated tensor and equals the generator's output exactly."""
-    from onnx import TensorProto, numpy_helper
-    names = [t.name for t in proto.graph.initializer]
-    assert sorted(names) == sorted(rules), (set(names) ^ set(rules))
-    for t in proto.graph.initializer:
-        assert t.data_type == TensorProto.FLOAT, t.name
-        got = numpy_helper.to_array(t)
-        want = generate(t.name, tuple(t.dims), *rules[t.name])
-        assert got.dtype == np.float32 and got.shape == want.shape, t.name
-        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), t.name
-    return names
-
-
 def only_relu_passes(out):
     """Adds (or replaces) the Guided Backprop and Deconvolution cases of an existing fixture."""
     path = os.path.join(out, "manifest.json")
@@ -159,7 +145,6 @@ def main():
 
     import onnx
     import onnxruntime as ort
-    from onnx.external_data_helper import convert_model_to_external_data
 
     check = self_test()
     os.makedirs(args.out, exist_ok=True)
@@ -180,34 +165,9 @@ def main():
         proto = onnx.load(raw)
     ops = sorted({n.op_type for n in proto.graph.node})
     assert "BatchNormalization" in ops, ops
-    order = assert_generated(proto, rules)
-
-    if os.path.exists(weights_path):
-        os.remove(weights_path)
-    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="weights.bin",
-                                   size_threshold=0)
-    onnx.save(proto, onnx_path)
-    onnx.checker.check_model(onnx_path)
-
-    # The manifest, from the external-data records as saved; tensors are back to back.
-    saved = onnx.load(onnx_path, load_external_data=False)
-    tensors, end = [], 0
-    for t in saved.graph.initializer:
-        info = {e.key: e.value for e in t.external_data}
-        offset, length = int(info.get("offset", 0)), int(info["length"])
-        assert info["location"] == "weights.bin" and offset == end, (t.name, info, end)
-        assert length == 4 * int(np.prod(t.dims, dtype=np.int64)), t.name
-        o, s = rules[t.name]
-        tensors.append({"name": t.name, "shape": list(t.dims), "offset": o, "scale": s,
-                        "byte_offset": offset, "byte_length": length})
-        end = offset + length
-    assert [t["name"] for t in tensors] == order
-    assert os.path.getsize(weights_path) == end, (os.path.getsize(weights_path), end)
-    with open(os.path.join(args.out, "weights.json"), "w") as f:
-        json.dump({"generator": "tools/parity/export_resnet18_onnx.py",
-                   "file": "weights.bin", "dtype": "float32", "byte_order": "little",
-                   "total_bytes": end, "check": check, "tensors": tensors}, f, indent=1)
-    assert_generated(onnx.load(onnx_path), rules)  # read back through the external data
+    tensors = write_external_weights(proto, args.out, rules, check,
+                                     "tools/parity/export_resnet18_onnx.py")
+    end = sum(t["byte_length"] for t in tensors)
 
     def session(m=None):
         opts = ort.SessionOptions()
@@ -254,9 +214,6 @@ def main():
             "versions": versions(),
             "cases": cases,
         }, f, indent=1)
-    with open(os.path.join(args.out, ".gitignore"), "w") as f:
-        f.write("# Rebuilt by tests/onnx_parity.rs from weights.json (see tools/parity/export_resnet18_onnx.py)\n"
-                "weights.bin\n")
     if not args.keep_weights:
         os.remove(weights_path)
     print(f"wrote {len(cases)} cases to {os.path.relpath(args.out)}")

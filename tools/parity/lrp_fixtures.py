@@ -8,7 +8,12 @@ each composite, the target's output seeded with one (zennit's `Gradient` attribu
                       linear layers, Norm at average pooling, Pass at activations;
   epsilon_alpha2_beta1_flat  EpsilonAlpha2Beta1Flat (AlphaBeta(2, 1) at convolutions);
   epsilon_gamma_wsquare  WSquare first, Gamma(0.25) at convolutions, Epsilon(0.25) at linear layers;
-  epsilon             Epsilon(1e-6) everywhere (LRP-0-like), for the conservation check.
+  epsilon             Epsilon(1e-6) everywhere (LRP-0-like), for the conservation check;
+  epsilon_gamma_box   zennit's EpsilonGammaBox(low=-3, high=3): ZBox at the first convolution,
+                      Gamma(0.25) at the others, Epsilon at linear layers;
+  captum              Captum 0.9's LRP with its default rules (Epsilon(1e-9) at every layer,
+                      pooling included), divided by the target's output: Captum seeds the target
+                      with its own value, zennit and firelight with one.
 vgg_nobias.onnx is the same network with zero biases (relevance conservation).
 bn_residual.onnx: batch norms kept as nodes (merged into their convolutions, as zennit's
 SequentialMergeBatchNorm does), an overlapping max pool and a residual sum, target class 1.
@@ -16,7 +21,7 @@ With --resnet18: zennit's EpsilonPlusFlat with its ResNet canonizer on the ResNe
 tests/fixtures/onnx_resnet18 (needs torchvision), resnet18_epsilon_plus_flat.npy.
 Writes vgg.onnx, inputs.npy, targets.npy, <composite>.npy, manifest.json under tests/fixtures/lrp.
 
-Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch zennit numpy onnx
+Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch zennit captum numpy onnx
         /tmp/fl/bin/python tools/parity/lrp_fixtures.py
 """
 import json
@@ -26,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import zennit
-from zennit.composites import (EpsilonAlpha2Beta1Flat, EpsilonPlusFlat, LayerMapComposite,
-                               SpecialFirstLayerMapComposite)
+from zennit.composites import (EpsilonAlpha2Beta1Flat, EpsilonGammaBox, EpsilonPlusFlat,
+                               LayerMapComposite, SpecialFirstLayerMapComposite)
 from zennit.rules import Epsilon, Gamma, Norm, Pass, WSquare
 from zennit.types import Activation, AvgPool, Convolution, Linear
 
@@ -126,6 +131,7 @@ def main():
             first_map=[(Linear, WSquare())],
         ),
         "epsilon": LayerMapComposite(layer_map=base + [(Linear, Epsilon())]),
+        "epsilon_gamma_box": EpsilonGammaBox(low=-3.0, high=3.0),
     }
     sums = {}
     for name, composite in composites.items():
@@ -137,6 +143,13 @@ def main():
             (relevance,) = torch.autograd.grad(out, inp, seed)
         np.save(os.path.join(OUT, f"{name}.npy"), relevance.detach().numpy())
         sums[name] = relevance.sum(dim=(1, 2, 3)).tolist()
+    from captum.attr import LRP
+    with torch.no_grad():
+        picked = model(x)[torch.arange(len(targets)), targets]
+    captum = LRP(model).attribute(x.clone().requires_grad_(), target=targets).detach()
+    captum = captum / picked.reshape(-1, 1, 1, 1)
+    np.save(os.path.join(OUT, "captum.npy"), captum.numpy())
+    sums["captum"] = captum.sum(dim=(1, 2, 3)).tolist()
     # The same network without biases, for conservation: LRP-epsilon with a tiny epsilon passes
     # the seed's 1 down to the input unchanged.
     with torch.no_grad():

@@ -18,6 +18,7 @@ import torch
 from captum.attr import (
     Deconvolution,
     GradientShap,
+    LayerGradientShap,
     GuidedBackprop,
     InputXGradient,
     IntegratedGradients,
@@ -123,6 +124,10 @@ def main():
          nt_type="smoothgrad_sq", nt_samples=n, stdevs=0.2, abs=False)
     a = GradientShap(model).attribute(x, baselines=distribution, n_samples=n, stdevs=0.1, target=target)
     case("gradient_shap", "gradient_shap", a, tolerance="statistical", n_samples=n, stdevs=0.1)
+    a = LayerGradientShap(model, modules["conv2"]).attribute(
+        x, baselines=distribution, n_samples=n, stdevs=0.1, target=target)
+    case("layer_gradient_shap_conv2", "layer_gradient_shap", a, tolerance="statistical",
+         layer="conv2", n_samples=n, stdevs=0.1)
 
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({

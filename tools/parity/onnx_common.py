@@ -224,3 +224,62 @@ def versions():
     import onnxruntime
     return {"torch": torch.__version__, "captum": captum.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+
+
+def assert_generated(proto, rules):
+    """Every initializer is a generated tensor and equals the generator's output exactly; returns
+    the initializers' names in file order."""
+    from onnx import TensorProto, numpy_helper
+    names = [t.name for t in proto.graph.initializer]
+    assert sorted(names) == sorted(rules), (set(names) ^ set(rules))
+    for t in proto.graph.initializer:
+        assert t.data_type == TensorProto.FLOAT, t.name
+        got = numpy_helper.to_array(t)
+        want = generate(t.name, tuple(t.dims), *rules[t.name])
+        assert got.dtype == np.float32 and got.shape == want.shape, t.name
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), t.name
+    return names
+
+
+def write_external_weights(proto, out, rules, check, generator):
+    """Saves `proto` as `out`/model.onnx with every initializer in `out`/weights.bin (ONNX external
+    data, back to back) and writes `out`/weights.json, the manifest tests/common/onnx_weights.rs
+    rebuilds weights.bin from (`rules`: name -> (offset, scale); `check`: `self_test()`'s vector).
+    Returns the manifest's tensor records."""
+    import json
+
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+    order = assert_generated(proto, rules)
+    onnx_path = os.path.join(out, "model.onnx")
+    weights_path = os.path.join(out, "weights.bin")
+    if os.path.exists(weights_path):
+        os.remove(weights_path)
+    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="weights.bin",
+                                   size_threshold=0)
+    onnx.save(proto, onnx_path)
+    onnx.checker.check_model(onnx_path)
+
+    # The manifest, from the external-data records as saved; tensors are back to back.
+    saved = onnx.load(onnx_path, load_external_data=False)
+    tensors, end = [], 0
+    for t in saved.graph.initializer:
+        info = {e.key: e.value for e in t.external_data}
+        offset, length = int(info.get("offset", 0)), int(info["length"])
+        assert info["location"] == "weights.bin" and offset == end, (t.name, info, end)
+        assert length == 4 * int(np.prod(t.dims, dtype=np.int64)), t.name
+        o, s = rules[t.name]
+        tensors.append({"name": t.name, "shape": list(t.dims), "offset": o, "scale": s,
+                        "byte_offset": offset, "byte_length": length})
+        end = offset + length
+    assert [t["name"] for t in tensors] == order
+    assert os.path.getsize(weights_path) == end, (os.path.getsize(weights_path), end)
+    with open(os.path.join(out, "weights.json"), "w") as f:
+        json.dump({"generator": generator,
+                   "file": "weights.bin", "dtype": "float32", "byte_order": "little",
+                   "total_bytes": end, "check": check, "tensors": tensors}, f, indent=1)
+    assert_generated(onnx.load(onnx_path), rules)  # read back through the external data
+    with open(os.path.join(out, ".gitignore"), "w") as f:
+        f.write(f"# Rebuilt by tests/onnx_parity.rs from weights.json (see {generator})\n"
+                "weights.bin\n")
+    return tensors

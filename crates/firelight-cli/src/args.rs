@@ -499,6 +499,11 @@ pub(crate) enum LrpCompositeChoice {
     EpsilonGammaWsquare,
     /// Epsilon everywhere.
     Epsilon,
+    /// ZBox first (inputs within -3..3), Gamma(0.25) at convolutions, Epsilon at fully connected
+    /// layers.
+    EpsilonGammaBox,
+    /// Captum's LRP defaults: Epsilon(1e-9) everywhere, pooling included.
+    Captum,
 }
 
 impl From<LrpCompositeChoice> for LrpComposite {
@@ -508,6 +513,8 @@ impl From<LrpCompositeChoice> for LrpComposite {
             LrpCompositeChoice::EpsilonAlpha2Beta1Flat => LrpComposite::EpsilonAlpha2Beta1Flat,
             LrpCompositeChoice::EpsilonGammaWsquare => LrpComposite::EpsilonGammaWSquare,
             LrpCompositeChoice::Epsilon => LrpComposite::Epsilon,
+            LrpCompositeChoice::EpsilonGammaBox => LrpComposite::EPSILON_GAMMA_BOX,
+            LrpCompositeChoice::Captum => LrpComposite::Captum,
         }
     }
 }

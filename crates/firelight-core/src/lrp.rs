@@ -36,6 +36,15 @@ pub enum LrpRule {
     Flat,
     /// Relevance spread by the squared weights (zennit `WSquare`).
     WSquare,
+    /// For inputs bounded by `low <= x <= high` (zennit `ZBox`, Montavon et al. 2017): the
+    /// contributions measured from the box's corner that minimises the output,
+    /// `z = Wx + b - (W+ low + b+) - (W- high + b-)`.
+    ZBox {
+        /// The lowest possible input value.
+        low: f64,
+        /// The highest possible input value.
+        high: f64,
+    },
 }
 
 /// Which affine layer a rule is chosen for.
@@ -50,7 +59,7 @@ pub enum AffineKind {
 /// A rule per layer type and position, as zennit's composites map them. Activations pass
 /// relevance unchanged (`Pass`), average pooling normalises (`Norm`), max pooling passes it to
 /// the arg-max (its gradient).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum LrpComposite {
     /// zennit `EpsilonPlusFlat`: Flat at the first affine layer, ZPlus at convolutions, Epsilon
     /// at fully connected layers.
@@ -63,16 +72,45 @@ pub enum LrpComposite {
     EpsilonGammaWSquare,
     /// Epsilon(1e-6) at every affine layer (LRP-0 up to the stabiliser).
     Epsilon,
+    /// zennit `EpsilonGammaBox`: ZBox at the first convolution (inputs bounded by `low` and
+    /// `high`), Gamma(0.25) at the other convolutions, Epsilon at fully connected layers.
+    EpsilonGammaBox {
+        /// The lowest possible input value (zennit's examples: -3 for normalised images).
+        low: f64,
+        /// The highest possible input value (3).
+        high: f64,
+    },
+    /// Captum's `LRP` with its default rules: Epsilon(1e-9) at every affine layer, and max and
+    /// average pooling by the epsilon rule too (`R_in = x * J^T (R / z)`, `J` the pool's
+    /// Jacobian), so a max pool whose winner is zero passes no relevance. Captum seeds the
+    /// target with its own output value, firelight with one: multiply by the target's output to
+    /// get Captum's numbers.
+    Captum,
 }
 
 impl LrpComposite {
     /// Every composite, in the order `--help` lists them.
-    pub const ALL: [LrpComposite; 4] = [
+    pub const ALL: [LrpComposite; 6] = [
         LrpComposite::EpsilonPlusFlat,
         LrpComposite::EpsilonAlpha2Beta1Flat,
         LrpComposite::EpsilonGammaWSquare,
         LrpComposite::Epsilon,
+        LrpComposite::EPSILON_GAMMA_BOX,
+        LrpComposite::Captum,
     ];
+
+    /// EpsilonGammaBox with the bounds of zennit's examples, -3 and 3 (inputs normalised to
+    /// zero mean and unit variance).
+    pub const EPSILON_GAMMA_BOX: LrpComposite = LrpComposite::EpsilonGammaBox {
+        low: -3.0,
+        high: 3.0,
+    };
+
+    /// Whether pooling takes the epsilon rule (Captum) instead of passing relevance to the
+    /// max pool's winner (zennit's gradient) and normalising average pools.
+    pub fn pools_by_epsilon(self) -> bool {
+        self == LrpComposite::Captum
+    }
 
     /// The composite's name on the command line.
     pub fn name(self) -> &'static str {
@@ -81,6 +119,8 @@ impl LrpComposite {
             LrpComposite::EpsilonAlpha2Beta1Flat => "epsilon_alpha2_beta1_flat",
             LrpComposite::EpsilonGammaWSquare => "epsilon_gamma_wsquare",
             LrpComposite::Epsilon => "epsilon",
+            LrpComposite::EpsilonGammaBox { .. } => "epsilon_gamma_box",
+            LrpComposite::Captum => "captum",
         }
     }
 
@@ -89,6 +129,12 @@ impl LrpComposite {
         use AffineKind::*;
         match (self, kind, first) {
             (LrpComposite::Epsilon, _, _) => LrpRule::Epsilon(1e-6),
+            (LrpComposite::Captum, _, _) => LrpRule::Epsilon(1e-9),
+            (LrpComposite::EpsilonGammaBox { low, high }, Convolution, true) => {
+                LrpRule::ZBox { low, high }
+            }
+            (LrpComposite::EpsilonGammaBox { .. }, Convolution, _) => LrpRule::Gamma(0.25),
+            (LrpComposite::EpsilonGammaBox { .. }, FullyConnected, _) => LrpRule::Epsilon(1e-6),
             (LrpComposite::EpsilonGammaWSquare, _, true) => LrpRule::WSquare,
             (_, _, true) => LrpRule::Flat,
             (LrpComposite::EpsilonPlusFlat, Convolution, _) => LrpRule::ZPlus,
@@ -181,6 +227,16 @@ pub fn affine<const D: usize, const K: usize, const O: usize>(
             let s = stabilize(lin(xd.ones_like(), ones.clone()), STABILIZER);
             lin(v, ones) / s
         }
+        LrpRule::ZBox { low, high } => {
+            let (low, high) = (xd.ones_like() * low, xd.ones_like() * high);
+            let s = stabilize(
+                zd.clone()
+                    - layer(low.clone(), wp.clone(), bp)
+                    - layer(high.clone(), wn.clone(), bn),
+                STABILIZER,
+            );
+            (lin(xd * v.clone(), w) - lin(low * v.clone(), wp) - lin(high * v, wn)) / s
+        }
         LrpRule::WSquare => {
             let squared = w.clone() * w;
             let s = stabilize(
@@ -218,6 +274,26 @@ pub fn norm<const D: usize, const O: usize>(
     let v = x - xd.clone();
     let zd = z.detach();
     zd.clone() + layer(xd * v) / stabilize(zd, STABILIZER)
+}
+
+/// A pooling layer `pool` under Captum's epsilon rule: `R_in = x * J^T (R / (z + eps sign z))`,
+/// `J` the pool's Jacobian at `x` (fixed), which for a max pool is the selection of each
+/// window's winner. `pool_linear(x, u)` must apply that Jacobian to `u` (for a max pool: pick
+/// `u` at the winners of `x`).
+pub fn pool_epsilon<const D: usize>(
+    x: Tensor<D>,
+    eps: f64,
+    pool: impl Fn(Tensor<D>) -> Tensor<D>,
+    pool_linear: impl Fn(Tensor<D>, Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let z = pool(x.clone());
+    if !x.is_tracked() {
+        return z;
+    }
+    let xd = x.clone().detach();
+    let v = x - xd.clone();
+    let zd = z.detach();
+    zd.clone() + pool_linear(xd.clone(), xd * v) / stabilize(zd, eps)
 }
 
 /// The sum `a + b` of two values that both depend on the input (a residual connection) under

@@ -49,7 +49,7 @@ impl LayerInfo {
 }
 
 /// How ReLUs pass gradients back; models route their ReLUs through [`Taps::relu`] to honour it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum ReluPolicy {
     /// The ordinary ReLU: gradient passes where the input is positive.
     #[default]

@@ -2,8 +2,10 @@
 //! distribution and noisy copies of the input, times their difference.
 
 use burn::tensor::{Int, Tensor, TensorData};
-use firelight_core::batch::{self, repeat_samples};
-use firelight_core::gradients::{input_gradients, validate};
+use std::ops::Range;
+
+use firelight_core::batch;
+use firelight_core::gradients::{input_gradients, layer_activations, layer_gradients, validate};
 use firelight_core::{
     Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, ReluPolicy, Result,
     Target,
@@ -25,6 +27,7 @@ pub struct GradientShap<'m> {
     seed: u64,
     internal_batch_size: Option<usize>,
     multiply_by_inputs: bool,
+    layer: Option<String>,
 }
 
 impl<'m> GradientShap<'m> {
@@ -38,7 +41,18 @@ impl<'m> GradientShap<'m> {
             seed: 0,
             internal_batch_size: None,
             multiply_by_inputs: true,
+            layer: None,
         }
+    }
+
+    /// Captum's `LayerGradientShap`: attributes to the activations of `layer` instead of the
+    /// inputs. The draws are the same (baselines and noise in input space); the gradient is taken
+    /// at the layer and multiplied by the layer's change from the baseline to the noisy input.
+    pub fn layer(mut self, layer: impl Into<String>) -> Result<Self> {
+        let layer = layer.into();
+        self.model.check_layer(&layer)?;
+        self.layer = Some(layer);
+        Ok(self)
     }
 
     /// Draws per input (default 5).
@@ -90,71 +104,49 @@ impl Attribution for GradientShap<'_> {
             return Err(Error::parameter("n_samples", 0, "must be at least 1"));
         }
         check_stdevs(self.stdevs)?;
-        let attributed = inputs.attributed_floats()?;
-        let (distributions, k) = baseline_distributions(&self.baselines, &attributed)?;
-        let batch = inputs.batch()?;
-        let n = self.n_samples;
-        let rows = batch * n;
-        let device = attributed[0].device();
-
-        // Every random number is drawn up front, row by row, so chunking cannot change them. As
-        // in Captum, the baseline picks and the path coefficients are shared by every input.
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let normal = Normal::new(0.0f32, self.stdevs).expect("stdevs checked above");
-        let picks: Vec<i64> = (0..rows).map(|_| rng.random_range(0..k) as i64).collect();
-        let coefficients: Vec<f32> = (0..rows).map(|_| rng.random_range(0.0..1.0)).collect();
-        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [rows]), &device);
-        let coefficients =
-            Tensor::<2>::from_data(TensorData::new(coefficients, [rows, 1]), &device);
-        let mut points = Vec::new();
-        let mut diffs = Vec::new();
-        for (x, distribution) in attributed.iter().zip(&distributions) {
-            let features = x.features();
-            let noise: Vec<f32> = if self.stdevs > 0.0 {
-                (0..rows * features)
-                    .map(|_| normal.sample(&mut rng))
-                    .collect()
-            } else {
-                vec![0.0; rows * features]
-            };
-            let noisy = x
-                .detached()
-                .into_flat()
-                .reshape([batch, 1, features])
-                .expand([batch, n, features])
-                .reshape([rows, features])
-                + Tensor::<2>::from_data(TensorData::new(noise, [rows, features]), &device);
-            let base = distribution.flat().clone().select(0, picks.clone());
-            let diff = noisy - base.clone();
-            points.push(base + diff.clone() * coefficients.clone());
-            diffs.push(diff);
+        let draws = Draws::new(
+            inputs,
+            &self.baselines,
+            self.n_samples,
+            self.stdevs,
+            self.seed,
+        )?;
+        match &self.layer {
+            None => self.at_inputs(inputs, target, samples, &draws),
+            Some(layer) => self.at_layer(layer, inputs, target, samples, &draws),
         }
-        let row_samples = repeat_samples(samples, n);
-        let row_map = repeat_samples(&(0..batch).collect::<Vec<_>>(), n);
+    }
+}
 
+impl GradientShap<'_> {
+    /// Captum's `GradientShap`: gradients with respect to the inputs at the draws' points.
+    fn at_inputs(
+        &self,
+        inputs: &Inputs,
+        target: &Target,
+        samples: &[usize],
+        draws: &Draws,
+    ) -> Result<Attributions> {
+        let attributed = inputs.attributed_floats()?;
         let mut parts: Vec<Vec<Tensor<2>>> = vec![Vec::new(); attributed.len()];
-        for chunk in batch::chunks(rows, self.internal_batch_size)? {
-            let chunk_points = attributed
-                .iter()
-                .zip(&points)
-                .map(|(x, p)| {
-                    let mut shape = x.shape().to_vec();
-                    shape[0] = chunk.len();
-                    DynTensor::from_flat(p.clone().narrow(0, chunk.start, chunk.len()), shape)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let chunk_inputs = inputs.with_attributed(chunk_points, &row_map[chunk.clone()])?;
+        for chunk in batch::chunks(draws.rows(), self.internal_batch_size)? {
+            let at_points = draws.inputs(inputs, &draws.points, chunk.clone())?;
             let grads = input_gradients(
                 self.model,
-                &chunk_inputs,
+                &at_points,
                 target,
-                &row_samples[chunk.clone()],
+                &draws.samples(samples, chunk.clone()),
                 ReluPolicy::Standard,
             )?;
-            for ((part, grad), diff) in parts.iter_mut().zip(grads).zip(&diffs) {
+            for ((part, grad), (noisy, base)) in parts
+                .iter_mut()
+                .zip(grads)
+                .zip(draws.noisy.iter().zip(&draws.bases))
+            {
                 let grad = grad.into_flat();
                 part.push(if self.multiply_by_inputs {
-                    grad * diff.clone().narrow(0, chunk.start, chunk.len())
+                    let range = |t: &Tensor<2>| t.clone().narrow(0, chunk.start, chunk.len());
+                    grad * (range(noisy) - range(base))
                 } else {
                     grad
                 });
@@ -163,12 +155,153 @@ impl Attribution for GradientShap<'_> {
         let means = attributed
             .iter()
             .zip(parts)
-            .map(|(x, part)| {
-                let features = x.features();
-                let all = Tensor::cat(part, 0).reshape([batch, n, features]);
-                x.with_flat(all.mean_dim(1).reshape([batch, features]))
-            })
+            .map(|(x, part)| x.with_flat(draws.mean(part)))
             .collect();
         Attributions::for_inputs(inputs, means)
+    }
+
+    /// Captum's `LayerGradientShap`: gradients with respect to the layer at the draws' points,
+    /// times the layer's change from the baseline to the noisy input.
+    fn at_layer(
+        &self,
+        layer: &str,
+        inputs: &Inputs,
+        target: &Target,
+        samples: &[usize],
+        draws: &Draws,
+    ) -> Result<Attributions> {
+        let mut parts = Vec::new();
+        let mut layer_shape = Vec::new();
+        for chunk in batch::chunks(draws.rows(), self.internal_batch_size)? {
+            let at_points = draws.inputs(inputs, &draws.points, chunk.clone())?;
+            let (_, grad) = layer_gradients(
+                self.model,
+                &at_points,
+                layer,
+                target,
+                &draws.samples(samples, chunk.clone()),
+                None,
+            )?;
+            layer_shape = grad.shape()[1..].to_vec();
+            let grad = grad.into_flat();
+            parts.push(if self.multiply_by_inputs {
+                let at = |ends: &[Tensor<2>]| -> Result<Tensor<2>> {
+                    let ends = draws.inputs(inputs, ends, chunk.clone())?;
+                    Ok(layer_activations(self.model, &ends, layer)?.into_flat())
+                };
+                grad * (at(&draws.noisy)? - at(&draws.bases)?)
+            } else {
+                grad
+            });
+        }
+        let mut shape = vec![draws.batch];
+        shape.extend(layer_shape);
+        Ok(Attributions::single(
+            layer,
+            DynTensor::from_flat(draws.mean(parts), shape)?,
+        ))
+    }
+}
+
+/// GradientSHAP's random draws, `n` rows per input row (row `i * n + j` is input `i`'s draw `j`),
+/// one flat tensor per attributed input: the noisy input, the baseline picked for it, and the
+/// point between them where the gradient is taken.
+struct Draws {
+    batch: usize,
+    n: usize,
+    noisy: Vec<Tensor<2>>,
+    bases: Vec<Tensor<2>>,
+    points: Vec<Tensor<2>>,
+    /// The attributed inputs' full shapes, batch axis included.
+    shapes: Vec<Vec<usize>>,
+}
+
+impl Draws {
+    fn new(
+        inputs: &Inputs,
+        baselines: &Baseline,
+        n: usize,
+        stdevs: f32,
+        seed: u64,
+    ) -> Result<Self> {
+        let attributed = inputs.attributed_floats()?;
+        let (distributions, k) = baseline_distributions(baselines, &attributed)?;
+        let batch = inputs.batch()?;
+        let rows = batch * n;
+        let device = attributed[0].device();
+
+        // Every random number is drawn up front, row by row, so chunking cannot change them. As
+        // in Captum, the baseline picks and the path coefficients are shared by every input.
+        let mut rng = StdRng::seed_from_u64(seed);
+        let normal = Normal::new(0.0f32, stdevs).expect("stdevs checked by the caller");
+        let picks: Vec<i64> = (0..rows).map(|_| rng.random_range(0..k) as i64).collect();
+        let coefficients: Vec<f32> = (0..rows).map(|_| rng.random_range(0.0..1.0)).collect();
+        let picks = Tensor::<1, Int>::from_data(TensorData::new(picks, [rows]), &device);
+        let coefficients =
+            Tensor::<2>::from_data(TensorData::new(coefficients, [rows, 1]), &device);
+        let (mut noisy, mut bases, mut points) = (Vec::new(), Vec::new(), Vec::new());
+        for (x, distribution) in attributed.iter().zip(&distributions) {
+            let features = x.features();
+            let noise: Vec<f32> = if stdevs > 0.0 {
+                (0..rows * features)
+                    .map(|_| normal.sample(&mut rng))
+                    .collect()
+            } else {
+                vec![0.0; rows * features]
+            };
+            let x_noisy = x
+                .detached()
+                .into_flat()
+                .reshape([batch, 1, features])
+                .expand([batch, n, features])
+                .reshape([rows, features])
+                + Tensor::<2>::from_data(TensorData::new(noise, [rows, features]), &device);
+            let base = distribution.flat().clone().select(0, picks.clone());
+            points.push(base.clone() + (x_noisy.clone() - base.clone()) * coefficients.clone());
+            noisy.push(x_noisy);
+            bases.push(base);
+        }
+        Ok(Self {
+            batch,
+            n,
+            noisy,
+            bases,
+            points,
+            shapes: attributed.iter().map(|x| x.shape().to_vec()).collect(),
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.batch * self.n
+    }
+
+    /// The inputs of draw rows `chunk`: `ends` (one flat tensor per attributed input) in place of
+    /// the attributed inputs, the carried inputs of each row's input row.
+    fn inputs(&self, inputs: &Inputs, ends: &[Tensor<2>], chunk: Range<usize>) -> Result<Inputs> {
+        let tensors = ends
+            .iter()
+            .zip(&self.shapes)
+            .map(|(end, shape)| {
+                let mut shape = shape.clone();
+                shape[0] = chunk.len();
+                DynTensor::from_flat(end.clone().narrow(0, chunk.start, chunk.len()), shape)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<usize> = chunk.map(|row| row / self.n).collect();
+        inputs.with_attributed(tensors, &rows)
+    }
+
+    /// The sample index of each draw row in `chunk`.
+    fn samples(&self, samples: &[usize], chunk: Range<usize>) -> Vec<usize> {
+        chunk.map(|row| samples[row / self.n]).collect()
+    }
+
+    /// The mean over each input row's draws of per-chunk results `[chunk rows, features]`.
+    fn mean(&self, parts: Vec<Tensor<2>>) -> Tensor<2> {
+        let all = Tensor::cat(parts, 0);
+        let features = all.dims()[1];
+        all.reshape([self.batch, self.n, features])
+            .mean_dim(1)
+            .reshape([self.batch, features])
     }
 }

@@ -9,12 +9,22 @@
 //! | [`InputXGradient`] | `InputXGradient` | `input_x_gradient.rs` |
 //! | [`IntegratedGradients`] | `IntegratedGradients` | `integrated_gradients.rs` |
 //! | [`NoiseTunnel`] | `NoiseTunnel` (smoothgrad, smoothgrad_sq, vargrad) | `noise_tunnel.rs` |
-//! | [`GradientShap`] | `GradientShap` | `gradient_shap.rs` |
+//! | [`GradientShap`] | `GradientShap`, `LayerGradientShap` ([`GradientShap::layer`]) | `gradient_shap.rs` |
 //! | [`GuidedBackprop`], [`Deconvolution`] | `GuidedBackprop`, `Deconvolution` | `guided_backprop.rs` |
+//! | [`DeepLift`], [`DeepLiftShap`] | `DeepLift`, `DeepLiftShap` | `deep_lift.rs` |
+//! | [`Lrp`] | `LRP` (zennit's composites) | `lrp.rs` |
+//! | [`GuidedGradCam`] | `GuidedGradCam` | `guided_grad_cam.rs` |
+//! | [`NeuronConductance`] | `NeuronConductance` | `neuron_conductance.rs` |
 //! | [`LayerActivation`] | `LayerActivation` | `layer_activation.rs` |
 //! | [`LayerGradientXActivation`] | `LayerGradientXActivation` | `layer_gradient_x_activation.rs` |
 //! | [`LayerIntegratedGradients`] | `LayerIntegratedGradients` | `layer_integrated_gradients.rs` |
 //! | [`LayerConductance`] | `LayerConductance` | `layer_conductance.rs` |
+//! | [`InternalInfluence`] | `InternalInfluence` | `internal_influence.rs` |
+//! | [`LayerDeepLift`] | `LayerDeepLift` | `layer_deep_lift.rs` |
+//! | [`LayerGradCam`] | `LayerGradCam` | `layer_grad_cam.rs` |
+//!
+//! Captum's other `Neuron*` methods are these methods run on
+//! [`firelight_core::Neuron`], which makes a unit of a layer the model's output.
 //!
 //! Every method implements [`Attribution`]: `method.attribute(&inputs, &target)`.
 

@@ -128,7 +128,7 @@ const STRUCTURAL_OPS: &[&str] = &[
 ];
 
 /// LRP's operators: 2-D convolutions and fully connected layers take the composite's rule,
-/// global average pooling and residual sums Norm, activations Pass, max pooling its gradient
+/// average pooling (global or windowed) and residual sums Norm, activations Pass, max pooling its gradient
 /// (the arg-max), and the structural operators pass relevance as they are. Any other operator on
 /// an input-dependent value (a Mul, a BatchNormalization that the interpreter could not merge
 /// into the convolution before it) would pass a gradient, not relevance: it is refused.
@@ -139,7 +139,7 @@ fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -
     let fine = !dependent
         || residual
         || matches!(node, Node::Conv2d(_) | Node::MaxPool2d(_))
-        || matches!(op, "Gemm" | "GlobalAveragePool")
+        || matches!(op, "Gemm" | "GlobalAveragePool" | "AveragePool")
         || elementwise
         || STRUCTURAL_OPS.contains(&op);
     if fine {
@@ -147,8 +147,8 @@ fn check_lrp(node: &Node, op: &str, inputs: &[Option<Value>], dependent: bool) -
     }
     Err(Error::Model(format!(
         "LRP has no rule for operator {op} on values that depend on the input (it runs Conv, \
-         Gemm, GlobalAveragePool, MaxPool, residual Add, activations and reshaping operators); \
-         explain this model with deeplift or integrated_gradients"
+         Gemm, AveragePool, GlobalAveragePool, MaxPool, residual Add, activations and reshaping \
+         operators); explain this model with deeplift or integrated_gradients"
     )))
 }
 

@@ -1,6 +1,6 @@
 //! Network layers: convolution, pooling, normalisation, matrix products, softmax, dropout.
 
-use burn::tensor::module::{avg_pool2d, conv1d, conv2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, conv1d, conv2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, activation};
 use firelight_core::lrp::{self, AffineKind};
@@ -124,15 +124,43 @@ fn out4(t: Tensor<4>) -> Value {
     Value::float6(t.reshape(padded(&shape)), shape)
 }
 
-/// Max or average pooling (the latter counting padded cells or not).
+/// Max or average pooling, under the rule of the pass.
 #[derive(Clone, Copy)]
 enum Pool {
-    /// Max pooling; under DeepLift with its max-pool rule.
-    Max {
-        deeplift: bool,
+    Max(PoolRule),
+    /// Average pooling, counting padded cells or not.
+    Average {
+        count_include_pad: bool,
+        rule: PoolRule,
     },
-    Average(bool),
 }
+
+/// What a pooling layer passes back.
+#[derive(Clone, Copy, PartialEq)]
+enum PoolRule {
+    /// Its gradient (under LRP for a max pool: the relevance goes to each window's winner).
+    Gradient,
+    /// DeepLift's max-pool rule (average pooling is linear: its gradient).
+    DeepLift,
+    /// LRP's Norm rule for average pooling (zennit).
+    Norm,
+    /// LRP's epsilon rule for both (Captum's defaults).
+    Epsilon,
+}
+
+impl PoolRule {
+    fn of(ctx: &Context) -> Self {
+        match ctx.relu {
+            ReluPolicy::DeepLift => PoolRule::DeepLift,
+            ReluPolicy::Lrp(c) if c.pools_by_epsilon() => PoolRule::Epsilon,
+            ReluPolicy::Lrp(_) => PoolRule::Norm,
+            _ => PoolRule::Gradient,
+        }
+    }
+}
+
+/// Captum's epsilon for pooling layers.
+const CAPTUM_EPSILON: f64 = 1e-9;
 
 /// A pooling window in two dimensions; 1-D pools run as 2-D with a window of height 1.
 struct Window {
@@ -164,8 +192,8 @@ impl Window {
 /// Pools `[batch, channels, h, w]` after the checks Burn would otherwise panic on.
 fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
     let what = match pool {
-        Pool::Max { .. } => "MaxPool",
-        Pool::Average(_) => "AveragePool",
+        Pool::Max(_) => "MaxPool",
+        Pool::Average { .. } => "AveragePool",
     };
     nonzero(&window.kernel, &format!("{what} kernel_shape"))?;
     nonzero(&window.strides, &format!("{what} strides"))?;
@@ -178,19 +206,27 @@ fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
         &window.dilation,
     )?;
     Ok(match pool {
-        Pool::Max { deeplift } => {
+        Pool::Max(rule) => {
             let options = MaxPoolOptions::new(window.kernel)
                 .with_stride(window.strides)
                 .with_padding_pairs(window.pads)
                 .with_dilation(window.dilation)
                 .with_ceil_mode(window.ceil_mode);
-            if deeplift {
-                firelight_core::deeplift::max_pool2d(x, options)
-            } else {
-                max_pool2d(x, options)
+            match rule {
+                PoolRule::DeepLift => firelight_core::deeplift::max_pool2d(x, options),
+                PoolRule::Epsilon => lrp::pool_epsilon(
+                    x,
+                    CAPTUM_EPSILON,
+                    |t| max_pool2d(t, options.clone()),
+                    |xd, u| at_winners(xd, u, options.clone()),
+                ),
+                PoolRule::Gradient | PoolRule::Norm => max_pool2d(x, options),
             }
         }
-        Pool::Average(count_include_pad) => {
+        Pool::Average {
+            count_include_pad,
+            rule,
+        } => {
             if window.dilation != [1, 1] {
                 return Err(Error::Model(format!(
                     "AveragePool with dilations {:?} is not supported (only 1)",
@@ -202,9 +238,24 @@ fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
                 .with_padding_pairs(window.pads)
                 .with_count_include_pad(count_include_pad)
                 .with_ceil_mode(window.ceil_mode);
-            avg_pool2d(x, options)
+            let pool = |t| avg_pool2d(t, options.clone());
+            match rule {
+                PoolRule::Norm => lrp::norm(x, pool),
+                PoolRule::Epsilon => lrp::pool_epsilon(x, CAPTUM_EPSILON, pool, |_, u| pool(u)),
+                PoolRule::Gradient | PoolRule::DeepLift => pool(x),
+            }
         }
     })
+}
+
+/// `u` at the winners of `x`'s max-pool windows: the max pool's Jacobian at `x` applied to `u`.
+fn at_winners(x: Tensor<4>, u: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let (_, indices) = max_pool2d_with_indices(x, options);
+    let [_, _, ho, wo] = indices.dims();
+    u.reshape([n, c, h * w])
+        .gather(2, indices.reshape([n, c, ho * wo]))
+        .reshape([n, c, ho, wo])
 }
 
 /// The length of a `[batch, channels, length]` input.
@@ -408,7 +459,7 @@ pub(super) fn eval(
                 ceil_mode: c.ceil_mode,
             };
             vec![out4(pool2d(
-                Pool::Max { deeplift },
+                Pool::Max(PoolRule::of(ctx)),
                 v.float_at::<4>()?,
                 window,
             )?)]
@@ -426,7 +477,11 @@ pub(super) fn eval(
                 c.dilation,
             );
             let window = Window::one_d(c.kernel_size, c.stride, pads, c.dilation, c.ceil_mode);
-            vec![out3(pool2d(Pool::Max { deeplift }, as_image(v)?, window)?)]
+            vec![out3(pool2d(
+                Pool::Max(PoolRule::of(ctx)),
+                as_image(v)?,
+                window,
+            )?)]
         }
         N::AveragePool2d(n) => {
             let c = &n.config;
@@ -447,7 +502,10 @@ pub(super) fn eval(
                 dilation: c.dilation,
                 ceil_mode: c.ceil_mode,
             };
-            let pool = Pool::Average(c.count_include_pad);
+            let pool = Pool::Average {
+                count_include_pad: c.count_include_pad,
+                rule: PoolRule::of(ctx),
+            };
             vec![out4(pool2d(pool, v.float_at::<4>()?, window)?)]
         }
         N::AveragePool1d(n) => {
@@ -456,7 +514,10 @@ pub(super) fn eval(
             let len = len3(v, "AveragePool")?;
             let pads = pads_1d(&c.padding, &c.auto_pad, len, c.kernel_size, c.stride, 1);
             let window = Window::one_d(c.kernel_size, c.stride, pads, c.dilation, c.ceil_mode);
-            let pool = Pool::Average(c.count_include_pad);
+            let pool = Pool::Average {
+                count_include_pad: c.count_include_pad,
+                rule: PoolRule::of(ctx),
+            };
             vec![out3(pool2d(pool, as_image(v)?, window)?)]
         }
         N::GlobalAveragePool(_) | N::GlobalMaxPool(_) => {
@@ -469,8 +530,14 @@ pub(super) fn eval(
             let spatial: usize = v.shape()[2..].iter().product();
             let t = v.float("input")?.reshape([b, c, spatial]);
             let t = if matches!(node, N::GlobalAveragePool(_)) {
-                match ctx.relu {
-                    ReluPolicy::Lrp(_) => lrp::norm(t, |t| t.mean_dim(2)),
+                match PoolRule::of(ctx) {
+                    PoolRule::Norm => lrp::norm(t, |t| t.mean_dim(2)),
+                    PoolRule::Epsilon => lrp::pool_epsilon(
+                        t,
+                        CAPTUM_EPSILON,
+                        |t| t.mean_dim(2),
+                        |_, u| u.mean_dim(2),
+                    ),
                     _ => t.mean_dim(2),
                 }
             } else {
