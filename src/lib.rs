@@ -31,6 +31,7 @@
 pub mod bundled;
 pub mod methods;
 pub mod tabular;
+pub mod text;
 
 pub use firelight_cam as cam;
 pub use firelight_concept as concept;

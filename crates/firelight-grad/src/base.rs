@@ -5,6 +5,7 @@
 
 use burn::tensor::Tensor;
 use firelight_core::gradients::{sum_per_sample, target_scores};
+use firelight_core::value::{Kind, Value, padded};
 use firelight_core::{Attributions, Baseline, DynTensor, Error, Inputs, Model, Result, Target};
 
 pub use firelight_core::Attribution;
@@ -89,10 +90,42 @@ pub(crate) fn paired_with_references(
     Ok((paired, samples.iter().chain(samples).copied().collect()))
 }
 
-/// The same inputs with the attributed ones replaced by `baselines` (same rows).
+/// The same inputs with the attributed ones replaced by `baselines` (same rows). A baseline of
+/// an integer input (token ids, given as a float tensor of ids) becomes integers again.
 pub(crate) fn at_baselines(inputs: &Inputs, baselines: Vec<DynTensor>) -> Result<Inputs> {
     let rows: Vec<usize> = (0..inputs.batch()?).collect();
-    inputs.with_attributed(baselines, &rows)
+    let values = inputs
+        .attributed_values()?
+        .into_iter()
+        .zip(baselines)
+        .map(|(value, baseline)| {
+            let shape = baseline.shape().to_vec();
+            let flat = baseline.into_flat();
+            Ok(match value.kind() {
+                Kind::Float => Value::float6(flat.reshape(padded(&shape)), shape),
+                _ => Value::int6(flat.round().int().reshape(padded(&shape)), shape),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    inputs.with_attributed_values(values, &rows)
+}
+
+/// The attributed inputs as float tensors, integer ones (token ids) converted: what a layer
+/// method's baselines are resolved against. Layer methods never differentiate at the inputs,
+/// so they explain integer inputs through the layer (an embedding's output).
+pub(crate) fn attributed_as_floats(inputs: &Inputs) -> Result<Vec<DynTensor>> {
+    inputs
+        .attributed_values()?
+        .into_iter()
+        .map(|value| {
+            let shape = value.shape().to_vec();
+            let batch = shape.first().copied().unwrap_or(1).max(1);
+            let flat = value
+                .as_float()
+                .reshape([batch, value.num_elements() / batch]);
+            DynTensor::from_flat(flat, shape)
+        })
+        .collect()
 }
 
 /// Runs a path method from `baselines` to `inputs` (`path_method` receives the resolved baselines
@@ -110,7 +143,7 @@ pub(crate) fn attribute_with_delta(
     let batch = inputs.batch()?;
     target.check_batch(batch)?;
     let samples: Vec<usize> = (0..batch).collect();
-    let resolved = resolve_baselines(baselines, &inputs.attributed_floats()?, &samples)?;
+    let resolved = resolve_baselines(baselines, &attributed_as_floats(inputs)?, &samples)?;
     let attributions = path_method(&resolved, &samples)?;
     let f_end = target_scores(model, inputs, target, &samples)?;
     let f_start = target_scores(model, &at_baselines(inputs, resolved)?, target, &samples)?;

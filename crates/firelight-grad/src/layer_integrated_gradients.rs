@@ -8,7 +8,9 @@ use firelight_core::{
 };
 
 use crate::approximation::Approximation;
-use crate::base::{at_baselines, attribute_with_delta, check_steps, resolve_baselines};
+use crate::base::{
+    at_baselines, attribute_with_delta, attributed_as_floats, check_steps, resolve_baselines,
+};
 use crate::path::path_integral;
 
 /// Captum's `LayerIntegratedGradients`: the layer's activations for the baselines and for the
@@ -153,7 +155,8 @@ impl Attribution for LayerIntegratedGradients<'_> {
         target: &Target,
         samples: &[usize],
     ) -> Result<Attributions> {
-        let baselines = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, samples)?;
+        let baselines =
+            resolve_baselines(&self.baselines, &attributed_as_floats(inputs)?, samples)?;
         self.integrate(inputs, &baselines, target, samples)
     }
 }

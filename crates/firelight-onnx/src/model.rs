@@ -80,6 +80,15 @@ impl std::fmt::Debug for OnnxModel {
     }
 }
 
+/// A `Gather` that looks an integer graph input up in a constant table: an embedding layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddingLookup {
+    /// The layer name of the looked-up vectors.
+    pub layer: String,
+    /// The table's row count: token ids must be below it.
+    pub vocabulary: usize,
+}
+
 /// Runs `f`, turning a panic inside a dependency into an error naming `what`.
 pub(crate) fn guarded<T>(
     what: impl FnOnce() -> String,
@@ -372,6 +381,44 @@ impl OnnxModel {
     /// The graph's outputs, in order.
     pub fn outputs(&self) -> &[ValueInfo] {
         &self.outputs
+    }
+
+    /// The embedding lookups of the integer graph input `input` (token ids): for each `Gather`
+    /// that reads it as its indices from a constant table, the layer name of its output (where
+    /// text methods attribute) and the table's row count (the vocabulary size). Empty when no
+    /// node looks the input up.
+    pub fn embedding_lookups(&self, input: &str) -> Vec<EmbeddingLookup> {
+        let Some(key) = self
+            .inputs
+            .iter()
+            .position(|i| i.name == input)
+            .map(|i| &self.input_keys[i])
+        else {
+            return Vec::new();
+        };
+        self.nodes
+            .iter()
+            .zip(&self.tap_names)
+            .filter_map(|(node, taps)| {
+                let Node::Gather(_) = node else { return None };
+                let [table, indices, ..] = node.inputs() else {
+                    return None;
+                };
+                if &indices.name != key {
+                    return None;
+                }
+                let rows = self
+                    .constants
+                    .get(&constant_key(table))?
+                    .shape()
+                    .first()
+                    .copied()?;
+                Some(EmbeddingLookup {
+                    layer: taps.first()?.clone(),
+                    vocabulary: rows,
+                })
+            })
+            .collect()
     }
 
     /// How many nodes the graph runs.

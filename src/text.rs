@@ -1,0 +1,250 @@
+//! Explaining text classifiers: a model with its tokenizer, sentences in, per-token attributions
+//! out (Captum's "Interpreting text models": `LayerIntegratedGradients` at the word embeddings,
+//! baseline `[CLS] [PAD] ... [PAD] [SEP]`, the attention mask carried along every step).
+
+use std::path::{Path, PathBuf};
+
+use firelight_core::{Attribution, Baseline, Device, DynTensor, Error, Model, Result, Target};
+use firelight_grad::{Approximation, LayerGradientXActivation, LayerIntegratedGradients};
+use firelight_onnx::OnnxModel;
+
+use crate::bundled::{models_dir, read_labels};
+
+pub use firelight_text::{
+    Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, html,
+};
+
+/// The bundled sentiment model: all-MiniLM-L6-v2 with a negative / neutral / positive head.
+pub fn default_text_model() -> PathBuf {
+    models_dir().join("minilm_sentiment").join("model.onnx")
+}
+
+/// A text classifier (an ONNX graph taking token ids and an attention mask) with its tokenizer,
+/// its class names and the embedding layer text methods attribute at.
+pub struct TextClassifier {
+    /// The graph.
+    pub model: OnnxModel,
+    /// Its tokenizer.
+    pub tokenizer: TextTokenizer,
+    /// Class names (indices where the model has no `labels.json`).
+    pub labels: Vec<String>,
+    /// The word-embedding output (the `Gather` that looks the token ids up).
+    pub embedding: String,
+    /// The token-id input's name.
+    pub ids_input: String,
+    /// The attention-mask input's name.
+    pub mask_input: String,
+    /// The token-type input's name, when the graph takes one.
+    pub type_input: Option<String>,
+    /// The most tokens the model has positions for, when known (`max_positions` in a
+    /// `manifest.json` next to the model).
+    pub max_positions: Option<usize>,
+}
+
+/// How text is attributed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextMethod {
+    /// Captum's `LayerIntegratedGradients` at the word embeddings.
+    LayerIntegratedGradients,
+    /// Captum's `LayerGradientXActivation` at the word embeddings.
+    LayerGradientXActivation,
+}
+
+impl TextMethod {
+    /// Every text method, as the command line names them.
+    pub const ALL: [(&'static str, TextMethod); 2] = [
+        (
+            "layer_integrated_gradients",
+            TextMethod::LayerIntegratedGradients,
+        ),
+        (
+            "layer_gradient_x_activation",
+            TextMethod::LayerGradientXActivation,
+        ),
+    ];
+}
+
+/// Attributions at the embedding, `[sentences, tokens, hidden]`, and the convergence delta of
+/// path methods per sentence.
+pub struct TextAttribution {
+    /// The attributions.
+    pub attributions: DynTensor,
+    /// `sum(attributions) - (f(x) - f(baseline))` per sentence (path methods).
+    pub delta: Option<Vec<f32>>,
+}
+
+impl TextClassifier {
+    /// The bundled sentiment model.
+    pub fn bundled(device: &Device) -> Result<Self> {
+        Self::load(default_text_model(), None, device)
+    }
+
+    /// Loads an ONNX text classifier; its tokenizer is `tokenizer` or the `tokenizer.json` next
+    /// to it, its class names the `labels.json` next to it if there is one.
+    pub fn load(
+        model: impl AsRef<Path>,
+        tokenizer: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        let path = model.as_ref();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tokenizer_path = tokenizer
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.join("tokenizer.json"));
+        let tokenizer = TextTokenizer::from_file(&tokenizer_path).map_err(|e| {
+            Error::Model(format!(
+                "{e} (a text model needs its tokenizer: --tokenizer path/to/tokenizer.json)"
+            ))
+        })?;
+        let model = OnnxModel::load(path, device)?;
+        let names: Vec<String> = model.inputs().iter().map(|i| i.name.clone()).collect();
+        let find = |wanted: &[&str]| names.iter().find(|n| wanted.contains(&n.as_str())).cloned();
+        let ids_input = find(&["input_ids", "ids", "tokens"]).ok_or_else(|| {
+            Error::Model(format!(
+                "{} has no token-id input (input_ids); its inputs: {}",
+                path.display(),
+                names.join(", ")
+            ))
+        })?;
+        let mask_input = find(&["attention_mask", "mask"]).ok_or_else(|| {
+            Error::Model(format!(
+                "{} has no attention_mask input; its inputs: {}",
+                path.display(),
+                names.join(", ")
+            ))
+        })?;
+        let type_input = find(&["token_type_ids", "segment_ids"]);
+        let lookup = model
+            .embedding_lookups(&ids_input)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Model(format!(
+                    "{}: no Gather looks `{ids_input}` up in a constant table, so there is no \
+                     embedding to attribute at",
+                    path.display()
+                ))
+            })?;
+        tokenizer.check_vocabulary(lookup.vocabulary)?;
+        let labels_path = dir.join("labels.json");
+        let outputs = model
+            .outputs()
+            .first()
+            .and_then(|o| o.shape.last().copied().flatten());
+        let labels = if labels_path.is_file() {
+            read_labels(&labels_path)?
+        } else {
+            (0..outputs.unwrap_or(0)).map(|i| i.to_string()).collect()
+        };
+        let max_positions = std::fs::read_to_string(dir.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|m| m["max_positions"].as_u64())
+            .map(|n| n as usize);
+        Ok(Self {
+            model,
+            tokenizer,
+            labels,
+            embedding: lookup.layer,
+            ids_input,
+            mask_input,
+            type_input,
+            max_positions,
+        })
+    }
+
+    /// Tokenises `texts` into one batch (cut to the model's positions, or refused, by
+    /// `truncation`).
+    pub fn encode(&self, texts: &[impl AsRef<str>], truncation: Truncation) -> Result<Encoded> {
+        self.tokenizer.encode(texts, self.max_positions, truncation)
+    }
+
+    /// The model inputs of `encoded`.
+    pub fn inputs(&self, encoded: &Encoded) -> Result<firelight_core::Inputs> {
+        encoded.inputs(
+            &self.ids_input,
+            &self.mask_input,
+            self.type_input.as_deref(),
+            self.model.device(),
+        )
+    }
+
+    /// The softmax of the logits, per sentence.
+    pub fn probabilities(&self, encoded: &Encoded) -> Result<Vec<Vec<f32>>> {
+        let logits = self.model.predict(&self.inputs(encoded)?)?;
+        let [n, k] = logits.dims();
+        let p: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Model(format!("probabilities: {e:?}")))?;
+        Ok((0..n).map(|i| p[i * k..(i + 1) * k].to_vec()).collect())
+    }
+
+    /// The class named `name` (a label or an index).
+    pub fn class(&self, name: &str) -> Result<usize> {
+        if let Some(i) = self
+            .labels
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(name))
+        {
+            return Ok(i);
+        }
+        match name.parse::<usize>() {
+            Ok(i) if i < self.labels.len() => Ok(i),
+            _ => Err(Error::parameter(
+                "target",
+                name,
+                format!(
+                    "is not a class of this model; its classes: {}",
+                    self.labels.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// `method`'s attributions at the word embeddings for `target`, with Captum's `[PAD]`
+    /// baseline for path methods (`n_steps`, Gauss-Legendre) and at most `internal_batch_size`
+    /// rows per pass.
+    pub fn attribute(
+        &self,
+        encoded: &Encoded,
+        target: &Target,
+        method: TextMethod,
+        n_steps: usize,
+        internal_batch_size: Option<usize>,
+    ) -> Result<TextAttribution> {
+        let inputs = self.inputs(encoded)?;
+        let model: &dyn Model = &self.model;
+        match method {
+            TextMethod::LayerIntegratedGradients => {
+                let baseline = Encoded::ids_tensor(&encoded.pad_baseline(), self.model.device())?;
+                let lig = LayerIntegratedGradients::new(model, &self.embedding)?
+                    .n_steps(n_steps)
+                    .method(Approximation::GaussLegendre)
+                    .baselines(Baseline::Tensor(baseline));
+                let lig = match internal_batch_size {
+                    Some(rows) => lig.internal_batch_size(rows),
+                    None => lig,
+                };
+                let (attributions, delta) =
+                    lig.attribute_inputs_with_convergence_delta(&inputs, target)?;
+                let delta = delta
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| Error::Model(format!("delta: {e:?}")))?;
+                Ok(TextAttribution {
+                    attributions: attributions.into_single()?,
+                    delta: Some(delta),
+                })
+            }
+            TextMethod::LayerGradientXActivation => Ok(TextAttribution {
+                attributions: LayerGradientXActivation::new(model, &self.embedding)?
+                    .attribute_inputs(&inputs, target)?
+                    .into_single()?,
+                delta: None,
+            }),
+        }
+    }
+}

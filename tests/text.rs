@@ -1,0 +1,409 @@
+//! Text: the bundled sentiment model (all-MiniLM-L6-v2 + a linear head, ONNX) against torch and
+//! Captum 0.9 (fixtures from `tools/text/make_text_model.py`), the properties of token
+//! attributions, a ground truth from the VADER lexicon, and bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use firelight::core::npy::read_npy_tensor;
+use firelight::prelude::*;
+use firelight::text::{
+    Encoded, Reduction, TextClassifier, TextMethod, TextTokenizer, TokenScores, Truncation, html,
+};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text")
+}
+
+fn classifier() -> TextClassifier {
+    TextClassifier::bundled(&device()).unwrap()
+}
+
+fn sentences() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("sentences.json")).unwrap())
+        .unwrap()
+}
+
+/// The attributions of row `row` of a `[rows, length, hidden]` tensor, its first `tokens` tokens.
+fn row_values(t: &DynTensor, row: usize, tokens: usize) -> Vec<f32> {
+    let [_, length, hidden] = t.shape().try_into().unwrap();
+    values(t)[row * length * hidden..(row * length + tokens) * hidden].to_vec()
+}
+
+#[test]
+fn tokens_logits_and_layer_integrated_gradients_match_torch_and_captum() {
+    // Captum's LayerIntegratedGradients on `word_embeddings`, baseline [CLS] [PAD] ... [SEP],
+    // 50 Gauss-Legendre steps, one sentence at a time (as the fixture was made).
+    let c = classifier();
+    let manifest = sentences();
+    for (i, case) in manifest["cases"].as_array().unwrap().iter().enumerate() {
+        let text = case["text"].as_str().unwrap();
+        let encoded = c.encode(&[text], Truncation::Error).unwrap();
+        let ids: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(encoded.sentences[0].ids, ids, "{text}: token ids");
+        let logits = values(&DynTensor::new(
+            c.model.predict(&c.inputs(&encoded).unwrap()).unwrap(),
+        ));
+        let torch: Vec<f32> = case["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let logit_err = max_abs_diff(&logits, &torch);
+        let target = case["target"].as_u64().unwrap() as usize;
+        let result = c
+            .attribute(
+                &encoded,
+                &Target::class(target),
+                TextMethod::LayerIntegratedGradients,
+                50,
+                Some(25),
+            )
+            .unwrap();
+        let expected = read_npy_tensor(fixtures().join(format!("lig_{i}.npy")), &device()).unwrap();
+        let err = rel_l2(&values(&result.attributions), &values(&expected));
+        let delta = result.delta.unwrap()[0];
+        let captum_delta = case["delta"].as_f64().unwrap() as f32;
+        println!(
+            "{text:?}: logits max abs diff {logit_err:.1e}; LIG rel L2 vs Captum {err:.2e}; delta \
+             {delta:.2e} (Captum {captum_delta:.2e})"
+        );
+        assert!(
+            logit_err < 1e-4,
+            "{text}: logits {logits:?} vs torch {torch:?}"
+        );
+        assert!(err < 1e-3, "{text}: LIG rel L2 {err}");
+        assert!(
+            delta.abs() < 1e-3 && (delta - captum_delta).abs() < 5e-4,
+            "{text}: delta {delta}"
+        );
+    }
+}
+
+#[test]
+fn attention_probabilities_of_every_layer_match_torch() {
+    let c = classifier();
+    let manifest = sentences();
+    let layers: Vec<String> = c
+        .model
+        .layers()
+        .into_iter()
+        .filter(|l| l.kind == "Softmax")
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(layers.len(), 6, "{layers:?}");
+    let text = manifest["cases"][1]["text"].as_str().unwrap();
+    let encoded = c.encode(&[text], Truncation::Error).unwrap();
+    let inputs = c.inputs(&encoded).unwrap();
+    let mut recorder = firelight::core::Recorder::new(layers.iter().map(String::as_str));
+    c.model
+        .forward(
+            &inputs,
+            &mut firelight::core::Taps::with_hook(&mut recorder),
+        )
+        .unwrap();
+    let expected = values(&read_npy_tensor(fixtures().join("attention_1.npy"), &device()).unwrap());
+    let per_layer = expected.len() / 6;
+    // The Softmax nodes run in layer order; the taps are named by node.
+    let mut ordered = layers.clone();
+    ordered.sort_by_key(|name| {
+        name.split("layer.")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .and_then(|s| s.parse::<usize>().ok())
+    });
+    for (layer, name) in ordered.iter().enumerate() {
+        let got = values(&recorder.take(name).unwrap());
+        let diff = max_abs_diff(&got, &expected[layer * per_layer..(layer + 1) * per_layer]);
+        assert!(diff < 1e-5, "{name}: attention max abs diff {diff}");
+    }
+}
+
+#[test]
+fn sentences_of_different_lengths_together_give_what_each_gives_alone() {
+    // Padding rows to the longest sentence, masked out, changes nothing: the carried mask
+    // follows every step of the path, and padded positions get exactly zero.
+    let c = classifier();
+    let texts = [
+        "Okay.",
+        "The side effects were terrible and I stopped after a week.",
+    ];
+    let together = c.encode(&texts, Truncation::Error).unwrap();
+    let target = Target::classes(vec![2, 0]);
+    let both = c
+        .attribute(
+            &together,
+            &target,
+            TextMethod::LayerIntegratedGradients,
+            16,
+            None,
+        )
+        .unwrap();
+    let length = together.length;
+    for (row, text) in texts.iter().enumerate() {
+        let alone = c.encode(&[*text], Truncation::Error).unwrap();
+        let class = [2, 0][row];
+        let one = c
+            .attribute(
+                &alone,
+                &Target::class(class),
+                TextMethod::LayerIntegratedGradients,
+                16,
+                Some(7),
+            )
+            .unwrap();
+        let n = alone.length;
+        let err = rel_l2(
+            &row_values(&both.attributions, row, n),
+            &values(&one.attributions),
+        );
+        assert!(err < 1e-4, "{text}: batched vs alone rel L2 {err}");
+        let delta_gap = (both.delta.as_ref().unwrap()[row] - one.delta.as_ref().unwrap()[0]).abs();
+        assert!(delta_gap < 1e-4, "{text}: deltas differ by {delta_gap}");
+        let padded = row_values(&both.attributions, row, length);
+        assert!(
+            padded[n * 384..].iter().all(|v| *v == 0.0),
+            "{text}: padding attributed"
+        );
+    }
+}
+
+#[test]
+fn lexicon_words_carry_their_valence() {
+    // Held-out VADER words (never in the head's training sentences) in a template the head never
+    // saw. For every word that moves the prediction to its own side (positive words predicted
+    // positive, negative ones negative), the word's summed attribution to "positive" must have
+    // the word's sign, and on average it must outweigh each word of the template.
+    let c = classifier();
+    let held: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("vader_heldout.json")).unwrap(),
+    )
+    .unwrap();
+    let template = held["template"].as_str().unwrap();
+    // Every 16th word: ~120 of them, from both ends of the valence scale.
+    let words: Vec<(String, f64)> = held["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .step_by(16)
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap().to_string(),
+                w["valence"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let texts: Vec<String> = words
+        .iter()
+        .map(|(w, _)| template.replace("{word}", w))
+        .collect();
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let probabilities = c.probabilities(&encoded).unwrap();
+    let positive = c.class("positive").unwrap();
+    let negative = c.class("negative").unwrap();
+    let result = c
+        .attribute(
+            &encoded,
+            &Target::class(positive),
+            TextMethod::LayerIntegratedGradients,
+            20,
+            Some(400),
+        )
+        .unwrap();
+    let scores =
+        TokenScores::from_embedding(&encoded, &result.attributions, Reduction::Sum).unwrap();
+    let (mut flips, mut signs_right, mut outweighs) = (0, 0, 0);
+    // Mean |score| of the lexicon word and of each template word, over the words that flip.
+    let mut lexicon_weight = 0.0f64;
+    let mut template_weight: std::collections::BTreeMap<String, f64> = Default::default();
+    for (i, (word, valence)) in words.iter().enumerate() {
+        let p = &probabilities[i];
+        let predicted = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        if predicted != if *valence > 0.0 { positive } else { negative } {
+            continue;
+        }
+        flips += 1;
+        let merged = scores[i].words(&encoded.sentences[i]);
+        let at = merged
+            .labels
+            .iter()
+            .position(|l| l == word)
+            .unwrap_or_else(|| panic!("{word} not among {:?}", merged.labels));
+        let score = merged.scores[at];
+        if (score > 0.0) == (*valence > 0.0) {
+            signs_right += 1;
+        }
+        lexicon_weight += f64::from(score.abs());
+        let mut others = 0.0f32;
+        for (j, (label, s)) in merged.labels.iter().zip(&merged.scores).enumerate() {
+            if j != at && !label.starts_with('[') && label.chars().any(char::is_alphabetic) {
+                *template_weight.entry(label.clone()).or_default() += f64::from(s.abs());
+                others = others.max(s.abs());
+            }
+        }
+        if score.abs() > others {
+            outweighs += 1;
+        }
+    }
+    let sign_rate = signs_right as f64 / flips as f64;
+    let weight_rate = outweighs as f64 / flips as f64;
+    let lexicon_mean = lexicon_weight / flips as f64;
+    let heaviest = template_weight
+        .iter()
+        .map(|(w, total)| (w.clone(), total / flips as f64))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    println!(
+        "{} words, {flips} move the prediction to their side; sign agrees for {:.1}%; mean \
+         |attribution| of the lexicon word {lexicon_mean:.3}, of the heaviest template word \
+         {:?} {:.3}; the word outweighs every template word in {:.1}% of sentences",
+        words.len(),
+        100.0 * sign_rate,
+        heaviest.0,
+        heaviest.1,
+        100.0 * weight_rate
+    );
+    assert!(
+        flips >= words.len() / 2,
+        "only {flips} of {} words flip",
+        words.len()
+    );
+    assert!(sign_rate >= 0.9, "sign agreement {sign_rate}");
+    assert!(
+        lexicon_mean > heaviest.1,
+        "template word {:?} outweighs the lexicon words: {} vs {lexicon_mean}",
+        heaviest.0,
+        heaviest.1
+    );
+}
+
+#[test]
+fn pad_baselines_keep_the_special_tokens_and_words_merge_sub_tokens() {
+    let c = classifier();
+    let encoded = c
+        .encode(&["Unbelievably good!", "Hi"], Truncation::Error)
+        .unwrap();
+    let [long, short] = [&encoded.sentences[0], &encoded.sentences[1]];
+    let baseline = encoded.pad_baseline();
+    let (cls, sep, pad) = (
+        c.tokenizer.cls_id.unwrap(),
+        c.tokenizer.sep_id.unwrap(),
+        c.tokenizer.pad_id,
+    );
+    assert_eq!(baseline[0][0], cls);
+    assert_eq!(baseline[0][long.ids.len() - 1], sep);
+    assert!(baseline[0][1..long.ids.len() - 1].iter().all(|&t| t == pad));
+    assert_eq!(&baseline[1][..3], &[cls, pad, sep]);
+    assert!(baseline[1][3..].iter().all(|&t| t == pad));
+    assert_eq!(
+        encoded.mask()[1],
+        [1, 1, 1]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(0, encoded.length - 3))
+            .collect::<Vec<u32>>()
+    );
+    // "Unbelievably" is several word pieces; merged, it is one word with their summed score.
+    let pieces = long.words.iter().filter(|w| **w == Some(0)).count();
+    assert!(pieces > 1, "{:?}", long.tokens);
+    let scores = TokenScores {
+        labels: long.tokens.clone(),
+        scores: (0..long.ids.len()).map(|i| i as f32).collect(),
+        spans: long
+            .words
+            .iter()
+            .zip(&long.offsets)
+            .map(|(w, o)| w.map(|_| *o))
+            .collect(),
+    };
+    let words = scores.words(long);
+    assert_eq!(
+        words.labels,
+        ["[CLS]", "Unbelievably", "good", "!", "[SEP]"]
+    );
+    let summed: f32 = (1..=pieces).map(|i| i as f32).sum();
+    assert_eq!(words.scores[1], summed);
+    let _ = short;
+}
+
+#[test]
+fn bad_text_input_gets_a_clear_error() {
+    let c = classifier();
+    let empty = c
+        .encode(&["  "], Truncation::Error)
+        .unwrap_err()
+        .to_string();
+    assert!(empty.contains("empty"), "{empty}");
+    let long = "word ".repeat(600);
+    let refused = c
+        .encode(&[long.as_str()], Truncation::Error)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("longer than the model's 512 positions"),
+        "{refused}"
+    );
+    let cut = c.encode(&[long.as_str()], Truncation::Warn).unwrap();
+    assert_eq!(cut.length, 512);
+    assert_eq!(cut.sentences[0].dropped, 602 - 512);
+    assert_eq!(cut.sentences[0].ids.last().copied(), c.tokenizer.sep_id);
+    // A missing tokenizer, and one whose vocabulary does not fit the model's table.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        firelight::text::default_text_model(),
+        dir.path().join("model.onnx"),
+    )
+    .unwrap();
+    let missing = TextClassifier::load(dir.path().join("model.onnx"), None, &device())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(missing.contains("tokenizer"), "{missing}");
+    let tokens_model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx_inputs/tokens.onnx");
+    let tokenizer = firelight::text::default_text_model().with_file_name("tokenizer.json");
+    let mismatch = TextClassifier::load(&tokens_model, Some(&tokenizer), &device())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        mismatch.contains("does not belong to this model"),
+        "{mismatch}"
+    );
+    let unknown = c.class("ecstatic").unwrap_err().to_string();
+    assert!(unknown.contains("negative, neutral, positive"), "{unknown}");
+    let tok = TextTokenizer::from_file(dir.path().join("nope.json")).unwrap_err();
+    assert!(tok.to_string().contains("nope.json"), "{tok}");
+}
+
+#[test]
+fn the_html_view_escapes_text_and_needs_nothing_external() {
+    let scores = TokenScores {
+        labels: vec!["<script>".into(), "&".into(), "\"x\"".into()],
+        scores: vec![1.0, -0.5, 0.0],
+        spans: vec![None; 3],
+    };
+    let page = html::page(
+        "<b>title</b>",
+        "layer_integrated_gradients",
+        &[html::Row {
+            scores: &scores,
+            prediction: "positive (0.90)".into(),
+            delta: Some(1e-5),
+        }],
+    );
+    assert!(!page.contains("<script>") && page.contains("&lt;script&gt;"));
+    assert!(page.contains("&amp;") && page.contains("&quot;x&quot;"));
+    assert!(!page.contains("<b>title"));
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+    let _ = Encoded::ids_tensor(&[vec![1, 2]], &device()).unwrap();
+}
