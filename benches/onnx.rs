@@ -6,7 +6,10 @@
 //!   timed at internal_batch_size 50, with peak memory at internal_batch_size 10 and 50;
 //! - the rule methods next to Saliency on ResNet-18 (ONNX), batch 1 and 8: DeepLift (inputs and
 //!   references as one batch of twice the rows) and LRP (EpsilonPlusFlat, batch norms merged);
-//!   `tools/parity/bench_lrp_zennit.py` times zennit on the same network.
+//!   `tools/parity/bench_lrp_zennit.py` times zennit on the same network;
+//! - text: Layer Integrated Gradients (50 steps) at the word embeddings of the bundled
+//!   all-MiniLM-L6-v2 sentiment model, one 32-token sentence and a batch of 16 of them;
+//!   `tools/text/bench_captum_text.py` times Captum on the same model.
 //!
 //! `cargo bench --bench onnx` runs every case; memory cases run one per child process (this binary
 //! again, with `--one-case`) so each peak RSS is its own. `tools/parity/bench_captum_onnx_models.py`
@@ -218,6 +221,39 @@ fn main() {
                     t.as_secs_f64() / saliency.as_secs_f64()
                 );
             }
+        }
+    }
+
+    if wanted("text") {
+        use firelight::text::{TextClassifier, TextMethod, Truncation};
+        println!(
+            "\nLayer IG (50 steps) at the word embeddings, MiniLM sentiment (seconds, median of {reps})"
+        );
+        println!("case                       batch  ibs  seconds  sentences/s");
+        let c = TextClassifier::bundled(&device).expect("bundled text model");
+        // 30 words plus [CLS] and [SEP]: 32 tokens.
+        let sentence = "the staff were friendly but the wait was long and the room was cold so \
+                        i would not come back here again unless they fix the heating very soon now";
+        for (batch, ibs) in [(1usize, 50usize), (16, 100), (16, 400)] {
+            let texts = vec![sentence; batch];
+            let encoded = c.encode(&texts, Truncation::Error).expect("encode");
+            assert_eq!(encoded.length, 32, "the benchmark sentence is 32 tokens");
+            let target = Target::class(2);
+            let t = time(reps.clamp(1, 2), || {
+                c.attribute(
+                    &encoded,
+                    &target,
+                    TextMethod::LayerIntegratedGradients,
+                    50,
+                    Some(ibs),
+                )
+                .expect("layer integrated gradients");
+            });
+            println!(
+                "lig50_32_tokens            {batch:>5} {ibs:>4}  {:>7.2}  {:>11.2}",
+                t.as_secs_f64(),
+                batch as f64 / t.as_secs_f64()
+            );
         }
     }
 

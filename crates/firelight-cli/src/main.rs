@@ -11,6 +11,7 @@ use firelight::prelude::*;
 mod args;
 mod evaluate;
 mod explain;
+mod explain_text;
 mod layers;
 mod named;
 mod predict;
@@ -56,6 +57,21 @@ enum Command {
     ///       --method gradcam --layer /_conv_head/Conv_output_0
     #[command(verbatim_doc_comment)]
     Explain(explain::ExplainArgs),
+    /// Attribute a text classifier's prediction to the words of each sentence.
+    ///
+    /// Layer Integrated Gradients at the word embeddings (Captum's text tutorial: baseline
+    /// [CLS] [PAD] ... [PAD] [SEP], the attention mask carried along every step), one score per
+    /// token (the signed sum over the embedding axis), printed coloured and written as a
+    /// self-contained HTML view and JSON. The default model is the bundled all-MiniLM-L6-v2
+    /// sentiment classifier (negative, neutral, positive).
+    ///
+    /// Examples:
+    ///   firelight explain-text "It was a fantastic performance!"
+    ///   firelight explain-text "Terrible side effects." "Okay." --words --target positive
+    ///   firelight explain-text --text-file reviews.txt --internal-batch-size 100
+    ///   firelight explain-text --model bert.onnx --tokenizer tokenizer.json "Some text"
+    #[command(verbatim_doc_comment)]
+    ExplainText(explain_text::ExplainTextArgs),
     /// Score how faithful maps are to the model (ROAD and the confidence change), method by method.
     ///
     /// ROAD imputes the pixels a map ranks most relevant (MoRF) or least relevant (LeRF) with noisy
@@ -92,6 +108,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Explain(args) => explain::explain(args),
+        Command::ExplainText(args) => explain_text::run(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),

@@ -873,3 +873,83 @@ fn a_batch_from_npy_takes_one_target_per_sample_and_writes_one_output() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
+    let out = scratch("explain-text");
+    let dir = out.to_str().unwrap();
+    let file = out.join("reviews.txt");
+    std::fs::write(
+        &file,
+        "Okay.\n\nThe pills were <b>useless</b> & expensive.\n",
+    )
+    .unwrap();
+    let t = succeed(&[
+        "explain-text",
+        "It was a fantastic performance!",
+        "--text-file",
+        file.to_str().unwrap(),
+        "--words",
+        "--steps",
+        "16",
+        "--out",
+        dir,
+    ]);
+    assert!(t.contains("positive"), "{t}");
+    assert!(t.contains("fantastic(+"), "{t}");
+    assert!(t.contains("convergence delta"), "{t}");
+    assert_eq!(
+        sorted_files_in(&out),
+        ["explain_text.html", "explain_text.json", "reviews.txt"]
+    );
+    let html = std::fs::read_to_string(out.join("explain_text.html")).unwrap();
+    // BERT's tokenizer splits "<b>" into three words; each is escaped.
+    assert!(
+        html.contains(">&lt;</span>") && html.contains(">&amp;</span>"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "unescaped text");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("explain_text.json")).unwrap())
+            .unwrap();
+    let sentences = json["sentences"].as_array().unwrap();
+    assert_eq!(sentences.len(), 3);
+    assert_eq!(sentences[0]["target"], "positive");
+    assert!(
+        sentences[2]["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&"useless".into())
+    );
+
+    let bad = scratch("explain-text-bad");
+    let bad_dir = bad.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["explain-text", "   "], "empty"),
+        (
+            vec!["explain-text", "fine", "--target", "ecstatic"],
+            "negative, neutral, positive",
+        ),
+        (
+            vec![
+                "explain-text",
+                "fine",
+                "--tokenizer",
+                "/nonexistent/tokenizer.json",
+            ],
+            "tokenizer",
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--out", bad_dir]);
+        let run = firelight(&args);
+        let t = text(&run);
+        assert!(!run.status.success(), "{args:?} succeeded: {t}");
+        assert!(t.contains(expected), "{args:?}: {t}");
+    }
+    assert!(
+        files_in(&bad).is_empty(),
+        "a failed run wrote {:?}",
+        files_in(&bad)
+    );
+}

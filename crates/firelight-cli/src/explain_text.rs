@@ -1,0 +1,252 @@
+//! `firelight explain-text`: which words made a text classifier say what it said.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use firelight::core::npy::write_atomic;
+use firelight::prelude::*;
+use firelight::text::{Reduction, TextClassifier, TextMethod, TokenScores, Truncation, html};
+
+use crate::args::{DeviceArgs, device};
+use crate::session::spinner;
+
+/// The sentence explained when none is given.
+const DEFAULT_TEXT: &str = "It was a fantastic performance!";
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ExplainTextArgs {
+    /// The sentences to explain (default: "It was a fantastic performance!").
+    texts: Vec<String>,
+    /// A file with one sentence per line (empty lines skipped), explained after the others.
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+    /// An ONNX text classifier taking input_ids and attention_mask (and token_type_ids); default:
+    /// the bundled all-MiniLM-L6-v2 sentiment model (negative, neutral, positive).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Its tokenizer.json (default: the one next to the model).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// How to attribute, at the word embeddings.
+    #[arg(long, value_enum, default_value_t = TextMethodChoice::LayerIntegratedGradients)]
+    method: TextMethodChoice,
+    /// The class to explain, by label or index (default: each sentence's predicted class).
+    #[arg(long)]
+    target: Option<String>,
+    /// Merge word pieces into words (their scores summed).
+    #[arg(long)]
+    words: bool,
+    /// Score tokens by the L2 norm of their attribution instead of its signed sum.
+    #[arg(long)]
+    l2: bool,
+    /// `n_steps` of Layer Integrated Gradients.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// At most this many rows (steps x sentences) per forward/backward pass.
+    #[arg(long)]
+    internal_batch_size: Option<usize>,
+    /// Refuse sentences longer than the model's positions instead of cutting them (with a
+    /// warning that says how many tokens were dropped).
+    #[arg(long)]
+    no_truncate: bool,
+    /// Where to write explain_text.html and explain_text.json.
+    #[arg(long, default_value = "firelight-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TextMethodChoice {
+    /// Captum's LayerIntegratedGradients, baseline [CLS] [PAD] ... [PAD] [SEP].
+    LayerIntegratedGradients,
+    /// Captum's LayerGradientXActivation (one backward pass).
+    LayerGradientXActivation,
+}
+
+impl TextMethodChoice {
+    fn method(self) -> TextMethod {
+        match self {
+            TextMethodChoice::LayerIntegratedGradients => TextMethod::LayerIntegratedGradients,
+            TextMethodChoice::LayerGradientXActivation => TextMethod::LayerGradientXActivation,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TextMethodChoice::LayerIntegratedGradients => "layer_integrated_gradients",
+            TextMethodChoice::LayerGradientXActivation => "layer_gradient_x_activation",
+        }
+    }
+}
+
+pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
+    let device = device(args.device.device)?;
+    let mut texts = args.texts.clone();
+    if let Some(path) = &args.text_file {
+        let content = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        texts.extend(
+            content
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    if texts.is_empty() {
+        texts.push(DEFAULT_TEXT.to_string());
+    }
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(firelight::text::default_text_model);
+    let classifier = TextClassifier::load(&model, args.tokenizer.as_deref(), &device)?;
+    let truncation = if args.no_truncate {
+        Truncation::Error
+    } else {
+        Truncation::Warn
+    };
+    let encoded = classifier.encode(&texts, truncation)?;
+    for (i, s) in encoded.sentences.iter().enumerate() {
+        if s.dropped > 0 {
+            eprintln!(
+                "warning: sentence {} is longer than the model's {} positions: its last {} \
+                 tokens were dropped (--no-truncate refuses it instead)",
+                i + 1,
+                classifier.max_positions.unwrap_or(encoded.length),
+                s.dropped
+            );
+        }
+    }
+    let probabilities = classifier.probabilities(&encoded)?;
+    let fixed = args
+        .target
+        .as_deref()
+        .map(|t| classifier.class(t))
+        .transpose()?;
+    let classes: Vec<usize> = probabilities
+        .iter()
+        .map(|p| {
+            fixed.unwrap_or_else(|| {
+                (0..p.len())
+                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let bar = spinner(format!(
+        "{} over {} sentence(s)",
+        args.method.name(),
+        texts.len()
+    ));
+    let result = classifier.attribute(
+        &encoded,
+        &Target::classes(classes.clone()),
+        args.method.method(),
+        args.steps,
+        args.internal_batch_size,
+    )?;
+    bar.finish_and_clear();
+    let reduction = if args.l2 {
+        Reduction::L2
+    } else {
+        Reduction::Sum
+    };
+    let per_token = TokenScores::from_embedding(&encoded, &result.attributions, reduction)?;
+    let shown: Vec<TokenScores> = per_token
+        .iter()
+        .zip(&encoded.sentences)
+        .map(|(s, sentence)| {
+            if args.words {
+                s.words(sentence)
+            } else {
+                s.clone()
+            }
+        })
+        .collect();
+
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for (i, scores) in shown.iter().enumerate() {
+        let class = classes[i];
+        let label = classifier
+            .labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string());
+        let summary: Vec<String> = classifier
+            .labels
+            .iter()
+            .zip(&probabilities[i])
+            .map(|(l, p)| format!("{l} {:.1}%", 100.0 * p))
+            .collect();
+        let delta = result.delta.as_ref().map(|d| d[i]);
+        println!("{:?}", texts[i]);
+        println!("  {}", summary.join(", "));
+        let delta_text = delta.map_or_else(String::new, |d| format!(", convergence delta {d:.2e}"));
+        println!("  explaining {label}{delta_text}:");
+        println!("  {}", terminal_line(scores, color));
+        rows.push(html::Row {
+            scores,
+            prediction: format!("{label} ({:.2})", probabilities[i][class]),
+            delta,
+        });
+        json_rows.push(serde_json::json!({
+            "text": texts[i],
+            "target": label,
+            "probabilities": classifier.labels.iter().cloned().zip(probabilities[i].iter().copied()).collect::<std::collections::BTreeMap<_, _>>(),
+            "delta": delta,
+            "dropped_tokens": encoded.sentences[i].dropped,
+            "labels": scores.labels,
+            "scores": scores.scores,
+        }));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let page = html::page("firelight: token attributions", args.method.name(), &rows);
+    let html_path = args.out.join("explain_text.html");
+    write_atomic(&html_path, page.as_bytes())?;
+    let json = serde_json::json!({
+        "model": args.model.as_ref().map_or_else(|| "bundled minilm_sentiment".to_string(), |p| p.display().to_string()),
+        "method": args.method.name(),
+        "layer": classifier.embedding,
+        "reduction": if args.l2 { "l2" } else { "sum" },
+        "words": args.words,
+        "n_steps": args.steps,
+        "sentences": json_rows,
+    });
+    let json_path = args.out.join("explain_text.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Model(e.to_string()))?;
+    write_atomic(&json_path, text.as_bytes())?;
+    println!("wrote {} and {}", html_path.display(), json_path.display());
+    Ok(())
+}
+
+/// The tokens on one line, each with its score; coloured by it on a terminal (green for the
+/// class, red against it), as in the HTML view.
+fn terminal_line(scores: &TokenScores, color: bool) -> String {
+    let peak = scores
+        .scores
+        .iter()
+        .fold(0.0f32, |m, s| m.max(s.abs()))
+        .max(1e-12);
+    scores
+        .labels
+        .iter()
+        .zip(&scores.scores)
+        .map(|(label, score)| {
+            if !color {
+                return format!("{label}({score:+.3})");
+            }
+            let s = (score / peak).clamp(-1.0, 1.0);
+            let fade = |c: f32| (255.0 - (255.0 - c) * s.abs()).round() as u8;
+            let (r, g, b) = if s >= 0.0 {
+                (fade(40.0), fade(170.0), fade(40.0))
+            } else {
+                (fade(200.0), fade(40.0), fade(40.0))
+            };
+            format!("\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{label}\x1b[0m")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
