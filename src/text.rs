@@ -11,7 +11,7 @@ use firelight_onnx::OnnxModel;
 use crate::bundled::{models_dir, read_labels};
 
 pub use firelight_text::{
-    Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, html,
+    Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, attention, html,
 };
 
 /// The bundled sentiment model: all-MiniLM-L6-v2 with a negative / neutral / positive head.

@@ -92,40 +92,87 @@ fn tokens_logits_and_layer_integrated_gradients_match_torch_and_captum() {
 #[test]
 fn attention_probabilities_of_every_layer_match_torch() {
     let c = classifier();
-    let manifest = sentences();
-    let layers: Vec<String> = c
+    let text = sentences()["cases"][1]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let maps = attention_maps(&c, &text);
+    assert_eq!(maps.len(), 6);
+    let expected = values(&read_npy_tensor(fixtures().join("attention_1.npy"), &device()).unwrap());
+    let per_layer = expected.len() / 6;
+    for (layer, got) in maps.iter().enumerate() {
+        let diff = max_abs_diff(got, &expected[layer * per_layer..(layer + 1) * per_layer]);
+        assert!(diff < 1e-5, "layer {layer}: attention max abs diff {diff}");
+    }
+}
+
+/// Every layer's attention probabilities `[heads, t, t]` (flattened), first layer first, from
+/// the model's Softmax taps.
+fn attention_maps(c: &TextClassifier, text: &str) -> Vec<Vec<f32>> {
+    let mut layers: Vec<String> = c
         .model
         .layers()
         .into_iter()
         .filter(|l| l.kind == "Softmax")
         .map(|l| l.name)
         .collect();
-    assert_eq!(layers.len(), 6, "{layers:?}");
-    let text = manifest["cases"][1]["text"].as_str().unwrap();
-    let encoded = c.encode(&[text], Truncation::Error).unwrap();
-    let inputs = c.inputs(&encoded).unwrap();
-    let mut recorder = firelight::core::Recorder::new(layers.iter().map(String::as_str));
-    c.model
-        .forward(
-            &inputs,
-            &mut firelight::core::Taps::with_hook(&mut recorder),
-        )
-        .unwrap();
-    let expected = values(&read_npy_tensor(fixtures().join("attention_1.npy"), &device()).unwrap());
-    let per_layer = expected.len() / 6;
-    // The Softmax nodes run in layer order; the taps are named by node.
-    let mut ordered = layers.clone();
-    ordered.sort_by_key(|name| {
+    layers.sort_by_key(|name| {
         name.split("layer.")
             .nth(1)
             .and_then(|s| s.split('/').next())
             .and_then(|s| s.parse::<usize>().ok())
     });
-    for (layer, name) in ordered.iter().enumerate() {
-        let got = values(&recorder.take(name).unwrap());
-        let diff = max_abs_diff(&got, &expected[layer * per_layer..(layer + 1) * per_layer]);
-        assert!(diff < 1e-5, "{name}: attention max abs diff {diff}");
+    let encoded = c.encode(&[text], Truncation::Error).unwrap();
+    let mut recorder = firelight::core::Recorder::new(layers.iter().map(String::as_str));
+    c.model
+        .forward(
+            &c.inputs(&encoded).unwrap(),
+            &mut firelight::core::Taps::with_hook(&mut recorder),
+        )
+        .unwrap();
+    layers
+        .iter()
+        .map(|name| values(&recorder.take(name).unwrap()))
+        .collect()
+}
+
+#[test]
+fn attention_rollout_matches_the_papers_formula_in_numpy() {
+    // tools/text/rollout_reference.py on torch's maps; here on firelight's own maps.
+    use firelight::text::attention::{HeadFusion, rollout};
+    let c = classifier();
+    let text = sentences()["cases"][1]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let maps = attention_maps(&c, &text);
+    for (fusion, name, ratio) in [
+        (HeadFusion::Mean, "mean", 0.0f32),
+        (HeadFusion::Max, "max", 0.9),
+        (HeadFusion::Min, "min", 0.5),
+    ] {
+        let got = rollout(&maps, 12, fusion, ratio).unwrap();
+        let expected = values(
+            &read_npy_tensor(
+                fixtures().join(format!("rollout_{name}_{ratio:?}.npy")),
+                &device(),
+            )
+            .unwrap(),
+        );
+        let diff = max_abs_diff(&got.values, &expected);
+        println!("rollout {name} discard {ratio}: max abs diff vs NumPy {diff:.1e}");
+        assert!(diff < 1e-5, "{name}/{ratio}: {diff}");
+        for i in 0..got.n {
+            let sum: f32 = got.row(i).iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "row {i} sums to {sum}");
+        }
     }
+    // vit-explain's column-wise division gives rows that do not sum to one.
+    let bug = values(
+        &read_npy_tensor(fixtures().join("rollout_vit_explain_bug.npy"), &device()).unwrap(),
+    );
+    let good = rollout(&maps, 12, HeadFusion::Max, 0.9).unwrap();
+    assert!(rel_l2(&good.values, &bug) > 0.1);
 }
 
 #[test]

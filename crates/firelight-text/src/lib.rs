@@ -5,13 +5,15 @@
 //! lengths encoded into one batch of token ids with their attention masks ([`Encoded`],
 //! [`Encoded::inputs`]), Captum's reference sentence `[CLS] [PAD] ... [PAD] [SEP]`
 //! ([`Encoded::pad_baseline`]), attributions at the embedding summed into one score per token
-//! and merged into words ([`TokenScores`]), and a self-contained HTML view ([`html`]).
+//! and merged into words ([`TokenScores`]), a self-contained HTML view ([`html`]), and
+//! attention rollout ([`attention::rollout`]).
 //!
 //! The attribution itself is any layer method at the embedding output (Captum's
 //! `LayerIntegratedGradients` on `word_embeddings`), with the mask carried along every step.
 
 #![warn(missing_docs)]
 
+pub mod attention;
 mod encode;
 pub mod html;
 mod scores;
