@@ -48,20 +48,21 @@ pub enum TextMethod {
     LayerIntegratedGradients,
     /// Captum's `LayerGradientXActivation` at the word embeddings.
     LayerGradientXActivation,
+    /// Captum's `FeatureAblation` with each token a feature, replaced by the given token (the
+    /// attention mask unchanged): the drop of the target's score when that token is gone.
+    FeatureAblation(TokenReplacement),
 }
 
-impl TextMethod {
-    /// Every text method, as the command line names them.
-    pub const ALL: [(&'static str, TextMethod); 2] = [
-        (
-            "layer_integrated_gradients",
-            TextMethod::LayerIntegratedGradients,
-        ),
-        (
-            "layer_gradient_x_activation",
-            TextMethod::LayerGradientXActivation,
-        ),
-    ];
+/// The token a perturbation method puts in place of a removed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TokenReplacement {
+    /// `[PAD]`.
+    #[default]
+    Pad,
+    /// `[MASK]`.
+    Mask,
+    /// `[UNK]`.
+    Unk,
 }
 
 /// Attributions at the embedding, `[sentences, tokens, hidden]`, and the convergence delta of
@@ -203,9 +204,10 @@ impl TextClassifier {
         }
     }
 
-    /// `method`'s attributions at the word embeddings for `target`, with Captum's `[PAD]`
-    /// baseline for path methods (`n_steps`, Gauss-Legendre) and at most `internal_batch_size`
-    /// rows per pass.
+    /// `method`'s attributions for `target`: at the word embeddings `[sentences, tokens,
+    /// hidden]`, with Captum's `[PAD]` baseline for path methods (`n_steps`, Gauss-Legendre) and
+    /// at most `internal_batch_size` rows per pass; per token `[sentences, tokens, 1]` for
+    /// Feature Ablation (`internal_batch_size` copies scored per pass).
     pub fn attribute(
         &self,
         encoded: &Encoded,
@@ -237,6 +239,28 @@ impl TextClassifier {
                 Ok(TextAttribution {
                     attributions: attributions.into_single()?,
                     delta: Some(delta),
+                })
+            }
+            TextMethod::FeatureAblation(replacement) => {
+                let (name, id) = match replacement {
+                    TokenReplacement::Pad => ("[PAD]", Some(self.tokenizer.pad_id)),
+                    TokenReplacement::Mask => ("[MASK]", self.tokenizer.mask_id),
+                    TokenReplacement::Unk => ("[UNK]", self.tokenizer.unk_id),
+                };
+                let id = id.ok_or_else(|| {
+                    Error::parameter("replacement", name, "this tokenizer has no such token")
+                })?;
+                let per_token = firelight_perturb::FeatureAblation::new(model)
+                    .baselines(Baseline::Constant(id as f32))
+                    .perturbations_per_eval(internal_batch_size.unwrap_or(16).max(1))
+                    .attribute_inputs(&inputs, target)?
+                    .into_single()?;
+                // One "embedding" value per token, so token scores read it like the others.
+                let mut shape = per_token.shape().to_vec();
+                shape.push(1);
+                Ok(TextAttribution {
+                    attributions: DynTensor::from_flat(per_token.into_flat(), shape)?,
+                    delta: None,
                 })
             }
             TextMethod::LayerGradientXActivation => Ok(TextAttribution {

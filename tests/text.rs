@@ -10,7 +10,8 @@ use common::*;
 use firelight::core::npy::read_npy_tensor;
 use firelight::prelude::*;
 use firelight::text::{
-    Encoded, Reduction, TextClassifier, TextMethod, TextTokenizer, TokenScores, Truncation, html,
+    Encoded, Reduction, TextClassifier, TextMethod, TextTokenizer, TokenReplacement, TokenScores,
+    Truncation, html,
 };
 use serde_json::Value;
 
@@ -85,6 +86,59 @@ fn tokens_logits_and_layer_integrated_gradients_match_torch_and_captum() {
         assert!(
             delta.abs() < 1e-3 && (delta - captum_delta).abs() < 5e-4,
             "{text}: delta {delta}"
+        );
+    }
+}
+
+#[test]
+fn feature_ablation_over_tokens_matches_captum() {
+    // Each token a feature, replaced by [PAD] or [MASK], the mask carried; all four sentences
+    // in one batch (the shorter ones padded), against Captum one sentence at a time.
+    let c = classifier();
+    let manifest = sentences();
+    let cases = manifest["cases"].as_array().unwrap();
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let targets: Vec<usize> = cases
+        .iter()
+        .map(|c| c["target"].as_u64().unwrap() as usize)
+        .collect();
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    for (name, replacement) in [
+        ("pad", TokenReplacement::Pad),
+        ("mask", TokenReplacement::Mask),
+    ] {
+        let result = c
+            .attribute(
+                &encoded,
+                &Target::classes(targets.clone()),
+                TextMethod::FeatureAblation(replacement),
+                1,
+                Some(32),
+            )
+            .unwrap();
+        let scores =
+            TokenScores::from_embedding(&encoded, &result.attributions, Reduction::Sum).unwrap();
+        for (i, s) in scores.iter().enumerate() {
+            let expected = values(
+                &read_npy_tensor(
+                    fixtures().join(format!("feature_ablation_{name}_{i}.npy")),
+                    &device(),
+                )
+                .unwrap(),
+            );
+            let err = rel_l2(&s.scores, &expected);
+            println!(
+                "feature ablation [{name}] {:?}: rel L2 vs Captum {err:.2e}",
+                texts[i]
+            );
+            assert!(err < 1e-4, "{name} {}: {err}", texts[i]);
+        }
+        // Padding positions are features too; replacing them changes nothing.
+        let padded = row_values(&result.attributions, 2, encoded.length);
+        assert!(
+            padded[encoded.sentences[2].ids.len()..]
+                .iter()
+                .all(|v| v.abs() < 1e-5)
         );
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use firelight::core::npy::write_atomic;
 use firelight::prelude::*;
-use firelight::text::{Reduction, TextClassifier, TextMethod, TokenScores, Truncation, html};
+use firelight::text::{
+    Reduction, TextClassifier, TextMethod, TokenReplacement, TokenScores, Truncation, html,
+};
 
 use crate::args::{DeviceArgs, device};
 use crate::session::spinner;
@@ -31,6 +33,9 @@ pub(crate) struct ExplainTextArgs {
     /// How to attribute, at the word embeddings.
     #[arg(long, value_enum, default_value_t = TextMethodChoice::LayerIntegratedGradients)]
     method: TextMethodChoice,
+    /// What feature_ablation puts in place of a token.
+    #[arg(long, value_enum, default_value_t = ReplacementChoice::Pad)]
+    replacement: ReplacementChoice,
     /// The class to explain, by label or index (default: each sentence's predicted class).
     #[arg(long)]
     target: Option<String>,
@@ -43,7 +48,8 @@ pub(crate) struct ExplainTextArgs {
     /// `n_steps` of Layer Integrated Gradients.
     #[arg(long, default_value_t = 50)]
     steps: usize,
-    /// At most this many rows (steps x sentences) per forward/backward pass.
+    /// At most this many rows (steps x sentences) per forward/backward pass (feature_ablation:
+    /// perturbed copies per pass, default 16).
     #[arg(long)]
     internal_batch_size: Option<usize>,
     /// Refuse sentences longer than the model's positions instead of cutting them (with a
@@ -63,13 +69,27 @@ enum TextMethodChoice {
     LayerIntegratedGradients,
     /// Captum's LayerGradientXActivation (one backward pass).
     LayerGradientXActivation,
+    /// Captum's FeatureAblation, each token a feature (replaced by --replacement).
+    FeatureAblation,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReplacementChoice {
+    Pad,
+    Mask,
+    Unk,
 }
 
 impl TextMethodChoice {
-    fn method(self) -> TextMethod {
+    fn method(self, replacement: ReplacementChoice) -> TextMethod {
         match self {
             TextMethodChoice::LayerIntegratedGradients => TextMethod::LayerIntegratedGradients,
             TextMethodChoice::LayerGradientXActivation => TextMethod::LayerGradientXActivation,
+            TextMethodChoice::FeatureAblation => TextMethod::FeatureAblation(match replacement {
+                ReplacementChoice::Pad => TokenReplacement::Pad,
+                ReplacementChoice::Mask => TokenReplacement::Mask,
+                ReplacementChoice::Unk => TokenReplacement::Unk,
+            }),
         }
     }
 
@@ -77,6 +97,7 @@ impl TextMethodChoice {
         match self {
             TextMethodChoice::LayerIntegratedGradients => "layer_integrated_gradients",
             TextMethodChoice::LayerGradientXActivation => "layer_gradient_x_activation",
+            TextMethodChoice::FeatureAblation => "feature_ablation",
         }
     }
 }
@@ -142,7 +163,7 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let result = classifier.attribute(
         &encoded,
         &Target::classes(classes.clone()),
-        args.method.method(),
+        args.method.method(args.replacement),
         args.steps,
         args.internal_batch_size,
     )?;

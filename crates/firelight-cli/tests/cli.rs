@@ -922,6 +922,19 @@ fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
             .contains(&"useless".into())
     );
 
+    let ablation = succeed(&[
+        "explain-text",
+        "Terrible side effects.",
+        "--method",
+        "feature-ablation",
+        "--replacement",
+        "mask",
+        "--out",
+        dir,
+    ]);
+    assert!(ablation.contains("explaining negative:"), "{ablation}");
+    assert!(!ablation.contains("convergence delta"), "{ablation}");
+
     let bad = scratch("explain-text-bad");
     let bad_dir = bad.to_str().unwrap();
     for (args, expected) in [
