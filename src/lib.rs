@@ -9,6 +9,8 @@
 //! - [`models`]: native Burn models with taps (MLP, a small CNN, ResNet-18, MobileNetV2);
 //! - [`concept`]: concepts and TCAV (CAVs, scores, significance tests, reports);
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
+//! - [`text`]: text classifiers (tokenizers, token-id inputs, Layer IG at the word embeddings,
+//!   Feature Ablation over tokens, HTML views, attention rollout; the bundled MiniLM sentiment model);
 //! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
 //! - [`methods`]: the typed method registry (one config per method, Captum's defaults), by name.
 //!

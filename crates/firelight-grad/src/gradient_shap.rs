@@ -1,9 +1,9 @@
 //! GradientSHAP (Lundberg & Lee, 2017): expected gradients between random baselines from a
 //! distribution and noisy copies of the input, times their difference.
 
-use burn::tensor::{Int, Tensor, TensorData};
 use std::ops::Range;
 
+use burn::tensor::{Int, Tensor, TensorData};
 use firelight_core::batch;
 use firelight_core::gradients::{input_gradients, layer_activations, layer_gradients, validate};
 use firelight_core::{
@@ -18,7 +18,8 @@ use crate::base::{baseline_distributions, check_stdevs};
 /// Captum's `GradientShap`: for each of `n_samples` draws per input, picks a baseline at random from
 /// the distribution, adds Gaussian noise (`stdevs`) to the input, picks a point uniformly at random
 /// on the segment between them, and takes the gradient there times `(noisy input - baseline)`;
-/// the attribution is the mean. Defaults as Captum: `n_samples = 5`, `stdevs = 0.0`.
+/// the attribution is the mean. Defaults as Captum: `n_samples = 5`, `stdevs = 0.0`. With
+/// [`GradientShap::layer`] it is Captum's `LayerGradientShap`.
 pub struct GradientShap<'m> {
     model: &'m dyn Model,
     n_samples: usize,

@@ -192,27 +192,12 @@ fn truncate(s: &mut Sentence, max: usize, sep: Option<u32>) {
     let n = s.ids.len();
     let ends_with_sep = sep.is_some() && s.ids.last().copied() == sep;
     let keep_tail = usize::from(ends_with_sep && max >= 2);
-    let head = max - keep_tail;
+    let (from, to) = (max - keep_tail, n - keep_tail);
     s.dropped = n - max;
-    for v in [
-        &mut s.ids as &mut dyn Truncatable,
-        &mut s.tokens,
-        &mut s.words,
-        &mut s.offsets,
-    ] {
-        v.cut(head, n - keep_tail);
-    }
-}
-
-/// Removing the range `[from, to)` from per-token vectors of any type.
-trait Truncatable {
-    fn cut(&mut self, from: usize, to: usize);
-}
-
-impl<T> Truncatable for Vec<T> {
-    fn cut(&mut self, from: usize, to: usize) {
-        self.drain(from..to);
-    }
+    s.ids.drain(from..to);
+    s.tokens.drain(from..to);
+    s.words.drain(from..to);
+    s.offsets.drain(from..to);
 }
 
 impl Encoded {

@@ -138,11 +138,12 @@ enum Pool {
 /// What a pooling layer passes back.
 #[derive(Clone, Copy, PartialEq)]
 enum PoolRule {
-    /// Its gradient (under LRP for a max pool: the relevance goes to each window's winner).
+    /// Its gradient.
     Gradient,
     /// DeepLift's max-pool rule (average pooling is linear: its gradient).
     DeepLift,
-    /// LRP's Norm rule for average pooling (zennit).
+    /// zennit's LRP: the Norm rule for average pooling; a max pool passes each window's
+    /// relevance to its winner (its gradient).
     Norm,
     /// LRP's epsilon rule for both (Captum's defaults).
     Epsilon,
