@@ -1265,16 +1265,19 @@ impl MethodConfig {
                 }
                 .attribute_inputs(inputs, target)
             }
-            MethodConfig::GradientShap(c) => batched!(
-                GradientShap::new(model)
+            MethodConfig::GradientShap(c) | MethodConfig::LayerGradientShap(c) => {
+                let shap = GradientShap::new(model)
                     .n_samples(c.n_samples)
                     .stdevs(c.stdevs)
                     .seed(c.seed)
                     .multiply_by_inputs(c.multiply_by_inputs)
-                    .baselines(baselines),
-                c.internal_batch_size
-            )
-            .attribute_inputs(inputs, target),
+                    .baselines(baselines);
+                let shap = match self {
+                    MethodConfig::LayerGradientShap(_) => shap.layer(layer()?)?,
+                    _ => shap,
+                };
+                batched!(shap, c.internal_batch_size).attribute_inputs(inputs, target)
+            }
             MethodConfig::GuidedBackprop => {
                 GuidedBackprop::new(model).attribute_inputs(inputs, target)
             }
@@ -1324,17 +1327,6 @@ impl MethodConfig {
                 .baselines(baselines)
                 .multiply_by_inputs(c.multiply_by_inputs)
                 .attribute_inputs(inputs, target),
-            MethodConfig::LayerGradientShap(c) => batched!(
-                GradientShap::new(model)
-                    .layer(layer()?)?
-                    .n_samples(c.n_samples)
-                    .stdevs(c.stdevs)
-                    .seed(c.seed)
-                    .multiply_by_inputs(c.multiply_by_inputs)
-                    .baselines(baselines),
-                c.internal_batch_size
-            )
-            .attribute_inputs(inputs, target),
             MethodConfig::LayerGradCam(c) => LayerGradCam::new(model, layer()?)?
                 .relu_attributions(c.relu_attributions)
                 .attr_dim_summation(c.attr_dim_summation)

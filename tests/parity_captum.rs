@@ -140,26 +140,22 @@ fn run(s: &Setup, method: &str, p: &Value) -> (DynTensor, Option<Tensor<1>>) {
                     .attribute(x, t),
             )
         }
-        "gradient_shap" => plain(
-            GradientShap::new(m)
-                .baselines(Baseline::Distribution(s.distribution.clone()))
-                .n_samples(p["n_samples"].as_u64().unwrap() as usize)
-                .stdevs(p["stdevs"].as_f64().unwrap() as f32)
-                .internal_batch_size(2000)
-                .seed(7)
-                .attribute(x, t),
-        ),
-        "layer_gradient_shap" => plain(
-            GradientShap::new(m)
-                .layer(layer(p))
-                .unwrap()
-                .baselines(Baseline::Distribution(s.distribution.clone()))
-                .n_samples(p["n_samples"].as_u64().unwrap() as usize)
-                .stdevs(p["stdevs"].as_f64().unwrap() as f32)
-                .internal_batch_size(2000)
-                .seed(7)
-                .attribute(x, t),
-        ),
+        "gradient_shap" | "layer_gradient_shap" => {
+            let shap = GradientShap::new(m);
+            let shap = if method == "layer_gradient_shap" {
+                shap.layer(layer(p)).unwrap()
+            } else {
+                shap
+            };
+            plain(
+                shap.baselines(Baseline::Distribution(s.distribution.clone()))
+                    .n_samples(p["n_samples"].as_u64().unwrap() as usize)
+                    .stdevs(p["stdevs"].as_f64().unwrap() as f32)
+                    .internal_batch_size(2000)
+                    .seed(7)
+                    .attribute(x, t),
+            )
+        }
         other => panic!("no runner for method {other}"),
     }
 }

@@ -19,6 +19,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text")
 }
 
+/// The values of fixture `name`.
+fn fixture(name: &str) -> Vec<f32> {
+    values(&read_npy_tensor(fixtures().join(name), &device()).unwrap())
+}
+
 fn classifier() -> TextClassifier {
     TextClassifier::bundled(&device()).unwrap()
 }
@@ -70,8 +75,8 @@ fn tokens_logits_and_layer_integrated_gradients_match_torch_and_captum() {
                 Some(25),
             )
             .unwrap();
-        let expected = read_npy_tensor(fixtures().join(format!("lig_{i}.npy")), &device()).unwrap();
-        let err = rel_l2(&values(&result.attributions), &values(&expected));
+        let expected = fixture(&format!("lig_{i}.npy"));
+        let err = rel_l2(&values(&result.attributions), &expected);
         let delta = result.delta.unwrap()[0];
         let captum_delta = case["delta"].as_f64().unwrap() as f32;
         println!(
@@ -119,13 +124,7 @@ fn feature_ablation_over_tokens_matches_captum() {
         let scores =
             TokenScores::from_embedding(&encoded, &result.attributions, Reduction::Sum).unwrap();
         for (i, s) in scores.iter().enumerate() {
-            let expected = values(
-                &read_npy_tensor(
-                    fixtures().join(format!("feature_ablation_{name}_{i}.npy")),
-                    &device(),
-                )
-                .unwrap(),
-            );
+            let expected = fixture(&format!("feature_ablation_{name}_{i}.npy"));
             let err = rel_l2(&s.scores, &expected);
             println!(
                 "feature ablation [{name}] {:?}: rel L2 vs Captum {err:.2e}",
@@ -152,7 +151,7 @@ fn attention_probabilities_of_every_layer_match_torch() {
         .to_string();
     let maps = attention_maps(&c, &text);
     assert_eq!(maps.len(), 6);
-    let expected = values(&read_npy_tensor(fixtures().join("attention_1.npy"), &device()).unwrap());
+    let expected = fixture("attention_1.npy");
     let per_layer = expected.len() / 6;
     for (layer, got) in maps.iter().enumerate() {
         let diff = max_abs_diff(got, &expected[layer * per_layer..(layer + 1) * per_layer]);
@@ -206,13 +205,7 @@ fn attention_rollout_matches_the_papers_formula_in_numpy() {
         (HeadFusion::Min, "min", 0.5),
     ] {
         let got = rollout(&maps, 12, fusion, ratio).unwrap();
-        let expected = values(
-            &read_npy_tensor(
-                fixtures().join(format!("rollout_{name}_{ratio:?}.npy")),
-                &device(),
-            )
-            .unwrap(),
-        );
+        let expected = fixture(&format!("rollout_{name}_{ratio:?}.npy"));
         let diff = max_abs_diff(&got.values, &expected);
         println!("rollout {name} discard {ratio}: max abs diff vs NumPy {diff:.1e}");
         assert!(diff < 1e-5, "{name}/{ratio}: {diff}");
@@ -222,9 +215,7 @@ fn attention_rollout_matches_the_papers_formula_in_numpy() {
         }
     }
     // vit-explain's column-wise division gives rows that do not sum to one.
-    let bug = values(
-        &read_npy_tensor(fixtures().join("rollout_vit_explain_bug.npy"), &device()).unwrap(),
-    );
+    let bug = fixture("rollout_vit_explain_bug.npy");
     let good = rollout(&maps, 12, HeadFusion::Max, 0.9).unwrap();
     assert!(rel_l2(&good.values, &bug) > 0.1);
 }

@@ -266,6 +266,16 @@ pub fn norm<const D: usize, const O: usize>(
     x: Tensor<D>,
     layer: impl Fn(Tensor<D>) -> Tensor<O>,
 ) -> Tensor<O> {
+    norm_with(x, STABILIZER, layer)
+}
+
+/// [`norm`] with the stabiliser `eps`: for a linear pool this is also Captum's epsilon rule
+/// (`R_in = x * J^T (R / (z + eps sign z))` with `J` the pool itself).
+pub fn norm_with<const D: usize, const O: usize>(
+    x: Tensor<D>,
+    eps: f64,
+    layer: impl Fn(Tensor<D>) -> Tensor<O>,
+) -> Tensor<O> {
     let z = layer(x.clone());
     if !x.is_tracked() {
         return z;
@@ -273,18 +283,17 @@ pub fn norm<const D: usize, const O: usize>(
     let xd = x.clone().detach();
     let v = x - xd.clone();
     let zd = z.detach();
-    zd.clone() + layer(xd * v) / stabilize(zd, STABILIZER)
+    zd.clone() + layer(xd * v) / stabilize(zd, eps)
 }
 
-/// A pooling layer `pool` under Captum's epsilon rule: `R_in = x * J^T (R / (z + eps sign z))`,
-/// `J` the pool's Jacobian at `x` (fixed), which for a max pool is the selection of each
-/// window's winner. `pool_linear(x, u)` must apply that Jacobian to `u` (for a max pool: pick
-/// `u` at the winners of `x`).
-pub fn pool_epsilon<const D: usize>(
+/// A max pool `pool` under Captum's epsilon rule: `R_in = x * J^T (R / (z + eps sign z))`, `J`
+/// the pool's Jacobian at `x` (fixed: the selection of each window's winner), which
+/// `at_winners(x, u)` applies to `u`. Linear pools take [`norm_with`].
+pub fn max_pool_epsilon<const D: usize>(
     x: Tensor<D>,
     eps: f64,
     pool: impl Fn(Tensor<D>) -> Tensor<D>,
-    pool_linear: impl Fn(Tensor<D>, Tensor<D>) -> Tensor<D>,
+    at_winners: impl Fn(Tensor<D>, Tensor<D>) -> Tensor<D>,
 ) -> Tensor<D> {
     let z = pool(x.clone());
     if !x.is_tracked() {
@@ -293,7 +302,7 @@ pub fn pool_epsilon<const D: usize>(
     let xd = x.clone().detach();
     let v = x - xd.clone();
     let zd = z.detach();
-    zd.clone() + pool_linear(xd.clone(), xd * v) / stabilize(zd, eps)
+    zd.clone() + at_winners(xd.clone(), xd * v) / stabilize(zd, eps)
 }
 
 /// The sum `a + b` of two values that both depend on the input (a residual connection) under

@@ -215,7 +215,7 @@ fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
                 .with_ceil_mode(window.ceil_mode);
             match rule {
                 PoolRule::DeepLift => firelight_core::deeplift::max_pool2d(x, options),
-                PoolRule::Epsilon => lrp::pool_epsilon(
+                PoolRule::Epsilon => lrp::max_pool_epsilon(
                     x,
                     CAPTUM_EPSILON,
                     |t| max_pool2d(t, options.clone()),
@@ -242,7 +242,7 @@ fn pool2d(pool: Pool, x: Tensor<4>, window: Window) -> Result<Tensor<4>> {
             let pool = |t| avg_pool2d(t, options.clone());
             match rule {
                 PoolRule::Norm => lrp::norm(x, pool),
-                PoolRule::Epsilon => lrp::pool_epsilon(x, CAPTUM_EPSILON, pool, |_, u| pool(u)),
+                PoolRule::Epsilon => lrp::norm_with(x, CAPTUM_EPSILON, pool),
                 PoolRule::Gradient | PoolRule::DeepLift => pool(x),
             }
         }
@@ -533,12 +533,7 @@ pub(super) fn eval(
             let t = if matches!(node, N::GlobalAveragePool(_)) {
                 match PoolRule::of(ctx) {
                     PoolRule::Norm => lrp::norm(t, |t| t.mean_dim(2)),
-                    PoolRule::Epsilon => lrp::pool_epsilon(
-                        t,
-                        CAPTUM_EPSILON,
-                        |t| t.mean_dim(2),
-                        |_, u| u.mean_dim(2),
-                    ),
+                    PoolRule::Epsilon => lrp::norm_with(t, CAPTUM_EPSILON, |t| t.mean_dim(2)),
                     _ => t.mean_dim(2),
                 }
             } else {
