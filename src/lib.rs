@@ -11,6 +11,8 @@
 //! - [`viz`]: colormaps, heatmap overlays, PNG in and out;
 //! - [`text`]: text classifiers (tokenizers, token-id inputs, Layer IG at the word embeddings,
 //!   Feature Ablation over tokens, HTML views, attention rollout; the bundled MiniLM sentiment model);
+//! - [`attention`]: attention maps of every layer and head, rollout and Chefer et al.'s
+//!   relevance, for text and vision transformers;
 //! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
 //! - [`methods`]: the typed method registry (one config per method, Captum's defaults), by name.
 //!
@@ -30,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention;
 pub mod bundled;
 pub mod methods;
 pub mod tabular;

@@ -10,9 +10,14 @@ use firelight_onnx::OnnxModel;
 
 use crate::bundled::{models_dir, read_labels};
 
+pub mod concepts;
+
 pub use firelight_text::{
-    Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, attention, html,
+    Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, html,
 };
+
+pub use crate::attention::Readout;
+use crate::attention::{self, AttentionMaps, Square};
 
 /// The bundled sentiment model: all-MiniLM-L6-v2 with a negative / neutral / positive head.
 pub fn default_text_model() -> PathBuf {
@@ -39,6 +44,9 @@ pub struct TextClassifier {
     /// The most tokens the model has positions for, when known (`max_positions` in a
     /// `manifest.json` next to the model).
     pub max_positions: Option<usize>,
+    /// The attention probabilities of every layer, first layer first
+    /// ([`OnnxModel::attention_layers`]).
+    pub attention_layers: Vec<String>,
 }
 
 /// How text is attributed.
@@ -142,6 +150,7 @@ impl TextClassifier {
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|m| m["max_positions"].as_u64())
             .map(|n| n as usize);
+        let attention_layers = model.attention_layers();
         Ok(Self {
             model,
             tokenizer,
@@ -151,6 +160,7 @@ impl TextClassifier {
             mask_input,
             type_input,
             max_positions,
+            attention_layers,
         })
     }
 
@@ -180,6 +190,32 @@ impl TextClassifier {
             .try_into_vec::<f32>()
             .map_err(|e| Error::Model(format!("probabilities: {e:?}")))?;
         Ok((0..n).map(|i| p[i * k..(i + 1) * k].to_vec()).collect())
+    }
+
+    /// Every layer's attention probabilities for each sentence, cut to its own tokens.
+    pub fn attention(&self, encoded: &Encoded) -> Result<Vec<AttentionMaps>> {
+        attention::attention_maps(
+            &self.model,
+            &self.inputs(encoded)?,
+            &self.attention_layers,
+            Some(&self.lengths(encoded)),
+        )
+    }
+
+    /// Chefer et al.'s relevance matrix for `target`, per sentence, cut to its own tokens; read
+    /// one score per token with a [`Readout`] (the bundled model mean-pools its tokens).
+    pub fn chefer_relevance(&self, encoded: &Encoded, target: &Target) -> Result<Vec<Square>> {
+        attention::chefer_relevance(
+            &self.model,
+            &self.inputs(encoded)?,
+            &self.attention_layers,
+            target,
+            Some(&self.lengths(encoded)),
+        )
+    }
+
+    fn lengths(&self, encoded: &Encoded) -> Vec<usize> {
+        encoded.sentences.iter().map(|s| s.ids.len()).collect()
     }
 
     /// The class named `name` (a label or an index).

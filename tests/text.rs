@@ -159,40 +159,16 @@ fn attention_probabilities_of_every_layer_match_torch() {
     }
 }
 
-/// Every layer's attention probabilities `[heads, t, t]` (flattened), first layer first, from
-/// the model's Softmax taps.
+/// Every layer's attention probabilities `[heads, t, t]` (flattened), first layer first.
 fn attention_maps(c: &TextClassifier, text: &str) -> Vec<Vec<f32>> {
-    let mut layers: Vec<String> = c
-        .model
-        .layers()
-        .into_iter()
-        .filter(|l| l.kind == "Softmax")
-        .map(|l| l.name)
-        .collect();
-    layers.sort_by_key(|name| {
-        name.split("layer.")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .and_then(|s| s.parse::<usize>().ok())
-    });
     let encoded = c.encode(&[text], Truncation::Error).unwrap();
-    let mut recorder = firelight::core::Recorder::new(layers.iter().map(String::as_str));
-    c.model
-        .forward(
-            &c.inputs(&encoded).unwrap(),
-            &mut firelight::core::Taps::with_hook(&mut recorder),
-        )
-        .unwrap();
-    layers
-        .iter()
-        .map(|name| values(&recorder.take(name).unwrap()))
-        .collect()
+    c.attention(&encoded).unwrap().swap_remove(0).maps
 }
 
 #[test]
 fn attention_rollout_matches_the_papers_formula_in_numpy() {
     // tools/text/rollout_reference.py on torch's maps; here on firelight's own maps.
-    use firelight::text::attention::{HeadFusion, rollout};
+    use firelight::attention::{HeadFusion, rollout};
     let c = classifier();
     let text = sentences()["cases"][1]["text"]
         .as_str()
@@ -218,6 +194,75 @@ fn attention_rollout_matches_the_papers_formula_in_numpy() {
     let bug = fixture("rollout_vit_explain_bug.npy");
     let good = rollout(&maps, 12, HeadFusion::Max, 0.9).unwrap();
     assert!(rel_l2(&good.values, &bug) > 0.1);
+}
+
+#[test]
+fn chefer_relevance_matches_the_papers_formula_on_torch_gradients() {
+    // tools/text/attention_reference.py: R = I; R += mean_h((dA * A)+) R per layer, from torch's
+    // attention probabilities and their gradients, toward each case's target. Here all four
+    // sentences go in one batch of different lengths, each cut back to its own tokens.
+    let c = classifier();
+    let cases = sentences()["cases"].as_array().unwrap().clone();
+    let texts: Vec<String> = cases
+        .iter()
+        .map(|case| case["text"].as_str().unwrap().to_string())
+        .collect();
+    let targets = cases
+        .iter()
+        .map(|case| case["target"].as_u64().unwrap() as usize)
+        .collect();
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let relevance = c
+        .chefer_relevance(&encoded, &Target::classes(targets))
+        .unwrap();
+    for (i, r) in relevance.iter().enumerate() {
+        let expected = fixture(&format!("chefer_{i}.npy"));
+        assert_eq!(r.n * r.n, expected.len(), "case {i}: token count");
+        let diff = max_abs_diff(&r.values, &expected);
+        println!("Chefer relevance case {i}: max abs diff vs NumPy {diff:.1e}");
+        assert!(diff < 1e-5, "case {i}: {diff}");
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_internal_batch_size() {
+    let c = classifier();
+    let texts = [
+        "Okay.",
+        "The side effects were terrible and I stopped after a week.",
+    ];
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let target = Target::classes(vec![2, 0]);
+    let run = |rows: Option<usize>| {
+        c.attribute(
+            &encoded,
+            &target,
+            TextMethod::LayerIntegratedGradients,
+            12,
+            rows,
+        )
+        .unwrap()
+    };
+    let whole = run(None);
+    for rows in [1, 5, 13] {
+        let chunked = run(Some(rows));
+        let err = rel_l2(&values(&chunked.attributions), &values(&whole.attributions));
+        assert!(err < 1e-5, "internal_batch_size {rows}: rel L2 {err}");
+    }
+    let ablation = |rows| {
+        values(
+            &c.attribute(
+                &encoded,
+                &target,
+                TextMethod::FeatureAblation(TokenReplacement::Pad),
+                0,
+                Some(rows),
+            )
+            .unwrap()
+            .attributions,
+        )
+    };
+    assert!(max_abs_diff(&ablation(1), &ablation(9)) < 1e-5);
 }
 
 #[test]
@@ -498,4 +543,97 @@ fn the_html_view_escapes_text_and_needs_nothing_external() {
     assert!(!page.contains("<b>title"));
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
     let _ = Encoded::ids_tensor(&[vec![1, 2]], &device()).unwrap();
+}
+
+#[test]
+fn text_concepts_of_praise_matter_to_positive_reviews_and_complaints_do_not() {
+    // tools/text/make_text_concepts.py: praise and complaint are sentences around VADER words
+    // the head never saw, the random pool is first sentences of training reviews, and the
+    // targets are real positive-rated test reviews. TCAV at the mean-pooled output of a middle
+    // and the last encoder layer.
+    use firelight::concept::{Concept, ExperimentConfig, RandomConcepts, TargetInputs, Tcav};
+    use firelight::text::concepts::{PooledText, read_sentences};
+    let c = classifier();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm_sentiment");
+    let layers: Vec<String> = [2, 5]
+        .iter()
+        .map(|l| {
+            format!("/bert/encoder/layer.{l}/output/LayerNorm/LayerNormalization_output_0@mean")
+        })
+        .collect();
+    let pooled = PooledText::new(&c, &layers).unwrap();
+    let read = |name: &str| read_sentences(dir.join(name)).unwrap();
+    let sets = [
+        read("concepts/praise.txt"),
+        read("concepts/complaint.txt"),
+        read("concepts/random.txt"),
+        read("inputs/positive.txt"),
+    ];
+    let slices: Vec<&[String]> = sets.iter().map(Vec::as_slice).collect();
+    let length = pooled.length(&slices).unwrap();
+    let concept = |name: &str, texts: &[String]| {
+        Concept::from_tensor(name, pooled.examples(texts, length).unwrap()).unwrap()
+    };
+    let concepts = [concept("praise", &sets[0]), concept("complaint", &sets[1])];
+    let random = RandomConcepts::Pool(concept("random", &sets[2]));
+    let targets = [TargetInputs {
+        name: "positive".into(),
+        class: 2,
+        inputs: concept("positive", &sets[3]).examples().clone(),
+    }];
+    let config = ExperimentConfig {
+        n_runs: 12,
+        random_size: Some(30),
+        ..ExperimentConfig::default()
+    };
+    let report = Tcav::new(&pooled, layers.clone())
+        .unwrap()
+        .batch_size(16)
+        .experiment(&concepts, &random, &targets, &config, &mut |_| {})
+        .unwrap();
+    for r in &report.results {
+        println!(
+            "{} at {}: TCAV {:.3} (random {:.3}), p = {:.1e}",
+            r.concept, r.layer, r.mean, r.random_mean, r.p_adjusted
+        );
+    }
+    for layer in &layers {
+        let at = |concept: &str| {
+            report
+                .results
+                .iter()
+                .find(|r| r.concept == concept && &r.layer == layer)
+                .unwrap()
+        };
+        let (praise, complaint) = (at("praise"), at("complaint"));
+        assert!(
+            praise.significant && praise.mean > praise.random_mean && praise.mean > 0.7,
+            "praise at {layer}: {} vs random {}, p {}",
+            praise.mean,
+            praise.random_mean,
+            praise.p_adjusted
+        );
+        assert!(
+            complaint.mean < 0.3,
+            "complaint at {layer}: {}",
+            complaint.mean
+        );
+    }
+}
+
+#[test]
+fn pooled_text_layers_refuse_what_cannot_be_pooled() {
+    use firelight::text::concepts::PooledText;
+    let c = classifier();
+    let err = PooledText::new(
+        &c,
+        &["/bert/encoder/layer.2/output/LayerNorm/LayerNormalization_output_0@max".into()],
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("@cls or @mean"), "{err}");
+    let err = PooledText::new(&c, &["/bert/encoder/layer.9/output@mean".into()])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("layer"), "{err}");
 }

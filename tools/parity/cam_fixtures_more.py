@@ -209,6 +209,58 @@ def metrics(files):
     print("  metrics.json", result["combined"], result["cam_mult_image_confidence_change"])
 
 
+VIT_DIM, VIT_HEADS = 32, 4
+
+
+class VitBlock(torch.nn.Module):
+    """A pre-norm ViT block; `attention` keeps the last forward's probabilities (for Chefer's
+    relevance in tools/text/attention_reference.py, which retains their gradients)."""
+
+    def __init__(self):
+        super().__init__()
+        dim = VIT_DIM
+        self.norm1 = torch.nn.LayerNorm(dim)
+        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.norm2 = torch.nn.LayerNorm(dim)
+        self.fc1 = torch.nn.Linear(dim, 2 * dim)
+        self.fc2 = torch.nn.Linear(2 * dim, dim)
+        self.attention = None
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        dim, heads = VIT_DIM, VIT_HEADS
+        q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, heads, dim // heads).permute(
+            2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-2, -1) / (dim // heads) ** 0.5, dim=-1)
+        self.attention = attention
+        x = x + self.proj((attention @ v).transpose(1, 2).reshape(n, t, dim))
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
+class TinyViT(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        dim = VIT_DIM
+        self.patch = torch.nn.Conv2d(3, dim, 4, stride=4)
+        self.cls = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos = torch.nn.Parameter(torch.randn(1, 65, dim) * 0.5)
+        self.blocks = torch.nn.Sequential(VitBlock(), VitBlock())
+        self.norm = torch.nn.LayerNorm(dim)
+        self.head = torch.nn.Linear(dim, 10)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1) + self.pos
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
+def tiny_vit():
+    """The tiny ViT of tests/fixtures/cam_vit (seed 0)."""
+    torch.manual_seed(0)
+    return TinyViT().eval()
+
+
 def vit(files):
     """GradCAM with a token reshape on a tiny ViT (seeded random weights), as pytorch-grad-cam's
     ViT example does it: target layer blocks[-1].norm1, reshape_transform dropping the class token
@@ -216,43 +268,7 @@ def vit(files):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     out = os.path.join(ROOT, "tests", "fixtures", "cam_vit")
     os.makedirs(out, exist_ok=True)
-    torch.manual_seed(0)
-    dim, heads = 32, 4
-
-    class Block(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.norm1 = torch.nn.LayerNorm(dim)
-            self.qkv = torch.nn.Linear(dim, 3 * dim)
-            self.proj = torch.nn.Linear(dim, dim)
-            self.norm2 = torch.nn.LayerNorm(dim)
-            self.fc1 = torch.nn.Linear(dim, 2 * dim)
-            self.fc2 = torch.nn.Linear(2 * dim, dim)
-
-        def forward(self, x):
-            n, t, _ = x.shape
-            q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, heads, dim // heads).permute(
-                2, 0, 3, 1, 4)
-            attention = torch.softmax(q @ k.transpose(-2, -1) / (dim // heads) ** 0.5, dim=-1)
-            x = x + self.proj((attention @ v).transpose(1, 2).reshape(n, t, dim))
-            return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
-
-    class TinyViT(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.patch = torch.nn.Conv2d(3, dim, 4, stride=4)
-            self.cls = torch.nn.Parameter(torch.randn(1, 1, dim) * 0.5)
-            self.pos = torch.nn.Parameter(torch.randn(1, 65, dim) * 0.5)
-            self.blocks = torch.nn.Sequential(Block(), Block())
-            self.norm = torch.nn.LayerNorm(dim)
-            self.head = torch.nn.Linear(dim, 10)
-
-        def forward(self, x):
-            tokens = self.patch(x).flatten(2).transpose(1, 2)
-            tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1) + self.pos
-            return self.head(self.norm(self.blocks(tokens))[:, 0])
-
-    model = TinyViT().eval()
+    model = tiny_vit()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     torch.onnx.export(model, x, os.path.join(out, "model.onnx"), input_names=["input"],
                       output_names=["logits"], opset_version=17, dynamo=False,

@@ -1,14 +1,16 @@
 //! `firelight explain-text`: which words made a text classifier say what it said.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use firelight::core::npy::write_atomic;
 use firelight::prelude::*;
 use firelight::text::{
-    Reduction, TextClassifier, TextMethod, TokenReplacement, TokenScores, Truncation, html,
+    Encoded, Reduction, TextClassifier, TextMethod, TokenReplacement, TokenScores, Truncation, html,
 };
+
+use firelight::viz::{TokenLine, token_strip};
 
 use crate::args::{DeviceArgs, device};
 use crate::session::spinner;
@@ -56,7 +58,7 @@ pub(crate) struct ExplainTextArgs {
     /// warning that says how many tokens were dropped).
     #[arg(long)]
     no_truncate: bool,
-    /// Where to write explain_text.html and explain_text.json.
+    /// Where to write explain_text.html, explain_text.png and explain_text.json.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
     #[command(flatten)]
@@ -102,10 +104,11 @@ impl TextMethodChoice {
     }
 }
 
-pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
-    let device = device(args.device.device)?;
-    let mut texts = args.texts.clone();
-    if let Some(path) = &args.text_file {
+/// The sentences of the command line, then those of `text_file` (one per line, empty lines
+/// skipped); the default sentence when there are none.
+pub(crate) fn read_texts(texts: &[String], text_file: Option<&Path>) -> Result<Vec<String>> {
+    let mut texts = texts.to_vec();
+    if let Some(path) = text_file {
         let content = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         texts.extend(
             content
@@ -117,17 +120,26 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     if texts.is_empty() {
         texts.push(DEFAULT_TEXT.to_string());
     }
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(firelight::text::default_text_model);
-    let classifier = TextClassifier::load(&model, args.tokenizer.as_deref(), &device)?;
-    let truncation = if args.no_truncate {
+    Ok(texts)
+}
+
+/// The text model (the bundled one by default) and `texts` encoded for it, a warning printed for
+/// each sentence cut to the model's positions.
+pub(crate) fn load_and_encode(
+    model: Option<&Path>,
+    tokenizer: Option<&Path>,
+    texts: &[String],
+    no_truncate: bool,
+    device: &Device,
+) -> Result<(TextClassifier, Encoded)> {
+    let model = model.map_or_else(firelight::text::default_text_model, Path::to_path_buf);
+    let classifier = TextClassifier::load(&model, tokenizer, device)?;
+    let truncation = if no_truncate {
         Truncation::Error
     } else {
         Truncation::Warn
     };
-    let encoded = classifier.encode(&texts, truncation)?;
+    let encoded = classifier.encode(texts, truncation)?;
     for (i, s) in encoded.sentences.iter().enumerate() {
         if s.dropped > 0 {
             eprintln!(
@@ -139,13 +151,18 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
             );
         }
     }
-    let probabilities = classifier.probabilities(&encoded)?;
-    let fixed = args
-        .target
-        .as_deref()
-        .map(|t| classifier.class(t))
-        .transpose()?;
-    let classes: Vec<usize> = probabilities
+    Ok((classifier, encoded))
+}
+
+/// Each sentence's class to explain: `target` (a label or an index) for all, or each one's
+/// most probable class.
+pub(crate) fn target_classes(
+    classifier: &TextClassifier,
+    probabilities: &[Vec<f32>],
+    target: Option<&str>,
+) -> Result<Vec<usize>> {
+    let fixed = target.map(|t| classifier.class(t)).transpose()?;
+    Ok(probabilities
         .iter()
         .map(|p| {
             fixed.unwrap_or_else(|| {
@@ -154,7 +171,21 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
                     .unwrap_or(0)
             })
         })
-        .collect();
+        .collect())
+}
+
+pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
+    let device = device(args.device.device)?;
+    let texts = read_texts(&args.texts, args.text_file.as_deref())?;
+    let (classifier, encoded) = load_and_encode(
+        args.model.as_deref(),
+        args.tokenizer.as_deref(),
+        &texts,
+        args.no_truncate,
+        &device,
+    )?;
+    let probabilities = classifier.probabilities(&encoded)?;
+    let classes = target_classes(&classifier, &probabilities, args.target.as_deref())?;
     let bar = spinner(format!(
         "{} over {} sentence(s)",
         args.method.name(),
@@ -227,6 +258,24 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let page = html::page("firelight: token attributions", args.method.name(), &rows);
     let html_path = args.out.join("explain_text.html");
     write_atomic(&html_path, page.as_bytes())?;
+    let lines: Vec<TokenLine> = shown
+        .iter()
+        .zip(&rows)
+        .zip(&texts)
+        .map(|((scores, row), text)| TokenLine {
+            heading: format!("{:?}: {}", shorten(text, 70), row.prediction),
+            tokens: scores.labels.clone(),
+            scores: scores.scores.clone(),
+        })
+        .collect();
+    let png_path = args.out.join("explain_text.png");
+    token_strip(
+        &format!("firelight: {} at the word embeddings", args.method.name()),
+        &lines,
+        1000,
+        ("against", "for the class"),
+    )?
+    .write_png(&png_path)?;
     let json = serde_json::json!({
         "model": args.model.as_ref().map_or_else(|| "bundled minilm_sentiment".to_string(), |p| p.display().to_string()),
         "method": args.method.name(),
@@ -239,8 +288,23 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let json_path = args.out.join("explain_text.json");
     let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Model(e.to_string()))?;
     write_atomic(&json_path, text.as_bytes())?;
-    println!("wrote {} and {}", html_path.display(), json_path.display());
+    println!(
+        "wrote {}, {} and {}",
+        html_path.display(),
+        png_path.display(),
+        json_path.display()
+    );
     Ok(())
+}
+
+/// `text` cut to `chars` characters, `...` marking a cut.
+pub(crate) fn shorten(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(chars.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
 }
 
 /// The tokens on one line, each with its score; coloured by it on a terminal (green for the

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use firelight::prelude::*;
 
 mod args;
+mod attention;
 mod evaluate;
 mod explain;
 mod explain_text;
@@ -72,6 +73,22 @@ enum Command {
     ///   firelight explain-text --model bert.onnx --tokenizer tokenizer.json "Some text"
     #[command(verbatim_doc_comment)]
     ExplainText(explain_text::ExplainTextArgs),
+    /// Show what a transformer attends to: every layer and head, attention rollout and the
+    /// gradient-weighted relevance of Chefer et al. (2021).
+    ///
+    /// For text (the default: the bundled all-MiniLM-L6-v2 sentiment model) writes a head view
+    /// per sentence (a grid of layers x heads, each a token-to-token map labelled with the
+    /// tokens), the tokens coloured by rollout and by relevance to the target (PNG) and
+    /// attention.json. With --image and a vision transformer, draws rollout and relevance from
+    /// the class token to the patches over the photo. Attention layers are found by themselves:
+    /// each Softmax shaped [batch, heads, tokens, tokens], fused Attention nodes included.
+    ///
+    /// Examples:
+    ///   firelight attention "It was a fantastic performance!"
+    ///   firelight attention "Terrible side effects." --target positive --fusion max --discard-ratio 0.9
+    ///   firelight attention --model vit.onnx --image dog.jpg --preprocess vit.json
+    #[command(verbatim_doc_comment)]
+    Attention(attention::AttentionArgs),
     /// Score how faithful maps are to the model (ROAD and the confidence change), method by method.
     ///
     /// ROAD imputes the pixels a map ranks most relevant (MoRF) or least relevant (LeRF) with noisy
@@ -109,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Explain(args) => explain::explain(args),
         Command::ExplainText(args) => explain_text::run(args),
+        Command::Attention(args) => attention::run(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),

@@ -12,6 +12,8 @@ use firelight::concept::{
     RandomConcepts, ScoreKind, TargetInputs, Tcav,
 };
 use firelight::prelude::*;
+use firelight::text::TextClassifier;
+use firelight::text::concepts::{PooledText, read_sentences};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
@@ -29,20 +31,25 @@ pub(crate) struct TcavArgs {
     model: ModelArgs,
     #[command(flatten)]
     device: DeviceArgs,
-    /// A concept as NAME=FOLDER of images (repeatable).
+    /// A concept as NAME=FOLDER of images (repeatable); for a text model (a tokenizer.json
+    /// beside the .onnx, or `--model minilm_sentiment`), NAME=FILE of sentences, one per line.
     #[arg(long = "concept", value_parser = parse_pair)]
     concepts: Vec<(String, PathBuf)>,
-    /// A folder of random images; random concepts are random subsets of it.
+    /// A folder of random images (a file of random sentences for a text model); random concepts
+    /// are random subsets of it.
     #[arg(long)]
     random_pool: Option<PathBuf>,
-    /// A folder of random images as one random concept (repeatable; at least 3), instead of a pool.
+    /// A folder of random images (or file of sentences) as one random concept (repeatable; at
+    /// least 3), instead of a pool.
     #[arg(long = "random")]
     random: Vec<PathBuf>,
-    /// A class to explain and the folder of its input images, CLASS=FOLDER (CLASS: a label or an
-    /// index; repeatable).
+    /// A class to explain and the folder of its input images (or file of its sentences),
+    /// CLASS=FOLDER (CLASS: a label or an index; repeatable).
     #[arg(long = "target", value_parser = parse_pair)]
     targets: Vec<(String, PathBuf)>,
-    /// A layer (repeatable; `firelight layers` lists them).
+    /// A layer (repeatable; `firelight layers` lists them). For a text model, pool an encoder
+    /// layer [sentences, tokens, hidden] per sentence: LAYER@mean (its real tokens' mean) or
+    /// LAYER@cls (the first token).
     #[arg(long = "layer")]
     layers: Vec<String>,
     /// Random runs (default 10).
@@ -139,6 +146,7 @@ fn read_file(path: &Path) -> Result<TcavFile> {
 /// The file whose bytes identify the model's weights, for the cache key.
 fn model_file(model: &str) -> PathBuf {
     match model {
+        "minilm_sentiment" => firelight::text::default_text_model(),
         "efficientnet_lite0" => models_dir().join("efficientnet_lite0/model.onnx"),
         "mobilenet_v2" => models_dir().join("mobilenet_v2/weights.safetensors"),
         path => PathBuf::from(path),
@@ -159,6 +167,66 @@ fn class_index(classifier: &ImageClassifier, spec: &str) -> Result<usize> {
             ),
         )
     })
+}
+
+/// The ONNX file of a text classifier (a `tokenizer.json` beside it; `minilm_sentiment` names
+/// the bundled one), or `None` for an image model.
+fn text_model(model: &str) -> Option<PathBuf> {
+    if model == "minilm_sentiment" {
+        return Some(firelight::text::default_text_model());
+    }
+    let path = Path::new(model);
+    (model.ends_with(".onnx") && path.with_file_name("tokenizer.json").is_file())
+        .then(|| path.to_path_buf())
+}
+
+type Sets = (Vec<Concept>, RandomConcepts, Vec<TargetInputs>);
+
+/// The concepts, random concepts and targets, each set made a [`Concept`] by `load` (a folder of
+/// images, or a text file of sentences) and each target class resolved by `class_of` to its
+/// index and label.
+fn load_sets(
+    concepts: &[(String, PathBuf)],
+    random_pool: Option<PathBuf>,
+    random_sets: &[PathBuf],
+    targets: &[(String, PathBuf)],
+    load: &dyn Fn(&str, &Path) -> Result<Concept>,
+    class_of: &dyn Fn(&str) -> Result<(usize, String)>,
+) -> Result<Sets> {
+    let concepts = concepts
+        .iter()
+        .map(|(name, path)| load(name, path))
+        .collect::<Result<Vec<_>>>()?;
+    let random = match (random_pool, random_sets.is_empty()) {
+        (Some(pool), true) => RandomConcepts::Pool(load("random", &pool)?),
+        (None, false) => RandomConcepts::Sets(
+            random_sets
+                .iter()
+                .enumerate()
+                .map(|(k, path)| load(&format!("random_{k}"), path))
+                .collect::<Result<_>>()?,
+        ),
+        _ => {
+            return Err(Error::parameter(
+                "random",
+                "",
+                "give either --random-pool FOLDER or at least three --random FOLDER",
+            ));
+        }
+    };
+    let targets = targets
+        .iter()
+        .map(|(spec, path)| {
+            let (class, name) = class_of(spec)?;
+            let inputs = load(spec, path)?;
+            Ok(TargetInputs {
+                name,
+                class,
+                inputs: inputs.examples().clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((concepts, random, targets))
 }
 
 pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
@@ -248,52 +316,76 @@ pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
     }
 
     let device = device(args.device.device)?;
-    let classifier = classifier(&args.model, &device)?;
-    let transform = &classifier.preprocess;
-    let concepts = concepts_spec
-        .iter()
-        .map(|(name, dir)| Concept::from_folder(name, dir, transform, &device))
-        .collect::<Result<Vec<_>>>()?;
-    let random = match (random_pool, random_sets.is_empty()) {
-        (Some(pool), true) => {
-            RandomConcepts::Pool(Concept::from_folder("random", pool, transform, &device)?)
-        }
-        (None, false) => RandomConcepts::Sets(
-            random_sets
-                .iter()
-                .enumerate()
-                .map(|(k, dir)| {
-                    Concept::from_folder(format!("random_{k}"), dir, transform, &device)
-                })
-                .collect::<Result<_>>()?,
-        ),
-        _ => {
-            return Err(Error::parameter(
-                "random",
-                "",
-                "give either --random-pool FOLDER or at least three --random FOLDER",
-            ));
-        }
-    };
-    let targets = targets_spec
-        .iter()
-        .map(|(spec, dir)| {
-            let class = class_index(&classifier, spec)?;
-            let inputs = Concept::from_folder(spec, dir, transform, &device)?;
-            Ok(TargetInputs {
-                name: classifier
-                    .labels
-                    .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| spec.clone()),
-                class,
-                inputs: inputs.examples().clone(),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Declared here so that the model TCAV borrows outlives the experiment.
+    let image_classifier;
+    let text_classifier;
+    let pooled;
+    let (model, concepts, random, targets): (&dyn Model, _, _, _) =
+        match text_model(&args.model.model) {
+            Some(path) => {
+                text_classifier = TextClassifier::load(&path, None, &device)?;
+                pooled = PooledText::new(&text_classifier, &layers)?;
+                // Every set padded to one length, so that random subsets and unions stack.
+                let mut files: Vec<&Path> = concepts_spec
+                    .iter()
+                    .chain(&targets_spec)
+                    .map(|(_, p)| p.as_path())
+                    .chain(random_sets.iter().map(PathBuf::as_path))
+                    .collect();
+                files.extend(random_pool.as_deref());
+                let sentences = files
+                    .iter()
+                    .map(read_sentences)
+                    .collect::<Result<Vec<_>>>()?;
+                let sets: Vec<&[String]> = sentences.iter().map(Vec::as_slice).collect();
+                let length = pooled.length(&sets)?;
+                let pooled = &pooled;
+                let load = move |name: &str, file: &Path| -> Result<Concept> {
+                    let texts = read_sentences(file)?;
+                    Concept::from_tensor(name, pooled.examples(&texts, length)?)?.with_texts(texts)
+                };
+                let class_of = |spec: &str| -> Result<(usize, String)> {
+                    let class = text_classifier.class(spec)?;
+                    Ok((class, text_classifier.labels[class].clone()))
+                };
+                let (concepts, random, targets) = load_sets(
+                    &concepts_spec,
+                    random_pool,
+                    &random_sets,
+                    &targets_spec,
+                    &load,
+                    &class_of,
+                )?;
+                (pooled as &dyn Model, concepts, random, targets)
+            }
+            None => {
+                image_classifier = classifier(&args.model, &device)?;
+                let transform = &image_classifier.preprocess;
+                let load =
+                    |name: &str, dir: &Path| Concept::from_folder(name, dir, transform, &device);
+                let class_of = |spec: &str| -> Result<(usize, String)> {
+                    let class = class_index(&image_classifier, spec)?;
+                    let label = image_classifier
+                        .labels
+                        .get(class)
+                        .cloned()
+                        .unwrap_or_else(|| spec.to_string());
+                    Ok((class, label))
+                };
+                let (concepts, random, targets) = load_sets(
+                    &concepts_spec,
+                    random_pool,
+                    &random_sets,
+                    &targets_spec,
+                    &load,
+                    &class_of,
+                )?;
+                (image_classifier.model(), concepts, random, targets)
+            }
+        };
 
     let key = ModelKey::of_file(model_file(&args.model.model))?;
-    let mut tcav = Tcav::new(classifier.model(), layers.clone())?
+    let mut tcav = Tcav::new(model, layers.clone())?
         .trainer(trainer)
         .batch_size(args.batch_size)
         .model_key(key.as_str());

@@ -900,7 +900,12 @@ fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
     assert!(t.contains("convergence delta"), "{t}");
     assert_eq!(
         sorted_files_in(&out),
-        ["explain_text.html", "explain_text.json", "reviews.txt"]
+        [
+            "explain_text.html",
+            "explain_text.json",
+            "explain_text.png",
+            "reviews.txt"
+        ]
     );
     let html = std::fs::read_to_string(out.join("explain_text.html")).unwrap();
     // BERT's tokenizer splits "<b>" into three words; each is escaped.
@@ -965,4 +970,62 @@ fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
         "a failed run wrote {:?}",
         files_in(&bad)
     );
+}
+
+#[test]
+fn attention_writes_head_views_token_pictures_and_json_for_text_and_for_a_vit() {
+    let out = scratch("attention");
+    let dir = out.to_str().unwrap();
+    let t = succeed(&["attention", "Okay.", "It was awful.", "--out", dir]);
+    assert!(t.contains("rollout:") && t.contains("relevance:"), "{t}");
+    assert_eq!(
+        sorted_files_in(&out),
+        [
+            "attention.json",
+            "attention_heads_0.png",
+            "attention_heads_1.png",
+            "attention_tokens.png"
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("attention.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["layers"].as_array().unwrap().len(), 6);
+    assert_eq!(json["inputs"][1]["tokens"].as_array().unwrap().len(), 6);
+    std::fs::remove_dir_all(&out).unwrap();
+
+    // The tiny ViT (fused Attention nodes), its 32 x 32 input as a .npy tensor.
+    let out = scratch("attention-vit");
+    let vit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cam_vit");
+    let input = out.join("one.npy");
+    let x = firelight::core::npy::read_npy(vit.join("input.npy")).unwrap();
+    let one = 3 * 32 * 32;
+    firelight::core::npy::write_npy(&input, &[1, 3, 32, 32], &x.data[..one]).unwrap();
+    let t = succeed(&[
+        "attention",
+        "--model",
+        vit.join("model.onnx").to_str().unwrap(),
+        "--image",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        t.contains("2 attention layers of 4 heads over 65 tokens"),
+        "{t}"
+    );
+    assert!(out.join("attention_one.png").is_file());
+    let bad = firelight(&[
+        "attention",
+        "--discard-ratio",
+        "1.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("discard"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }

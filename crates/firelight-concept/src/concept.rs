@@ -15,6 +15,7 @@ pub struct Concept {
     name: String,
     examples: DynTensor,
     files: Vec<PathBuf>,
+    texts: Vec<String>,
     fingerprint: String,
 }
 
@@ -80,6 +81,7 @@ impl Concept {
             name,
             examples,
             files: Vec::new(),
+            texts: Vec::new(),
             fingerprint,
         })
     }
@@ -141,7 +143,30 @@ impl Concept {
         if !self.files.is_empty() {
             concept.files = indices.iter().map(|&i| self.files[i].clone()).collect();
         }
+        if !self.texts.is_empty() {
+            concept.texts = indices.iter().map(|&i| self.texts[i].clone()).collect();
+        }
         Ok(concept)
+    }
+
+    /// The same concept with the sentences its examples were made from (text concepts: one per
+    /// example, in order), which reports show; fails when the counts differ.
+    pub fn with_texts(mut self, texts: Vec<String>) -> Result<Self> {
+        if texts.len() != self.len() {
+            return Err(Error::parameter(
+                "texts",
+                texts.len(),
+                format!("concept `{}` has {} examples", self.name, self.len()),
+            ));
+        }
+        self.texts = texts;
+        Ok(self)
+    }
+
+    /// The sentences the examples were made from (empty unless given by
+    /// [`Concept::with_texts`]).
+    pub fn texts(&self) -> &[String] {
+        &self.texts
     }
 
     /// The concept's name.

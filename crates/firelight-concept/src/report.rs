@@ -456,6 +456,13 @@ pub fn write_report(
                 data_uri(&bytes, mime)
             ));
         }
+        if !concept.texts().is_empty() {
+            html.push_str("<ul>");
+            for text in concept.texts().iter().take(EXAMPLES) {
+                html.push_str(&format!("<li>{}</li>", escape(text)));
+            }
+            html.push_str("</ul>");
+        }
         html.push_str("</div>\n");
     }
     html.push_str("</body></html>\n");

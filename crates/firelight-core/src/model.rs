@@ -46,6 +46,28 @@ impl LayerInfo {
         self.shape = Some(shape);
         self
     }
+
+    /// Whether this is a self-attention block's probabilities: a Softmax output shaped
+    /// `[batch, heads, tokens, tokens]` (the last two dimensions equal where known).
+    pub fn is_attention_map(&self) -> bool {
+        self.kind == "Softmax"
+            && match self.shape.as_deref() {
+                Some([_, _, Some(q), Some(k)]) => q == k,
+                Some([_, _, _, _]) => true,
+                _ => false,
+            }
+    }
+}
+
+/// The attention probabilities of every self-attention block of `model`, first block first
+/// (the layers for which [`LayerInfo::is_attention_map`] holds).
+pub fn attention_layers(model: &dyn Model) -> Vec<String> {
+    model
+        .layers()
+        .into_iter()
+        .filter(LayerInfo::is_attention_map)
+        .map(|l| l.name)
+        .collect()
 }
 
 /// How ReLUs pass gradients back; models route their ReLUs through [`Taps::relu`] to honour it.

@@ -61,6 +61,10 @@ pub struct OnnxModel {
     node_names: Vec<String>,
     /// Per node, the file's names of its outputs: the names taps report.
     tap_names: Vec<Vec<String>>,
+    /// For each `Attention` node (one in the file, or one onnx-ir fused from MatMul, Softmax,
+    /// MatMul), the tap name of its attention probabilities: the file's Softmax output where
+    /// the node was fused from one, `<output>/probabilities` otherwise.
+    attention_taps: HashMap<usize, String>,
     /// onnx-ir's names of the graph inputs and outputs, which the values are stored under.
     input_keys: Vec<String>,
     output_keys: Vec<String>,
@@ -105,6 +109,67 @@ pub(crate) fn guarded<T>(
             Err(Error::Model(format!("{}: {message}", what())))
         }
     }
+}
+
+/// The tap name of each `Attention` node's probabilities (see `OnnxModel::attention_taps`).
+fn attention_taps(
+    proto: &ModelProto,
+    nodes: &[Node],
+    tap_names: &[Vec<String>],
+) -> HashMap<usize, String> {
+    let file_nodes = proto
+        .graph
+        .as_ref()
+        .map(|g| g.node.as_slice())
+        .unwrap_or(&[]);
+    let producer = |value: &str| {
+        file_nodes
+            .iter()
+            .find(|n| n.output.iter().any(|o| o == value))
+    };
+    let kept: std::collections::HashSet<&str> =
+        tap_names.iter().flatten().map(String::as_str).collect();
+    // The file's Softmax outputs that a MatMul reads as its first input (probabilities times
+    // values) and that onnx-ir fused away, in file order: one per fused node, in graph order.
+    let mut fused = file_nodes
+        .iter()
+        .filter(|n| n.op_type == "Softmax")
+        .filter_map(|n| n.output.first())
+        .filter(|o| !kept.contains(o.as_str()))
+        .filter(|o| {
+            file_nodes
+                .iter()
+                .any(|m| m.op_type == "MatMul" && m.input.first() == Some(*o))
+        })
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter();
+    nodes
+        .iter()
+        .zip(tap_names)
+        .enumerate()
+        .filter(|(_, (node, _))| matches!(node, Node::Attention(_)))
+        .filter_map(|(index, (_, taps))| {
+            let output = taps.first()?;
+            let name = match producer(output) {
+                // An Attention node of the file has no Softmax of its own.
+                Some(n) if n.op_type == "Attention" => format!("{output}/probabilities"),
+                // Fused, its output still under the file's name: the final MatMul reads the
+                // Softmax's probabilities.
+                Some(matmul) => matmul
+                    .input
+                    .first()
+                    .filter(|p| producer(p).is_some_and(|n| n.op_type == "Softmax"))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{output}/probabilities")),
+                // Fused under a name of the parser's.
+                None => fused
+                    .next()
+                    .unwrap_or_else(|| format!("{output}/probabilities")),
+            };
+            Some((index, name))
+        })
+        .collect()
 }
 
 fn is_float(dtype: DType) -> bool {
@@ -264,6 +329,8 @@ impl OnnxModel {
             .map(|n| n.outputs().iter().map(|a| original(&a.name)).collect())
             .collect();
 
+        let attention_taps = attention_taps(proto, &graph.nodes, &tap_names);
+
         let mut last_use: HashMap<&str, usize> = HashMap::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             for arg in node
@@ -286,20 +353,30 @@ impl OnnxModel {
             .nodes
             .iter()
             .zip(&tap_names)
-            .flat_map(|(node, taps)| {
+            .enumerate()
+            .flat_map(|(index, (node, taps))| {
                 let kind = onnx_op_type(node);
-                node.outputs()
-                    .iter()
-                    .zip(taps)
-                    .filter_map(move |(out, tap)| {
-                        let info = ValueInfo::from_argument(out);
-                        match info.dtype {
-                            Some(d) if is_float(d) && !out.name.is_empty() => Some(
-                                LayerInfo::new(tap.clone(), kind.clone()).with_shape(info.shape),
-                            ),
-                            _ => None,
-                        }
-                    })
+                // A fused attention's probabilities come before its output, as in the file.
+                let probabilities = attention_taps
+                    .get(&index)
+                    .map(|name| LayerInfo::new(name.clone(), "Softmax").with_shape(vec![None; 4]));
+                probabilities
+                    .into_iter()
+                    .chain(
+                        node.outputs()
+                            .iter()
+                            .zip(taps)
+                            .filter_map(move |(out, tap)| {
+                                let info = ValueInfo::from_argument(out);
+                                match info.dtype {
+                                    Some(d) if is_float(d) && !out.name.is_empty() => Some(
+                                        LayerInfo::new(tap.clone(), kind.clone())
+                                            .with_shape(info.shape),
+                                    ),
+                                    _ => None,
+                                }
+                            }),
+                    )
             })
             .collect();
 
@@ -313,6 +390,7 @@ impl OnnxModel {
             layers,
             node_names,
             tap_names,
+            attention_taps,
             input_keys,
             output_keys,
             device: device.clone(),
@@ -419,6 +497,15 @@ impl OnnxModel {
                 })
             })
             .collect()
+    }
+
+    /// The attention probabilities of every self-attention block, first block first: each
+    /// Softmax output shaped `[batch, heads, tokens, tokens]`, those of fused `Attention` nodes
+    /// included (onnx-ir fuses MatMul, Softmax, MatMul; the probabilities keep the file's Softmax
+    /// name). What attention maps, rollout and Chefer's relevance read; empty for a model
+    /// without self-attention.
+    pub fn attention_layers(&self) -> Vec<String> {
+        firelight_core::model::attention_layers(self)
     }
 
     /// How many nodes the graph runs.
@@ -540,44 +627,69 @@ impl OnnxModel {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let merged_bn = merges.get(&index).map(|&j| &self.nodes[j]);
-            let eval = |args: &[Option<Value>]| {
-                guarded(
-                    || format!("ONNX node `{name}` ({})", onnx_op_type(node)),
-                    || match merged_bn {
-                        Some(bn) => {
-                            let params: Vec<&Value> = bn.inputs()[1..5]
-                                .iter()
-                                .filter_map(|arg| self.constants.get(&constant_key(arg)))
-                                .collect();
-                            let params: [&Value; 4] = params.try_into().map_err(|_| {
-                                Error::Model("batch norm parameters are not constants".into())
-                            })?;
-                            ops::nn::conv_bn_lrp(node, args, bn, params, &ctx)
-                        }
-                        // Applied already by the convolution merged with it.
-                        None if merged_bns.contains(&index) => {
-                            Ok(vec![args.first().cloned().flatten().ok_or_else(|| {
-                                Error::Model("BatchNormalization without an input".into())
-                            })?])
-                        }
-                        None => ops::eval(node, args, &ctx),
-                    },
-                )
-                .map_err(|e| match e {
-                    Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
-                    Error::MemoryBudget {
-                        what,
-                        bytes,
-                        budget,
-                    } => Error::MemoryBudget {
-                        what: format!("ONNX node `{name}` ({}): {what}", onnx_op_type(node)),
-                        bytes,
-                        budget,
-                    },
-                    other => other,
-                })
+            let locate = |e: Error| match e {
+                Error::Model(m) if !m.starts_with("ONNX node") => node_error(node, name, m),
+                Error::MemoryBudget {
+                    what,
+                    bytes,
+                    budget,
+                } => Error::MemoryBudget {
+                    what: format!("ONNX node `{name}` ({}): {what}", onnx_op_type(node)),
+                    bytes,
+                    budget,
+                },
+                other => other,
             };
-            let mut lane_outputs = if ctx.relu == ReluPolicy::DeepLift
+            let context = || format!("ONNX node `{name}` ({})", onnx_op_type(node));
+            let eval = |args: &[Option<Value>]| {
+                guarded(context, || match merged_bn {
+                    Some(bn) => {
+                        let params: Vec<&Value> = bn.inputs()[1..5]
+                            .iter()
+                            .filter_map(|arg| self.constants.get(&constant_key(arg)))
+                            .collect();
+                        let params: [&Value; 4] = params.try_into().map_err(|_| {
+                            Error::Model("batch norm parameters are not constants".into())
+                        })?;
+                        ops::nn::conv_bn_lrp(node, args, bn, params, &ctx)
+                    }
+                    // Applied already by the convolution merged with it.
+                    None if merged_bns.contains(&index) => {
+                        Ok(vec![args.first().cloned().flatten().ok_or_else(|| {
+                            Error::Model("BatchNormalization without an input".into())
+                        })?])
+                    }
+                    None => ops::eval(node, args, &ctx),
+                })
+                .map_err(locate)
+            };
+            let attention = match (node, self.attention_taps.get(&index)) {
+                (Node::Attention(n), Some(tap_name)) if taps.is_watching() => {
+                    Some((&n.config, tap_name))
+                }
+                _ => None,
+            };
+            let mut lane_outputs = if let Some((config, tap_name)) = attention {
+                // The probabilities pass through the taps between the node's two halves.
+                let parts = lane_args
+                    .iter()
+                    .map(|args| {
+                        guarded(context, || ops::nn::attention_probabilities(config, args))
+                            .map_err(locate)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let probabilities = parts.iter().map(|p| p.probabilities.clone()).collect();
+                let probabilities = self.tap_lanes(taps, tap_name, probabilities, &lanes, batch)?;
+                parts
+                    .into_iter()
+                    .zip(&probabilities)
+                    .map(|(parts, p)| {
+                        guarded(context, || ops::nn::attention_output(p, parts))
+                            .map(|y| vec![y])
+                            .map_err(locate)
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            } else if ctx.relu == ReluPolicy::DeepLift
                 && (lanes.len() > 1 || lanes.iter().any(|l| l.padding > 0))
                 && ops::deeplift::RULE_OPS.contains(&onnx_op_type(node).as_str())
             {

@@ -9,6 +9,11 @@
 //! product `A_L ... A_1`. Rows are normalised by their own sums: vit-explain divides by
 //! `a.sum(dim=-1)` without `keepdim`, which broadcasts the row sums along the columns (a
 //! column-wise division) unless the matrix is symmetric.
+//!
+//! [`relevance`] is Chefer, Gur & Wolf 2021 ("Generic Attention-model Explainability for
+//! Interpreting Bi-Modal and Encoder-Decoder Transformers", rules 5 and 6 for self-attention):
+//! starting from `R = I`, each layer adds `Ā R` with `Ā = mean_h((∇A ⊙ A)⁺)`, the heads'
+//! attention weighted by the target's gradient with respect to it, negatives dropped.
 
 use firelight_core::{Error, Result};
 
@@ -63,6 +68,47 @@ impl Square {
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.values[i * self.n..(i + 1) * self.n]
+    }
+
+    /// The mean of the rows: what a mean-pooled output draws on each token.
+    pub fn mean_row(&self) -> Vec<f32> {
+        let mut mean = vec![0.0f32; self.n];
+        for i in 0..self.n {
+            for (m, v) in mean.iter_mut().zip(self.row(i)) {
+                *m += v / self.n as f32;
+            }
+        }
+        mean
+    }
+
+    /// The top-left `k x k` block (the first `k` tokens).
+    pub fn leading(&self, k: usize) -> Square {
+        let k = k.min(self.n);
+        let values = (0..k)
+            .flat_map(|i| self.row(i)[..k].iter().copied())
+            .collect();
+        Square { n: k, values }
+    }
+}
+
+/// What a model's output reads from its last layer's tokens, to turn a token-to-token matrix
+/// into one score per input token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Readout {
+    /// The first token's row (BERT's `[CLS]`, a ViT's class token).
+    #[default]
+    ClassToken,
+    /// The mean of the rows (a mean-pooled output such as sentence-transformers').
+    MeanPooled,
+}
+
+impl Readout {
+    /// The per-token scores `matrix` gives under this readout.
+    pub fn read(self, matrix: &Square) -> Vec<f32> {
+        match self {
+            Readout::ClassToken => matrix.row(0).to_vec(),
+            Readout::MeanPooled => matrix.mean_row(),
+        }
     }
 }
 
@@ -149,6 +195,58 @@ pub fn rollout(
     result.ok_or_else(|| Error::Model("no attention layers to roll out".into()))
 }
 
+/// Chefer et al.'s relevance from every layer's attention probabilities and the target's
+/// gradients with respect to them (each `[heads, t, t]` flattened, first layer first):
+/// `R = I`, then per layer `R += mean_h((∇A ⊙ A)⁺) R`.
+pub fn relevance(attention: &[Vec<f32>], gradients: &[Vec<f32>], heads: usize) -> Result<Square> {
+    if attention.is_empty() {
+        return Err(Error::Model(
+            "no attention layers to take relevance from".into(),
+        ));
+    }
+    if attention.len() != gradients.len() {
+        return Err(Error::Model(format!(
+            "{} attention layers but {} gradients",
+            attention.len(),
+            gradients.len()
+        )));
+    }
+    let mut r: Option<Square> = None;
+    for (a, g) in attention.iter().zip(gradients) {
+        if a.len() != g.len() {
+            return Err(Error::Model(format!(
+                "attention of {} values with a gradient of {}",
+                a.len(),
+                g.len()
+            )));
+        }
+        let weighted: Vec<f32> = a.iter().zip(g).map(|(a, g)| (a * g).max(0.0)).collect();
+        let fused = fuse_heads(&weighted, heads, HeadFusion::Mean)?;
+        let current = match r {
+            Some(current) if current.n == fused.n => current,
+            Some(current) => {
+                return Err(Error::Model(format!(
+                    "layers attend over {} and {} tokens",
+                    current.n, fused.n
+                )));
+            }
+            None => Square::identity(fused.n),
+        };
+        let added = fused.matmul(&current);
+        let values = current
+            .values
+            .iter()
+            .zip(&added.values)
+            .map(|(r, a)| r + a)
+            .collect();
+        r = Some(Square {
+            n: current.n,
+            values,
+        });
+    }
+    Ok(r.expect("at least one layer"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +264,17 @@ mod tests {
             Square::identity(2).matmul(&Square::identity(2)),
             Square::identity(2)
         );
+    }
+
+    #[test]
+    fn relevance_without_positive_gradient_is_the_identity() {
+        // (∇A ⊙ A)⁺ = 0 everywhere: nothing is added to R = I, and every token explains itself.
+        let n = 3;
+        let layer = vec![1.0 / n as f32; n * n];
+        let gradient = vec![-1.0; n * n];
+        let r = relevance(&[layer.clone(), layer], &[gradient.clone(), gradient], 1).unwrap();
+        assert_eq!(r, Square::identity(n));
+        assert_eq!(Readout::MeanPooled.read(&r), vec![1.0 / 3.0; 3]);
+        assert_eq!(r.leading(2), Square::identity(2));
     }
 }

@@ -19,6 +19,7 @@ pub mod image;
 pub mod preprocess;
 pub mod superpixels;
 pub mod text;
+pub mod tokens;
 pub mod visualize;
 
 pub use crate::image::{
@@ -32,6 +33,7 @@ pub use explain::{default_explanation_map, default_explanation_picture};
 pub use grid::titled_grid;
 pub use preprocess::Preprocess;
 pub use superpixels::{Slic, slic};
+pub use tokens::{TokenLine, head_view, token_strip};
 pub use visualize::{
     Sign, VisualizeMethod, VisualizeOptions, normalize_attr, visualize_image_attr, visualize_map,
 };

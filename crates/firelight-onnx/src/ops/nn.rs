@@ -825,6 +825,40 @@ fn attention(
     c: &onnx_ir::node::attention::AttentionConfig,
     inputs: &[Option<Value>],
 ) -> Result<Value> {
+    let parts = attention_probabilities(c, inputs)?;
+    let probabilities = parts.probabilities.clone();
+    attention_output(&probabilities, parts)
+}
+
+/// An `Attention` node halfway: its attention probabilities `[batch, heads, queries, keys]`
+/// (what attention maps, rollout and Chefer's relevance read, and where a tap may stand) and
+/// what turns them into the node's output.
+pub(crate) struct AttentionParts {
+    /// `softmax(softcap(Q K^T * scale) + mask)`, a 4-D float value.
+    pub probabilities: Value,
+    values: Tensor<4>,
+    split: bool,
+}
+
+/// `probabilities V`, heads merged back when the inputs were 3-D. `probabilities` replaces
+/// `parts.probabilities` (the value a tap handed back).
+pub(crate) fn attention_output(probabilities: &Value, parts: AttentionParts) -> Result<Value> {
+    let y = probabilities.float_at::<4>()?.matmul(parts.values);
+    Ok(if parts.split {
+        let [b, hq, sq, dv] = y.dims();
+        let y = y.swap_dims(1, 2).reshape([b, sq, hq * dv]);
+        let shape = y.dims().to_vec();
+        Value::float6(y.reshape(padded(&shape)), shape)
+    } else {
+        out4(y)
+    })
+}
+
+/// The first half of ONNX `Attention`: the probabilities, and the values they weight.
+pub(crate) fn attention_probabilities(
+    c: &onnx_ir::node::attention::AttentionConfig,
+    inputs: &[Option<Value>],
+) -> Result<AttentionParts> {
     let (q, k, v) = (
         required(inputs, 0)?,
         required(inputs, 1)?,
@@ -915,14 +949,9 @@ fn attention(
         let causal = Tensor::<2, burn::tensor::Bool>::tril_mask([sq, sk], 0, &scores.device());
         scores = scores.mask_fill(causal.unsqueeze::<4>().expand(dims4), f64::NEG_INFINITY);
     }
-    let y = activation::softmax(scores, 3).matmul(v4);
-    let out = if split {
-        let dv = y.dims()[3];
-        let y = y.swap_dims(1, 2).reshape([b, sq, hq * dv]);
-        let shape = y.dims().to_vec();
-        Value::float6(y.reshape(padded(&shape)), shape)
-    } else {
-        out4(y)
-    };
-    Ok(out)
+    Ok(AttentionParts {
+        probabilities: out4(activation::softmax(scores, 3)),
+        values: v4,
+        split,
+    })
 }
