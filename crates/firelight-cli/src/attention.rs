@@ -17,23 +17,13 @@ use firelight::viz::{
 };
 
 use crate::args::{DeviceArgs, device, load_input};
-use crate::explain_text::{load_and_encode, read_texts, shorten, target_classes};
+use crate::explain_text::{TextInputArgs, shorten, target_classes};
 use crate::session::{file_safe, spinner};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct AttentionArgs {
-    /// The sentences (default: "It was a fantastic performance!").
-    texts: Vec<String>,
-    /// A file with one sentence per line (empty lines skipped), after the others.
-    #[arg(long)]
-    text_file: Option<PathBuf>,
-    /// An ONNX transformer: a text classifier taking input_ids and attention_mask, or with
-    /// --image a vision transformer. Default: the bundled all-MiniLM-L6-v2 sentiment model.
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// The text model's tokenizer.json (default: the one next to the model).
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    input: TextInputArgs,
     /// A photo for a vision transformer (--model), resized and cropped by the preprocess.json
     /// next to the model or --preprocess.
     #[arg(long, requires = "model")]
@@ -55,9 +45,6 @@ pub(crate) struct AttentionArgs {
     /// mean-pooled for text, as the bundled model pools; the class token for images).
     #[arg(long, value_enum)]
     readout: Option<ReadoutChoice>,
-    /// Refuse sentences longer than the model's positions instead of cutting them.
-    #[arg(long)]
-    no_truncate: bool,
     /// Where to write the pictures and attention.json.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
@@ -115,14 +102,7 @@ pub(crate) fn run(args: AttentionArgs) -> Result<()> {
 }
 
 fn text(args: &AttentionArgs, device: &Device) -> Result<()> {
-    let texts = read_texts(&args.texts, args.text_file.as_deref())?;
-    let (classifier, encoded) = load_and_encode(
-        args.model.as_deref(),
-        args.tokenizer.as_deref(),
-        &texts,
-        args.no_truncate,
-        device,
-    )?;
+    let (texts, classifier, encoded) = args.input.load(device)?;
     let probabilities = classifier.probabilities(&encoded)?;
     let classes = target_classes(&classifier, &probabilities, args.target.as_deref())?;
     let bar = spinner(format!(
@@ -194,6 +174,7 @@ fn text(args: &AttentionArgs, device: &Device) -> Result<()> {
 
 fn vision(args: &AttentionArgs, image: PathBuf, device: &Device) -> Result<()> {
     let path = args
+        .input
         .model
         .as_ref()
         .expect("clap requires --model with --image");

@@ -20,18 +20,8 @@ const DEFAULT_TEXT: &str = "It was a fantastic performance!";
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExplainTextArgs {
-    /// The sentences to explain (default: "It was a fantastic performance!").
-    texts: Vec<String>,
-    /// A file with one sentence per line (empty lines skipped), explained after the others.
-    #[arg(long)]
-    text_file: Option<PathBuf>,
-    /// An ONNX text classifier taking input_ids and attention_mask (and token_type_ids); default:
-    /// the bundled all-MiniLM-L6-v2 sentiment model (negative, neutral, positive).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Its tokenizer.json (default: the one next to the model).
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    input: TextInputArgs,
     /// How to attribute, at the word embeddings.
     #[arg(long, value_enum, default_value_t = TextMethodChoice::LayerIntegratedGradients)]
     method: TextMethodChoice,
@@ -54,15 +44,48 @@ pub(crate) struct ExplainTextArgs {
     /// perturbed copies per pass, default 16).
     #[arg(long)]
     internal_batch_size: Option<usize>,
-    /// Refuse sentences longer than the model's positions instead of cutting them (with a
-    /// warning that says how many tokens were dropped).
-    #[arg(long)]
-    no_truncate: bool,
     /// Where to write explain_text.html, explain_text.png and explain_text.json.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// The sentences and the text model: what `explain-text` and `attention` share.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TextInputArgs {
+    /// The sentences (default: "It was a fantastic performance!").
+    texts: Vec<String>,
+    /// A file with one sentence per line (empty lines skipped), after the others.
+    #[arg(long)]
+    text_file: Option<PathBuf>,
+    /// An ONNX text classifier taking input_ids and attention_mask (and token_type_ids);
+    /// default: the bundled all-MiniLM-L6-v2 sentiment model (negative, neutral, positive).
+    /// `attention --image` takes a vision transformer here.
+    #[arg(long)]
+    pub(crate) model: Option<PathBuf>,
+    /// Its tokenizer.json (default: the one next to the model).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Refuse sentences longer than the model's positions instead of cutting them (with a
+    /// warning that says how many tokens were dropped).
+    #[arg(long)]
+    no_truncate: bool,
+}
+
+impl TextInputArgs {
+    /// The sentences, the model and the sentences encoded for it.
+    pub(crate) fn load(&self, device: &Device) -> Result<(Vec<String>, TextClassifier, Encoded)> {
+        let texts = read_texts(&self.texts, self.text_file.as_deref())?;
+        let (classifier, encoded) = load_and_encode(
+            self.model.as_deref(),
+            self.tokenizer.as_deref(),
+            &texts,
+            self.no_truncate,
+            device,
+        )?;
+        Ok((texts, classifier, encoded))
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -106,7 +129,7 @@ impl TextMethodChoice {
 
 /// The sentences of the command line, then those of `text_file` (one per line, empty lines
 /// skipped); the default sentence when there are none.
-pub(crate) fn read_texts(texts: &[String], text_file: Option<&Path>) -> Result<Vec<String>> {
+fn read_texts(texts: &[String], text_file: Option<&Path>) -> Result<Vec<String>> {
     let mut texts = texts.to_vec();
     if let Some(path) = text_file {
         let content = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -125,7 +148,7 @@ pub(crate) fn read_texts(texts: &[String], text_file: Option<&Path>) -> Result<V
 
 /// The text model (the bundled one by default) and `texts` encoded for it, a warning printed for
 /// each sentence cut to the model's positions.
-pub(crate) fn load_and_encode(
+fn load_and_encode(
     model: Option<&Path>,
     tokenizer: Option<&Path>,
     texts: &[String],
@@ -176,14 +199,7 @@ pub(crate) fn target_classes(
 
 pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let device = device(args.device.device)?;
-    let texts = read_texts(&args.texts, args.text_file.as_deref())?;
-    let (classifier, encoded) = load_and_encode(
-        args.model.as_deref(),
-        args.tokenizer.as_deref(),
-        &texts,
-        args.no_truncate,
-        &device,
-    )?;
+    let (texts, classifier, encoded) = args.input.load(&device)?;
     let probabilities = classifier.probabilities(&encoded)?;
     let classes = target_classes(&classifier, &probabilities, args.target.as_deref())?;
     let bar = spinner(format!(
@@ -277,7 +293,7 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     )?
     .write_png(&png_path)?;
     let json = serde_json::json!({
-        "model": args.model.as_ref().map_or_else(|| "bundled minilm_sentiment".to_string(), |p| p.display().to_string()),
+        "model": args.input.model.as_ref().map_or_else(|| "bundled minilm_sentiment".to_string(), |p| p.display().to_string()),
         "method": args.method.name(),
         "layer": classifier.embedding,
         "reduction": if args.l2 { "l2" } else { "sum" },

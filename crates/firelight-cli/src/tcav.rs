@@ -320,69 +320,61 @@ pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
     let image_classifier;
     let text_classifier;
     let pooled;
-    let (model, concepts, random, targets): (&dyn Model, _, _, _) =
-        match text_model(&args.model.model) {
-            Some(path) => {
-                text_classifier = TextClassifier::load(&path, None, &device)?;
-                pooled = PooledText::new(&text_classifier, &layers)?;
-                // Every set padded to one length, so that random subsets and unions stack.
-                let mut files: Vec<&Path> = concepts_spec
-                    .iter()
-                    .chain(&targets_spec)
-                    .map(|(_, p)| p.as_path())
-                    .chain(random_sets.iter().map(PathBuf::as_path))
-                    .collect();
-                files.extend(random_pool.as_deref());
-                let sentences = files
-                    .iter()
-                    .map(read_sentences)
-                    .collect::<Result<Vec<_>>>()?;
-                let sets: Vec<&[String]> = sentences.iter().map(Vec::as_slice).collect();
-                let length = pooled.length(&sets)?;
-                let pooled = &pooled;
-                let load = move |name: &str, file: &Path| -> Result<Concept> {
-                    let texts = read_sentences(file)?;
-                    Concept::from_tensor(name, pooled.examples(&texts, length)?)?.with_texts(texts)
-                };
-                let class_of = |spec: &str| -> Result<(usize, String)> {
-                    let class = text_classifier.class(spec)?;
-                    Ok((class, text_classifier.labels[class].clone()))
-                };
-                let (concepts, random, targets) = load_sets(
-                    &concepts_spec,
-                    random_pool,
-                    &random_sets,
-                    &targets_spec,
-                    &load,
-                    &class_of,
-                )?;
-                (pooled as &dyn Model, concepts, random, targets)
-            }
-            None => {
-                image_classifier = classifier(&args.model, &device)?;
-                let transform = &image_classifier.preprocess;
-                let load =
-                    |name: &str, dir: &Path| Concept::from_folder(name, dir, transform, &device);
-                let class_of = |spec: &str| -> Result<(usize, String)> {
-                    let class = class_index(&image_classifier, spec)?;
-                    let label = image_classifier
-                        .labels
-                        .get(class)
-                        .cloned()
-                        .unwrap_or_else(|| spec.to_string());
-                    Ok((class, label))
-                };
-                let (concepts, random, targets) = load_sets(
-                    &concepts_spec,
-                    random_pool,
-                    &random_sets,
-                    &targets_spec,
-                    &load,
-                    &class_of,
-                )?;
-                (image_classifier.model(), concepts, random, targets)
-            }
-        };
+    type Load<'a> = Box<dyn Fn(&str, &Path) -> Result<Concept> + 'a>;
+    type ClassOf<'a> = Box<dyn Fn(&str) -> Result<(usize, String)> + 'a>;
+    let (model, load, class_of): (&dyn Model, Load, ClassOf) = match text_model(&args.model.model) {
+        Some(path) => {
+            text_classifier = TextClassifier::load(&path, None, &device)?;
+            pooled = PooledText::new(&text_classifier, &layers)?;
+            // Every set padded to one length, so that random subsets and unions stack.
+            let mut files: Vec<&Path> = concepts_spec
+                .iter()
+                .chain(&targets_spec)
+                .map(|(_, p)| p.as_path())
+                .chain(random_sets.iter().map(PathBuf::as_path))
+                .collect();
+            files.extend(random_pool.as_deref());
+            let sentences = files
+                .iter()
+                .map(read_sentences)
+                .collect::<Result<Vec<_>>>()?;
+            let sets: Vec<&[String]> = sentences.iter().map(Vec::as_slice).collect();
+            let length = pooled.length(&sets)?;
+            let pooled = &pooled;
+            let load = move |name: &str, file: &Path| -> Result<Concept> {
+                let texts = read_sentences(file)?;
+                Concept::from_tensor(name, pooled.examples(&texts, length)?)?.with_texts(texts)
+            };
+            let class_of = |spec: &str| -> Result<(usize, String)> {
+                let class = text_classifier.class(spec)?;
+                Ok((class, text_classifier.labels[class].clone()))
+            };
+            (pooled, Box::new(load), Box::new(class_of))
+        }
+        None => {
+            image_classifier = classifier(&args.model, &device)?;
+            let transform = &image_classifier.preprocess;
+            let load = |name: &str, dir: &Path| Concept::from_folder(name, dir, transform, &device);
+            let class_of = |spec: &str| -> Result<(usize, String)> {
+                let class = class_index(&image_classifier, spec)?;
+                let label = image_classifier
+                    .labels
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| spec.to_string());
+                Ok((class, label))
+            };
+            (image_classifier.model(), Box::new(load), Box::new(class_of))
+        }
+    };
+    let (concepts, random, targets) = load_sets(
+        &concepts_spec,
+        random_pool,
+        &random_sets,
+        &targets_spec,
+        &*load,
+        &*class_of,
+    )?;
 
     let key = ModelKey::of_file(model_file(&args.model.model))?;
     let mut tcav = Tcav::new(model, layers.clone())?
