@@ -225,7 +225,8 @@ fn main() {
     }
 
     if wanted("text") {
-        use firelight::text::{TextClassifier, TextMethod, Truncation};
+        use firelight::methods::{IntegratedGradientsConfig, MethodConfig};
+        use firelight::text::{TextClassifier, TextOptions, Truncation};
         println!(
             "\nLayer IG (50 steps) at the word embeddings, MiniLM sentiment (seconds, median of {reps})"
         );
@@ -243,9 +244,11 @@ fn main() {
                 c.attribute(
                     &encoded,
                     &target,
-                    TextMethod::LayerIntegratedGradients,
-                    50,
-                    Some(ibs),
+                    &MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig {
+                        internal_batch_size: Some(ibs),
+                        ..IntegratedGradientsConfig::default()
+                    }),
+                    &TextOptions::default(),
                 )
                 .expect("layer integrated gradients");
             });

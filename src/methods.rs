@@ -678,10 +678,12 @@ impl MethodConfig {
         )
     }
 
-    /// The method named `name` (or one of its aliases) with its defaults; an unknown name fails
-    /// with the closest names.
+    /// The method named `name` (or one of its aliases; `-` reads as `_`) with its defaults; an
+    /// unknown name fails with the closest names.
     pub fn from_name(name: &str) -> Result<MethodConfig> {
-        let name = name.trim();
+        // `feature-ablation` is `feature_ablation`, as clap spells value names.
+        let spelled = name.trim().replace('-', "_");
+        let name = spelled.as_str();
         let all = MethodConfig::all();
         if let Some(found) = all.iter().find(|m| {
             let info = m.info();

@@ -4,13 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use firelight_core::{Attribution, Baseline, Device, DynTensor, Error, Model, Result, Target};
-use firelight_grad::{Approximation, LayerGradientXActivation, LayerIntegratedGradients};
+use firelight_core::{
+    Baseline, Device, DynTensor, Error, Inputs, LayerAsInput, Model, Result, Target,
+};
 use firelight_onnx::OnnxModel;
+use firelight_perturb::FeatureMask;
 
 use crate::bundled::{models_dir, read_labels};
+use crate::methods::{Family, MethodConfig, ProgressCallback, RunContext};
 
 pub mod concepts;
+pub mod native;
+
+pub use native::native_bert;
 
 pub use firelight_text::{
     Encoded, Reduction, Sentence, TextTokenizer, TokenScores, Truncation, html,
@@ -29,6 +35,8 @@ pub fn default_text_model() -> PathBuf {
 pub struct TextClassifier {
     /// The graph.
     pub model: OnnxModel,
+    /// The file it was loaded from.
+    pub path: PathBuf,
     /// Its tokenizer.
     pub tokenizer: TextTokenizer,
     /// Class names (indices where the model has no `labels.json`).
@@ -49,16 +57,104 @@ pub struct TextClassifier {
     pub attention_layers: Vec<String>,
 }
 
-/// How text is attributed.
+/// How a registry method runs on text ([`text_route`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TextMethod {
-    /// Captum's `LayerIntegratedGradients` at the word embeddings.
-    LayerIntegratedGradients,
-    /// Captum's `LayerGradientXActivation` at the word embeddings.
-    LayerGradientXActivation,
-    /// Captum's `FeatureAblation` with each token a feature, replaced by the given token (the
-    /// attention mask unchanged): the drop of the target's score when that token is gone.
-    FeatureAblation(TokenReplacement),
+pub enum TextRoute {
+    /// A layer method at a token layer (the word embeddings unless told otherwise), the ids
+    /// explained through it (Captum's `LayerIntegratedGradients` on BERT's embeddings).
+    Layer,
+    /// An input method on the word embeddings fed as the input ([`LayerAsInput`], Captum's
+    /// interpretable embedding): Saliency, InputXGradient, IG, SmoothGrad, GradientSHAP, ...
+    Embedding,
+    /// A perturbation method with tokens (or words) as features, each replaced by a
+    /// [`TokenReplacement`], one sentence at a time (no padding among its features).
+    Tokens,
+}
+
+/// How `method` runs on text, or why it cannot.
+pub fn text_route(method: &MethodConfig) -> Result<TextRoute> {
+    let info = method.info();
+    let refuse = |why: &str| {
+        Err(Error::parameter(
+            "method",
+            info.name,
+            format!(
+                "{why}; text takes: {}",
+                text_methods()
+                    .iter()
+                    .map(|m| m.info().name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    };
+    match method {
+        MethodConfig::Cam(_) | MethodConfig::LayerGradCam(_) | MethodConfig::GuidedGradCam => {
+            refuse("class activation maps need a spatial (convolutional) layer")
+        }
+        MethodConfig::NeuronConductance(_) => {
+            refuse("neuron conductance goes through one unit of an image layer")
+        }
+        MethodConfig::FeaturePermutation(_) => {
+            refuse("feature permutation shuffles features across sentences, which do not align")
+        }
+        MethodConfig::LayerFeatureAblation(_) => refuse(
+            "layer feature ablation would switch off every embedding unit; feature_ablation \
+             removes tokens or words",
+        ),
+        MethodConfig::Lrp(_) => refuse("LRP has no rules for attention and layer norms"),
+        _ => Ok(match info.family {
+            Family::Layer => TextRoute::Layer,
+            Family::Gradient => TextRoute::Embedding,
+            _ => TextRoute::Tokens,
+        }),
+    }
+}
+
+/// Every registry method that runs on text, with its defaults.
+pub fn text_methods() -> Vec<MethodConfig> {
+    MethodConfig::all()
+        .into_iter()
+        .filter(|m| {
+            !matches!(
+                m,
+                MethodConfig::Cam(_)
+                    | MethodConfig::LayerGradCam(_)
+                    | MethodConfig::GuidedGradCam
+                    | MethodConfig::NeuronConductance(_)
+                    | MethodConfig::FeaturePermutation(_)
+                    | MethodConfig::LayerFeatureAblation(_)
+                    | MethodConfig::Lrp(_)
+            )
+        })
+        .collect()
+}
+
+/// `--help` for text methods: the ones [`text_methods`] lists, by how they run.
+pub fn text_method_help() -> String {
+    let mut help = String::from("One method of the registry that runs on text.");
+    for (route, heading) in [
+        (
+            TextRoute::Layer,
+            "at the word embeddings (or --layer), the ids explained through them",
+        ),
+        (
+            TextRoute::Embedding,
+            "on the word embeddings fed as the input (Captum's interpretable embedding)",
+        ),
+        (
+            TextRoute::Tokens,
+            "tokens (--words: words) as features, replaced by --replacement",
+        ),
+    ] {
+        let names: Vec<&str> = text_methods()
+            .iter()
+            .filter(|m| text_route(m).ok() == Some(route))
+            .map(|m| m.info().name)
+            .collect();
+        help.push_str(&format!("\n{heading}: {}.", names.join(", ")));
+    }
+    help
 }
 
 /// The token a perturbation method puts in place of a removed one.
@@ -71,6 +167,21 @@ pub enum TokenReplacement {
     Mask,
     /// `[UNK]`.
     Unk,
+}
+
+/// What a text run needs besides the method.
+#[derive(Clone, Debug, Default)]
+pub struct TextOptions {
+    /// The layer layer methods attribute at, and input methods feed (default: the word
+    /// embeddings); it must be token-shaped, `[sentences, tokens, hidden]`.
+    pub layer: Option<String>,
+    /// What perturbation methods put in place of a token.
+    pub replacement: TokenReplacement,
+    /// Perturbation methods: words (their pieces together) are the features instead of tokens;
+    /// a word's score is spread evenly over its pieces, so merging them gives it back.
+    pub words: bool,
+    /// Told `(done, total)` perturbations (an estimate over all sentences).
+    pub progress: Option<ProgressCallback>,
 }
 
 /// Attributions at the embedding, `[sentences, tokens, hidden]`, and the convergence delta of
@@ -153,6 +264,7 @@ impl TextClassifier {
         let attention_layers = model.attention_layers();
         Ok(Self {
             model,
+            path: path.to_path_buf(),
             tokenizer,
             labels,
             embedding: lookup.layer,
@@ -240,71 +352,173 @@ impl TextClassifier {
         }
     }
 
-    /// `method`'s attributions for `target`: at the word embeddings `[sentences, tokens,
-    /// hidden]`, with Captum's `[PAD]` baseline for path methods (`n_steps`, Gauss-Legendre) and
-    /// at most `internal_batch_size` rows per pass; per token `[sentences, tokens, 1]` for
-    /// Feature Ablation (`internal_batch_size` copies scored per pass).
+    /// The token that [`TokenReplacement`] `replacement` names.
+    pub fn replacement_id(&self, replacement: TokenReplacement) -> Result<u32> {
+        let (name, id) = match replacement {
+            TokenReplacement::Pad => ("[PAD]", Some(self.tokenizer.pad_id)),
+            TokenReplacement::Mask => ("[MASK]", self.tokenizer.mask_id),
+            TokenReplacement::Unk => ("[UNK]", self.tokenizer.unk_id),
+        };
+        id.ok_or_else(|| Error::parameter("replacement", name, "this tokenizer has no such token"))
+    }
+
+    /// `method`'s attributions for `target` ([`text_route`] says how it runs):
+    /// `[sentences, tokens, hidden]` at the layer for layer and input methods (Captum's
+    /// `[CLS] [PAD] ... [PAD] [SEP]` baseline, its embeddings for input methods), `[sentences,
+    /// tokens, 1]` for perturbation methods (zero at padding). The convergence delta comes with
+    /// the methods that are complete (IG, layer IG, layer conductance, DeepLift, layer DeepLift
+    /// with `multiply_by_inputs`).
     pub fn attribute(
         &self,
         encoded: &Encoded,
         target: &Target,
-        method: TextMethod,
-        n_steps: usize,
-        internal_batch_size: Option<usize>,
+        method: &MethodConfig,
+        options: &TextOptions,
     ) -> Result<TextAttribution> {
+        let route = text_route(method)?;
+        let device = self.model.device();
         let inputs = self.inputs(encoded)?;
-        let model: &dyn Model = &self.model;
-        match method {
-            TextMethod::LayerIntegratedGradients => {
-                let baseline = Encoded::ids_tensor(&encoded.pad_baseline(), self.model.device())?;
-                let lig = LayerIntegratedGradients::new(model, &self.embedding)?
-                    .n_steps(n_steps)
-                    .method(Approximation::GaussLegendre)
-                    .baselines(Baseline::Tensor(baseline));
-                let lig = match internal_batch_size {
-                    Some(rows) => lig.internal_batch_size(rows),
-                    None => lig,
+        let baseline_ids = Encoded::ids_tensor(&encoded.pad_baseline(), device)?;
+        let layer = options
+            .layer
+            .clone()
+            .unwrap_or_else(|| self.embedding.clone());
+        let context = RunContext {
+            progress: options.progress.clone(),
+            ..RunContext::default()
+        };
+        let attributions = match route {
+            TextRoute::Layer => {
+                let context = RunContext {
+                    layer: Some(layer),
+                    baselines: Baseline::Tensor(baseline_ids.clone()),
+                    ..context
                 };
-                let (attributions, delta) =
-                    lig.attribute_inputs_with_convergence_delta(&inputs, target)?;
-                let delta = delta
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| Error::Model(format!("delta: {e:?}")))?;
-                Ok(TextAttribution {
-                    attributions: attributions.into_single()?,
-                    delta: Some(delta),
-                })
+                method
+                    .attribute(&self.model, &inputs, target, &context)?
+                    .into_single()?
             }
-            TextMethod::FeatureAblation(replacement) => {
-                let (name, id) = match replacement {
-                    TokenReplacement::Pad => ("[PAD]", Some(self.tokenizer.pad_id)),
-                    TokenReplacement::Mask => ("[MASK]", self.tokenizer.mask_id),
-                    TokenReplacement::Unk => ("[UNK]", self.tokenizer.unk_id),
+            TextRoute::Embedding => {
+                let fed = LayerAsInput::new(&self.model, layer)?;
+                let baseline_inputs = self.inputs_with_ids(encoded, &encoded.pad_baseline())?;
+                let context = RunContext {
+                    baselines: Baseline::Tensor(fed.layer_value(&baseline_inputs)?),
+                    ..context
                 };
-                let id = id.ok_or_else(|| {
-                    Error::parameter("replacement", name, "this tokenizer has no such token")
-                })?;
-                let per_token = firelight_perturb::FeatureAblation::new(model)
-                    .baselines(Baseline::Constant(id as f32))
-                    .perturbations_per_eval(internal_batch_size.unwrap_or(16).max(1))
-                    .attribute_inputs(&inputs, target)?
-                    .into_single()?;
-                // One "embedding" value per token, so token scores read it like the others.
-                let mut shape = per_token.shape().to_vec();
-                shape.push(1);
-                Ok(TextAttribution {
-                    attributions: DynTensor::from_flat(per_token.into_flat(), shape)?,
-                    delta: None,
-                })
+                method
+                    .attribute(&fed, &fed.inputs(&inputs)?, target, &context)?
+                    .into_single()?
             }
-            TextMethod::LayerGradientXActivation => Ok(TextAttribution {
-                attributions: LayerGradientXActivation::new(model, &self.embedding)?
-                    .attribute_inputs(&inputs, target)?
-                    .into_single()?,
-                delta: None,
-            }),
+            TextRoute::Tokens => self.perturb_tokens(encoded, target, method, options)?,
+        };
+        let delta = if is_complete(method) {
+            let baseline_inputs = self.inputs_with_ids(encoded, &encoded.pad_baseline())?;
+            Some(self.convergence_delta(&attributions, &inputs, &baseline_inputs, target)?)
+        } else {
+            None
+        };
+        Ok(TextAttribution {
+            attributions,
+            delta,
+        })
+    }
+
+    /// The model inputs of `encoded` with its ids replaced by `ids` (`[rows, length]`).
+    fn inputs_with_ids(&self, encoded: &Encoded, ids: &[Vec<u32>]) -> Result<Inputs> {
+        let inputs = self.inputs(encoded)?;
+        Ok(inputs.attributed_value(
+            self.ids_input.clone(),
+            Encoded::ids_value(ids, self.model.device())?,
+        ))
+    }
+
+    /// `sum(attributions) - (f(x) - f(baseline))` per sentence, at `target`.
+    fn convergence_delta(
+        &self,
+        attributions: &DynTensor,
+        inputs: &Inputs,
+        baseline: &Inputs,
+        target: &Target,
+    ) -> Result<Vec<f32>> {
+        let rows = attributions.batch();
+        let samples: Vec<usize> = (0..rows).collect();
+        let score = |i: &Inputs| -> Result<Vec<f32>> {
+            target
+                .scores(self.model.predict(i)?, &samples)?
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Model(format!("scores: {e:?}")))
+        };
+        let (at_input, at_baseline) = (score(inputs)?, score(baseline)?);
+        let sums: Vec<f32> = attributions
+            .flat()
+            .clone()
+            .sum_dim(1)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Model(format!("attributions: {e:?}")))?;
+        Ok((0..rows)
+            .map(|r| sums[r] - (at_input[r] - at_baseline[r]))
+            .collect())
+    }
+
+    /// A perturbation method over each sentence alone, tokens (or words) its features, each
+    /// replaced by `options.replacement`; `[sentences, length, 1]`, zero at padding.
+    fn perturb_tokens(
+        &self,
+        encoded: &Encoded,
+        target: &Target,
+        method: &MethodConfig,
+        options: &TextOptions,
+    ) -> Result<DynTensor> {
+        let replacement = self.replacement_id(options.replacement)? as f32;
+        let (rows, length) = (encoded.len(), encoded.length);
+        target.check_batch(rows)?;
+        let mut values = vec![0f32; rows * length];
+        for row in 0..rows {
+            let one = encoded.sentence(row).expect("row in range");
+            let features = encoded.features(row, options.words);
+            let tokens = features.len();
+            // Progress over all sentences, assuming each takes as many passes as this one.
+            let progress = options.progress.clone().map(|p| {
+                ProgressCallback::new(move |done, total| (p.0)(row * total + done, rows * total))
+            });
+            let context = RunContext {
+                baselines: Baseline::Constant(replacement),
+                feature_mask: FeatureMask::ids(features.clone(), vec![1, tokens])?,
+                progress,
+                ..RunContext::default()
+            };
+            let scores = method
+                .attribute(
+                    &self.model,
+                    &self.inputs(&one)?,
+                    &target.for_sample(row)?,
+                    &context,
+                )?
+                .into_single()?
+                .to_vec()?;
+            // A word's pieces share its score; spread it so that merging them gives it back.
+            for (t, &feature) in features.iter().enumerate() {
+                let pieces = features.iter().filter(|&&f| f == feature).count();
+                values[row * length + t] = scores[t] / pieces as f32;
+            }
         }
+        DynTensor::from_vec(values, vec![rows, length, 1], self.model.device())
+    }
+}
+
+/// Whether `method` is complete (its attributions sum to `f(x) - f(baseline)`), so that the
+/// convergence delta says how far the run is from it.
+fn is_complete(method: &MethodConfig) -> bool {
+    match method {
+        MethodConfig::IntegratedGradients(c) | MethodConfig::LayerIntegratedGradients(c) => {
+            c.multiply_by_inputs
+        }
+        MethodConfig::DeepLift(c) | MethodConfig::LayerDeepLift(c) => c.multiply_by_inputs,
+        MethodConfig::LayerConductance(_) => true,
+        _ => false,
     }
 }

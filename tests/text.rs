@@ -7,10 +7,19 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use firelight::attention::attention_layers;
 use firelight::core::npy::read_npy_tensor;
+use firelight::core::{Inputs, LayerInfo, Model, Taps, Tensor};
+use firelight::methods::{
+    AblationConfig, IntegratedGradientsConfig, LayerGradientXActivationConfig, MethodConfig,
+    OcclusionConfig, RunContext, SaliencyConfig, SamplingConfig,
+};
+use firelight::models::BertConfig;
+use firelight::models::bert::WORD_EMBEDDINGS;
 use firelight::prelude::*;
+use firelight::text::native_bert;
 use firelight::text::{
-    Encoded, Reduction, TextClassifier, TextMethod, TextTokenizer, TokenReplacement, TokenScores,
+    Encoded, Reduction, TextClassifier, TextOptions, TextTokenizer, TokenReplacement, TokenScores,
     Truncation, html,
 };
 use serde_json::Value;
@@ -22,6 +31,22 @@ fn fixtures() -> PathBuf {
 /// The values of fixture `name`.
 fn fixture(name: &str) -> Vec<f32> {
     values(&read_npy_tensor(fixtures().join(name), &device()).unwrap())
+}
+
+/// Captum's LayerIntegratedGradients with `n_steps` and `internal_batch_size`.
+fn lig(n_steps: usize, internal_batch_size: Option<usize>) -> MethodConfig {
+    MethodConfig::LayerIntegratedGradients(IntegratedGradientsConfig {
+        n_steps,
+        internal_batch_size,
+        ..IntegratedGradientsConfig::default()
+    })
+}
+
+/// Captum's FeatureAblation scoring `perturbations_per_eval` copies per pass.
+fn ablation(perturbations_per_eval: usize) -> MethodConfig {
+    MethodConfig::FeatureAblation(AblationConfig {
+        perturbations_per_eval,
+    })
 }
 
 fn classifier() -> TextClassifier {
@@ -70,9 +95,8 @@ fn tokens_logits_and_layer_integrated_gradients_match_torch_and_captum() {
             .attribute(
                 &encoded,
                 &Target::class(target),
-                TextMethod::LayerIntegratedGradients,
-                50,
-                Some(25),
+                &lig(50, Some(25)),
+                &TextOptions::default(),
             )
             .unwrap();
         let expected = fixture(&format!("lig_{i}.npy"));
@@ -116,9 +140,11 @@ fn feature_ablation_over_tokens_matches_captum() {
             .attribute(
                 &encoded,
                 &Target::classes(targets.clone()),
-                TextMethod::FeatureAblation(replacement),
-                1,
-                Some(32),
+                &ablation(32),
+                &TextOptions {
+                    replacement,
+                    ..TextOptions::default()
+                },
             )
             .unwrap();
         let scores =
@@ -234,14 +260,8 @@ fn results_do_not_depend_on_internal_batch_size() {
     let encoded = c.encode(&texts, Truncation::Error).unwrap();
     let target = Target::classes(vec![2, 0]);
     let run = |rows: Option<usize>| {
-        c.attribute(
-            &encoded,
-            &target,
-            TextMethod::LayerIntegratedGradients,
-            12,
-            rows,
-        )
-        .unwrap()
+        c.attribute(&encoded, &target, &lig(12, rows), &TextOptions::default())
+            .unwrap()
     };
     let whole = run(None);
     for rows in [1, 5, 13] {
@@ -251,15 +271,9 @@ fn results_do_not_depend_on_internal_batch_size() {
     }
     let ablation = |rows| {
         values(
-            &c.attribute(
-                &encoded,
-                &target,
-                TextMethod::FeatureAblation(TokenReplacement::Pad),
-                0,
-                Some(rows),
-            )
-            .unwrap()
-            .attributions,
+            &c.attribute(&encoded, &target, &ablation(rows), &TextOptions::default())
+                .unwrap()
+                .attributions,
         )
     };
     assert!(max_abs_diff(&ablation(1), &ablation(9)) < 1e-5);
@@ -277,13 +291,7 @@ fn sentences_of_different_lengths_together_give_what_each_gives_alone() {
     let together = c.encode(&texts, Truncation::Error).unwrap();
     let target = Target::classes(vec![2, 0]);
     let both = c
-        .attribute(
-            &together,
-            &target,
-            TextMethod::LayerIntegratedGradients,
-            16,
-            None,
-        )
+        .attribute(&together, &target, &lig(16, None), &TextOptions::default())
         .unwrap();
     let length = together.length;
     for (row, text) in texts.iter().enumerate() {
@@ -293,9 +301,8 @@ fn sentences_of_different_lengths_together_give_what_each_gives_alone() {
             .attribute(
                 &alone,
                 &Target::class(class),
-                TextMethod::LayerIntegratedGradients,
-                16,
-                Some(7),
+                &lig(16, Some(7)),
+                &TextOptions::default(),
             )
             .unwrap();
         let n = alone.length;
@@ -351,9 +358,8 @@ fn lexicon_words_carry_their_valence() {
         .attribute(
             &encoded,
             &Target::class(positive),
-            TextMethod::LayerIntegratedGradients,
-            20,
-            Some(400),
+            &lig(20, Some(400)),
+            &TextOptions::default(),
         )
         .unwrap();
     let scores =
@@ -636,4 +642,316 @@ fn pooled_text_layers_refuse_what_cannot_be_pooled() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("layer"), "{err}");
+}
+
+#[test]
+fn input_methods_on_the_fed_word_embeddings_agree_with_the_layer_methods() {
+    // Captum's interpretable embedding: Saliency (signed) on the fed embeddings is the gradient
+    // LayerGradientXActivation takes without multiplying, InputXGradient is LayerGradientXActivation,
+    // and IG from the [PAD] sentence's embeddings is LayerIntegratedGradients from the [PAD]
+    // ids. Two sentences of different lengths, so the carried mask is checked as well.
+    let c = classifier();
+    let texts = ["Okay.", "The side effects were terrible and I stopped."];
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let target = Target::classes(vec![2, 0]);
+    let run = |method: MethodConfig| {
+        c.attribute(&encoded, &target, &method, &TextOptions::default())
+            .unwrap()
+    };
+    let gradient = run(MethodConfig::LayerGradientXActivation(
+        LayerGradientXActivationConfig {
+            multiply_by_inputs: false,
+        },
+    ));
+    let saliency = run(MethodConfig::Saliency(SaliencyConfig { abs: false }));
+    let err = rel_l2(
+        &values(&saliency.attributions),
+        &values(&gradient.attributions),
+    );
+    assert!(err < 1e-5, "saliency vs layer gradient: rel L2 {err}");
+    let abs = run(MethodConfig::Saliency(SaliencyConfig::default()));
+    let magnitudes: Vec<f32> = values(&gradient.attributions)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
+    assert!(rel_l2(&values(&abs.attributions), &magnitudes) < 1e-5);
+
+    let gxa = run(MethodConfig::LayerGradientXActivation(
+        LayerGradientXActivationConfig::default(),
+    ));
+    let ixg = run(MethodConfig::InputXGradient);
+    let err = rel_l2(&values(&ixg.attributions), &values(&gxa.attributions));
+    assert!(
+        err < 1e-5,
+        "input x gradient vs layer gradient x activation: {err}"
+    );
+
+    let ig = run(MethodConfig::IntegratedGradients(
+        IntegratedGradientsConfig {
+            n_steps: 16,
+            ..IntegratedGradientsConfig::default()
+        },
+    ));
+    let lig = run(lig(16, None));
+    let err = rel_l2(&values(&ig.attributions), &values(&lig.attributions));
+    println!("IG on fed embeddings vs layer IG: rel L2 {err:.2e}");
+    assert!(err < 1e-4, "IG on the embeddings vs layer IG: rel L2 {err}");
+    for (a, b) in ig.delta.iter().flatten().zip(lig.delta.iter().flatten()) {
+        assert!((a - b).abs() < 1e-4, "deltas {a} vs {b}");
+    }
+    // Masked-out padding gets exactly zero from every gradient method.
+    let short = encoded.sentences[0].ids.len();
+    let hidden = saliency.attributions.shape()[2];
+    for result in [&saliency, &ig, &ixg] {
+        let row = row_values(&result.attributions, 0, encoded.length);
+        assert!(
+            row[short * hidden..].iter().all(|v| *v == 0.0),
+            "padding attributed"
+        );
+    }
+    // SmoothGrad and GradientSHAP run there too (seeded: the same numbers twice).
+    for method in [
+        MethodConfig::from_name("smoothgrad").unwrap(),
+        MethodConfig::from_name("gradient_shap").unwrap(),
+    ] {
+        let (a, b) = (run(method.clone()), run(method));
+        assert_eq!(values(&a.attributions), values(&b.attributions));
+    }
+}
+
+#[test]
+fn perturbation_methods_take_tokens_or_words_as_features() {
+    let c = classifier();
+    // "unbelievably" is three word pieces: un ##bel ##ie... so words and tokens differ.
+    let texts = ["Unbelievably awful pills.", "Fine."];
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let target = Target::classes(vec![0, 2]);
+    let words = TextOptions {
+        words: true,
+        ..TextOptions::default()
+    };
+    let run = |method: &MethodConfig, options: &TextOptions| {
+        values(
+            &c.attribute(&encoded, &target, method, options)
+                .unwrap()
+                .attributions,
+        )
+    };
+    let length = encoded.length;
+    let sentence = &encoded.sentences[0];
+    let features = encoded.features(0, true);
+    assert!(
+        features.len() > *features.last().unwrap() as usize + 1,
+        "the sentence has a word of several pieces: {:?}",
+        sentence.tokens
+    );
+
+    // Shapley value sampling is efficient for every permutation: the scores of a sentence sum
+    // to f(x) - f(every feature replaced), here every token [PAD] with the mask kept.
+    let sampling = MethodConfig::ShapleyValueSampling(SamplingConfig {
+        n_samples: 3,
+        perturbations_per_eval: 8,
+        seed: 7,
+    });
+    let shapley = run(&sampling, &words);
+    let padded: Vec<Vec<u32>> = encoded
+        .sentences
+        .iter()
+        .map(|s| {
+            let mut row = vec![c.tokenizer.pad_id; s.ids.len()];
+            row.resize(length, c.tokenizer.pad_id);
+            row
+        })
+        .collect();
+    let scores = |ids: Option<&[Vec<u32>]>| {
+        let inputs = c.inputs(&encoded).unwrap();
+        let inputs = match ids {
+            Some(ids) => inputs.attributed_value(
+                c.ids_input.clone(),
+                Encoded::ids_value(ids, c.model.device()).unwrap(),
+            ),
+            None => inputs,
+        };
+        values(&DynTensor::new(c.model.predict(&inputs).unwrap()))
+    };
+    let (full, empty) = (scores(None), scores(Some(&padded)));
+    for (row, class) in [0usize, 2].into_iter().enumerate() {
+        let sum: f32 = shapley[row * length..(row + 1) * length].iter().sum();
+        let gap = full[row * 3 + class] - empty[row * 3 + class];
+        assert!(
+            (sum - gap).abs() < 1e-3,
+            "row {row}: sum {sum} vs f(x) - f(pad) {gap}"
+        );
+    }
+    // A word's pieces share its score evenly; padding gets none.
+    for (t, &f) in features.iter().enumerate() {
+        for (u, &g) in features.iter().enumerate() {
+            if f == g {
+                assert!(
+                    (shapley[t] - shapley[u]).abs() < 1e-6,
+                    "pieces {t}, {u} differ"
+                );
+            }
+        }
+    }
+    let short = encoded.sentences[1].ids.len();
+    assert!(shapley[length + short..].iter().all(|v| *v == 0.0));
+
+    // Occlusion with a one-token window is Feature Ablation over tokens.
+    let occlusion = MethodConfig::Occlusion(OcclusionConfig {
+        window: 1,
+        stride: 1,
+        perturbations_per_eval: 4,
+    });
+    let options = TextOptions::default();
+    let err = max_abs_diff(&run(&occlusion, &options), &run(&ablation(4), &options));
+    assert!(err < 1e-5, "occlusion(1) vs feature ablation: {err}");
+
+    // KernelSHAP and LIME: seeded, so the same seed gives the same numbers; word features.
+    for name in ["kernel_shap", "lime"] {
+        let method = MethodConfig::from_name(name).unwrap();
+        let (a, b) = (run(&method, &words), run(&method, &words));
+        assert_eq!(a, b, "{name} is not deterministic");
+        assert!(a.iter().any(|v| *v != 0.0), "{name} gave nothing");
+    }
+    // Methods that cannot run on text say so, and name those that can.
+    for name in ["gradcam", "feature_permutation", "lrp"] {
+        let err = c
+            .attribute(
+                &encoded,
+                &target,
+                &MethodConfig::from_name(name).unwrap(),
+                &options,
+            )
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("text takes: ") && err.contains("kernel_shap"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_native_burn_bert_with_the_same_weights_gives_the_same_logits_attention_and_attributions() {
+    // The bundled model's own weights (read from its ONNX initializers) in firelight-models'
+    // BertClassifier: the same logits, the same attention maps from its own taps, and the same
+    // layer IG at its word embeddings, for sentences of different lengths in one batch.
+    let c = classifier();
+    let native = native_bert(&c).unwrap();
+    assert_eq!(native.config(), BertConfig::minilm_l6(3));
+    let texts = [
+        "Okay.",
+        "The side effects were terrible and I stopped after a week.",
+    ];
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let inputs = c.inputs(&encoded).unwrap();
+    let onnx_logits = values(&DynTensor::new(c.model.predict(&inputs).unwrap()));
+    let native_logits = values(&DynTensor::new(native.predict(&inputs).unwrap()));
+    let err = max_abs_diff(&native_logits, &onnx_logits);
+    println!("native BERT logits vs ONNX: max abs diff {err:.1e}");
+    assert!(err < 1e-4, "logits {native_logits:?} vs {onnx_logits:?}");
+
+    let layers = attention_layers(&native);
+    assert_eq!(layers.len(), 6, "{layers:?}");
+    let lengths: Vec<usize> = encoded.sentences.iter().map(|s| s.ids.len()).collect();
+    let native_maps =
+        firelight::attention::attention_maps(&native, &inputs, &layers, Some(&lengths)).unwrap();
+    let onnx_maps = c.attention(&encoded).unwrap();
+    for (a, b) in native_maps.iter().zip(&onnx_maps) {
+        assert_eq!(
+            (a.layers.len(), a.heads, a.tokens),
+            (b.layers.len(), b.heads, b.tokens)
+        );
+        let err = max_abs_diff(&a.maps.concat(), &b.maps.concat());
+        assert!(err < 1e-5, "attention maps differ by {err}");
+    }
+
+    let target = Target::classes(vec![2, 0]);
+    let onnx = c
+        .attribute(&encoded, &target, &lig(16, None), &TextOptions::default())
+        .unwrap();
+    let context = RunContext {
+        layer: Some(WORD_EMBEDDINGS.to_string()),
+        baselines: Baseline::Tensor(
+            Encoded::ids_tensor(&encoded.pad_baseline(), &device()).unwrap(),
+        ),
+        ..RunContext::default()
+    };
+    let mine = lig(16, None)
+        .attribute(&native, &inputs, &target, &context)
+        .unwrap()
+        .into_single()
+        .unwrap();
+    let err = rel_l2(&values(&mine), &values(&onnx.attributions));
+    println!("native BERT layer IG vs ONNX: rel L2 {err:.1e}");
+    assert!(err < 1e-4, "layer IG rel L2 {err}");
+    // Ids outside the table are refused, not looked up.
+    let bad = Inputs::new()
+        .attributed_value(
+            "input_ids",
+            Encoded::ids_value(&[vec![101, 40_000, 102]], &device()).unwrap(),
+        )
+        .carried(
+            "attention_mask",
+            Encoded::ids_value(&[vec![1, 1, 1]], &device()).unwrap(),
+        );
+    let err = native.predict(&bad).err().unwrap().to_string();
+    assert!(err.contains("40000") && err.contains("30522"), "{err}");
+}
+
+/// A model that remembers the most rows one forward pass took.
+struct RowCounter<'m> {
+    inner: &'m dyn Model,
+    most: std::cell::Cell<usize>,
+}
+
+impl Model for RowCounter<'_> {
+    fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> firelight::core::Result<Tensor<2>> {
+        self.most.set(self.most.get().max(inputs.batch()?));
+        self.inner.forward(inputs, taps)
+    }
+    fn layers(&self) -> Vec<LayerInfo> {
+        self.inner.layers()
+    }
+}
+
+#[test]
+fn internal_batch_size_bounds_the_rows_of_every_pass_over_text() {
+    // Three sentences x 20 steps are 60 rows of [tokens, 384] activations and their gradients;
+    // with internal_batch_size 7 no pass takes more than 7, and the numbers do not change.
+    let c = classifier();
+    let texts = [
+        "Okay.",
+        "Awful.",
+        "The staff were kind and the room was clean.",
+    ];
+    let encoded = c.encode(&texts, Truncation::Error).unwrap();
+    let inputs = c.inputs(&encoded).unwrap();
+    let target = Target::classes(vec![2, 0, 2]);
+    let context = RunContext {
+        layer: Some(c.embedding.clone()),
+        baselines: Baseline::Tensor(
+            Encoded::ids_tensor(&encoded.pad_baseline(), &device()).unwrap(),
+        ),
+        ..RunContext::default()
+    };
+    let run = |rows: Option<usize>| {
+        let counter = RowCounter {
+            inner: &c.model,
+            most: Default::default(),
+        };
+        let a = lig(20, rows)
+            .attribute(&counter, &inputs, &target, &context)
+            .unwrap()
+            .into_single()
+            .unwrap();
+        (values(&a), counter.most.get())
+    };
+    let (whole, most_whole) = run(None);
+    let (chunked, most) = run(Some(7));
+    assert_eq!(most_whole, 60);
+    assert!(most <= 7, "a pass took {most} rows");
+    assert!(rel_l2(&chunked, &whole) < 1e-5);
 }

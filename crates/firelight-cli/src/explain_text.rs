@@ -7,13 +7,16 @@ use clap::ValueEnum;
 use firelight::core::npy::write_atomic;
 use firelight::prelude::*;
 use firelight::text::{
-    Encoded, Reduction, TextClassifier, TextMethod, TokenReplacement, TokenScores, Truncation, html,
+    Encoded, Reduction, TextClassifier, TextOptions, TokenReplacement, TokenScores, Truncation,
+    html, text_method_help, text_route,
 };
 
 use firelight::viz::{TokenLine, token_strip};
 
-use crate::args::{DeviceArgs, device};
-use crate::session::spinner;
+use firelight::methods::MethodConfig;
+
+use crate::args::{DeviceArgs, MethodOptionArgs, device};
+use crate::session::method_bar;
 
 /// The sentence explained when none is given.
 const DEFAULT_TEXT: &str = "It was a fantastic performance!";
@@ -22,28 +25,24 @@ const DEFAULT_TEXT: &str = "It was a fantastic performance!";
 pub(crate) struct ExplainTextArgs {
     #[command(flatten)]
     input: TextInputArgs,
-    /// How to attribute, at the word embeddings.
-    #[arg(long, value_enum, default_value_t = TextMethodChoice::LayerIntegratedGradients)]
-    method: TextMethodChoice,
-    /// What feature_ablation puts in place of a token.
+    /// How to attribute.
+    #[arg(long, default_value = "layer_integrated_gradients", long_help = text_method_help())]
+    method: String,
+    /// What the perturbation methods put in place of a token.
     #[arg(long, value_enum, default_value_t = ReplacementChoice::Pad)]
     replacement: ReplacementChoice,
     /// The class to explain, by label or index (default: each sentence's predicted class).
     #[arg(long)]
     target: Option<String>,
-    /// Merge word pieces into words (their scores summed).
+    /// Merge word pieces into words (their scores summed); perturbation methods then take
+    /// words, not tokens, as their features.
     #[arg(long)]
     words: bool,
     /// Score tokens by the L2 norm of their attribution instead of its signed sum.
     #[arg(long)]
     l2: bool,
-    /// `n_steps` of Layer Integrated Gradients.
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    /// At most this many rows (steps x sentences) per forward/backward pass (feature_ablation:
-    /// perturbed copies per pass, default 16).
-    #[arg(long)]
-    internal_batch_size: Option<usize>,
+    #[command(flatten)]
+    options: MethodOptionArgs,
     /// Where to write explain_text.html, explain_text.png and explain_text.json.
     #[arg(long, default_value = "firelight-out")]
     out: PathBuf,
@@ -88,43 +87,58 @@ impl TextInputArgs {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum TextMethodChoice {
-    /// Captum's LayerIntegratedGradients, baseline [CLS] [PAD] ... [PAD] [SEP].
-    LayerIntegratedGradients,
-    /// Captum's LayerGradientXActivation (one backward pass).
-    LayerGradientXActivation,
-    /// Captum's FeatureAblation, each token a feature (replaced by --replacement).
-    FeatureAblation,
-}
-
+/// What a perturbation method puts in place of a token.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ReplacementChoice {
+    /// `[PAD]` (Captum's text tutorials).
     Pad,
+    /// `[MASK]`: what a masked language model saw in training.
     Mask,
+    /// `[UNK]`.
     Unk,
 }
 
-impl TextMethodChoice {
-    fn method(self, replacement: ReplacementChoice) -> TextMethod {
-        match self {
-            TextMethodChoice::LayerIntegratedGradients => TextMethod::LayerIntegratedGradients,
-            TextMethodChoice::LayerGradientXActivation => TextMethod::LayerGradientXActivation,
-            TextMethodChoice::FeatureAblation => TextMethod::FeatureAblation(match replacement {
-                ReplacementChoice::Pad => TokenReplacement::Pad,
-                ReplacementChoice::Mask => TokenReplacement::Mask,
-                ReplacementChoice::Unk => TokenReplacement::Unk,
-            }),
+impl From<ReplacementChoice> for TokenReplacement {
+    fn from(choice: ReplacementChoice) -> Self {
+        match choice {
+            ReplacementChoice::Pad => TokenReplacement::Pad,
+            ReplacementChoice::Mask => TokenReplacement::Mask,
+            ReplacementChoice::Unk => TokenReplacement::Unk,
         }
     }
+}
 
-    fn name(self) -> &'static str {
-        match self {
-            TextMethodChoice::LayerIntegratedGradients => "layer_integrated_gradients",
-            TextMethodChoice::LayerGradientXActivation => "layer_gradient_x_activation",
-            TextMethodChoice::FeatureAblation => "feature_ablation",
-        }
+/// Occlusion's window over tokens when none is given: three tokens, moved one at a time.
+const TEXT_OCCLUSION_WINDOW: (usize, usize) = (3, 1);
+
+/// The method named on the command line with its options, checked against what text takes.
+fn text_method(args: &ExplainTextArgs) -> Result<MethodConfig> {
+    let options = &args.options;
+    if options.superpixels.is_some() || options.grid.is_some() || options.feature_mask.is_some() {
+        return Err(Error::parameter(
+            "feature_mask",
+            "given",
+            "text features are tokens, or words with --words; --superpixels, --grid and \
+             --feature-mask are for photos and tables",
+        ));
     }
+    if options.neuron.is_some() {
+        return Err(Error::parameter(
+            "neuron",
+            "given",
+            "explain-text explains a class; --neuron is for image models",
+        ));
+    }
+    let mut method = options
+        .configs(std::slice::from_ref(&args.method))?
+        .pop()
+        .expect("one method named");
+    text_route(&method)?;
+    if let MethodConfig::Occlusion(c) = &mut method {
+        c.window = options.window.unwrap_or(TEXT_OCCLUSION_WINDOW.0);
+        c.stride = options.stride.unwrap_or(TEXT_OCCLUSION_WINDOW.1);
+    }
+    Ok(method)
 }
 
 /// The sentences of the command line, then those of `text_file` (one per line, empty lines
@@ -198,21 +212,28 @@ pub(crate) fn target_classes(
 }
 
 pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
+    let method = text_method(&args)?;
+    let name = method.info().name;
     let device = device(args.device.device)?;
     let (texts, classifier, encoded) = args.input.load(&device)?;
     let probabilities = classifier.probabilities(&encoded)?;
     let classes = target_classes(&classifier, &probabilities, args.target.as_deref())?;
-    let bar = spinner(format!(
-        "{} over {} sentence(s)",
-        args.method.name(),
-        texts.len()
-    ));
+    let (bar, progress) = method_bar(format!("{name} over {} sentence(s)", texts.len()));
+    let layer = args
+        .options
+        .layer
+        .clone()
+        .unwrap_or_else(|| classifier.embedding.clone());
     let result = classifier.attribute(
         &encoded,
         &Target::classes(classes.clone()),
-        args.method.method(args.replacement),
-        args.steps,
-        args.internal_batch_size,
+        &method,
+        &TextOptions {
+            layer: Some(layer.clone()),
+            replacement: args.replacement.into(),
+            words: args.words,
+            progress: Some(progress),
+        },
     )?;
     bar.finish_and_clear();
     let reduction = if args.l2 {
@@ -271,7 +292,7 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
         }));
     }
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let page = html::page("firelight: token attributions", args.method.name(), &rows);
+    let page = html::page("firelight: token attributions", name, &rows);
     let html_path = args.out.join("explain_text.html");
     write_atomic(&html_path, page.as_bytes())?;
     let lines: Vec<TokenLine> = shown
@@ -286,7 +307,7 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
         .collect();
     let png_path = args.out.join("explain_text.png");
     token_strip(
-        &format!("firelight: {} at the word embeddings", args.method.name()),
+        &format!("firelight: {name} at {layer}"),
         &lines,
         1000,
         ("against", "for the class"),
@@ -294,11 +315,12 @@ pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     .write_png(&png_path)?;
     let json = serde_json::json!({
         "model": args.input.model.as_ref().map_or_else(|| "bundled minilm_sentiment".to_string(), |p| p.display().to_string()),
-        "method": args.method.name(),
-        "layer": classifier.embedding,
+        "method": name,
+        "options": method.options().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "layer": layer,
+        "replacement": format!("{:?}", args.replacement).to_lowercase(),
         "reduction": if args.l2 { "l2" } else { "sum" },
         "words": args.words,
-        "n_steps": args.steps,
         "sentences": json_rows,
     });
     let json_path = args.out.join("explain_text.json");

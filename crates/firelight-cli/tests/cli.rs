@@ -939,6 +939,34 @@ fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
     ]);
     assert!(ablation.contains("explaining negative:"), "{ablation}");
     assert!(!ablation.contains("convergence delta"), "{ablation}");
+    // Any registry method that runs on text: KernelSHAP with words as its features, Saliency on
+    // the word embeddings.
+    let shap = succeed(&[
+        "explain-text",
+        "Terrible side effects.",
+        "--method",
+        "kernel_shap",
+        "--words",
+        "--samples",
+        "40",
+        "--out",
+        dir,
+    ]);
+    assert!(shap.contains("Terrible("), "{shap}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("explain_text.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["method"], "kernel_shap");
+    assert_eq!(json["options"]["n_samples"], "40");
+    let saliency = succeed(&[
+        "explain-text",
+        "Terrible side effects.",
+        "--method",
+        "saliency",
+        "--out",
+        dir,
+    ]);
+    assert!(saliency.contains("explaining negative:"), "{saliency}");
 
     let bad = scratch("explain-text-bad");
     let bad_dir = bad.to_str().unwrap();
@@ -956,6 +984,32 @@ fn explain_text_prints_coloured_tokens_and_writes_html_and_json() {
                 "/nonexistent/tokenizer.json",
             ],
             "tokenizer",
+        ),
+        (
+            vec!["explain-text", "fine", "--method", "gradcam"],
+            "text takes: ",
+        ),
+        (
+            vec![
+                "explain-text",
+                "fine",
+                "--method",
+                "lime",
+                "--superpixels",
+                "9",
+            ],
+            "text features are tokens",
+        ),
+        (
+            vec![
+                "explain-text",
+                "fine",
+                "--method",
+                "saliency",
+                "--window",
+                "2",
+            ],
+            "--window applies to none",
         ),
     ] {
         let mut args = args.clone();

@@ -14,6 +14,8 @@
 //! - [`Baseline`]: the reference input;
 //! - [`batch`]: bounded-memory chunking by `internal_batch_size`, row maps of expansions, and the
 //!   batched perturb-and-score loop;
+//! - [`LayerAsInput`]: a model fed at one of its layers (Captum's interpretable embedding), so
+//!   input methods explain that layer's value (word embeddings of token ids);
 //! - [`budget`]: the memory budget untrusted models are held to;
 //! - [`Error`]: typed errors that say what was wrong and what was expected;
 //! - [`npy`]: float32 `.npy` reading and atomic writing.
@@ -30,6 +32,7 @@ pub mod deeplift;
 pub mod error;
 pub mod gradients;
 pub mod inputs;
+pub mod layer_input;
 pub mod lrp;
 pub mod model;
 pub mod neuron;
@@ -45,6 +48,7 @@ pub use burn;
 pub use burn::tensor::{Device, Tensor};
 pub use error::{Error, Result};
 pub use inputs::Inputs;
+pub use layer_input::LayerAsInput;
 pub use model::{Embedding, InputSpec, LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
 pub use neuron::{Neuron, NeuronSelector};
 pub use target::{Classes, Target};

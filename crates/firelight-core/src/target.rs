@@ -131,6 +131,31 @@ impl Target {
         ))
     }
 
+    /// This target as sample `sample` of the batch sees it, for running that sample alone: a
+    /// per-sample class becomes that sample's class, a closure is told every row is `sample`.
+    pub fn for_sample(&self, sample: usize) -> Result<Target> {
+        let own = |classes: &Classes| match classes {
+            Classes::All(c) => Ok(Classes::All(*c)),
+            Classes::PerSample(c) => c.get(sample).map(|&c| Classes::All(c)).ok_or_else(|| {
+                Error::InvalidTarget(format!(
+                    "no class for sample {sample} ({} class indices given)",
+                    c.len()
+                ))
+            }),
+        };
+        Ok(match self {
+            Target::Class(c) => Target::Class(own(c)?),
+            Target::Probability(c) => Target::Probability(own(c)?),
+            Target::CosineSimilarity(_) | Target::CosineDifference(_) => self.clone(),
+            Target::Custom(f) => {
+                let f = Arc::clone(f);
+                Target::custom(move |outputs: Tensor<2>, samples: &[usize]| {
+                    f(outputs, &vec![sample; samples.len()])
+                })
+            }
+        })
+    }
+
     /// Fails unless the target fits a batch of `batch` samples.
     pub fn check_batch(&self, batch: usize) -> Result<()> {
         match self {

@@ -7,6 +7,9 @@
 //! - [`Mlp`]: fully connected; with two widths, a linear model (for axioms with closed forms);
 //! - [`SmallCnn`]: conv, batch norm, ReLU, a residual add, pooling: the Captum parity model;
 //! - [`ResNet18`]: torchvision's ResNet-18 architecture, for benchmarks;
+//! - [`BertClassifier`]: a BERT encoder with mean pooling and a head, its attention
+//!   probabilities tapped (Burn's `TransformerEncoder` drops them), loaded with the bundled text
+//!   model's weights by `firelight::text::native_bert`;
 //! - [`MobileNetV2`]: torchvision's MobileNetV2, with ImageNet weights bundled in
 //!   `models/mobilenet_v2/` (loaded by `firelight::bundled`).
 //!
@@ -15,12 +18,14 @@
 
 #![warn(missing_docs)]
 
+pub mod bert;
 pub mod mlp;
 pub mod mobilenet_v2;
 pub mod resnet;
 pub mod small_cnn;
 pub mod weights;
 
+pub use bert::{BertClassifier, BertConfig};
 pub use mlp::Mlp;
 pub use mobilenet_v2::MobileNetV2;
 pub use resnet::ResNet18;

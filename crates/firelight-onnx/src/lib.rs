@@ -18,12 +18,14 @@
 //! # Ok::<(), firelight_core::Error>(())
 //! ```
 
+mod initializers;
 mod model;
 mod names;
 mod ops;
 mod validate;
 mod value;
 
+pub use initializers::Initializers;
 pub use model::{OnnxModel, ValueInfo};
 pub use ops::SUPPORTED_OPS;
 pub use ops::deeplift::treatment as deeplift_treatment;

@@ -211,6 +211,42 @@ impl Encoded {
         self.sentences.is_empty()
     }
 
+    /// Sentence `row` alone, as long as its own tokens (no padding).
+    pub fn sentence(&self, row: usize) -> Option<Encoded> {
+        let sentence = self.sentences.get(row)?.clone();
+        Some(Encoded {
+            length: sentence.ids.len(),
+            sentences: vec![sentence],
+            pad_id: self.pad_id,
+            cls_id: self.cls_id,
+            sep_id: self.sep_id,
+        })
+    }
+
+    /// Feature ids over sentence `row`'s tokens: one per token, or with `words` one per word
+    /// (its pieces share it; a special token is a feature of its own), numbered from 0 in
+    /// order.
+    pub fn features(&self, row: usize, words: bool) -> Vec<i64> {
+        let Some(s) = self.sentences.get(row) else {
+            return Vec::new();
+        };
+        let mut ids = Vec::with_capacity(s.ids.len());
+        let mut next = 0i64;
+        let mut last: Option<u32> = None;
+        for t in 0..s.ids.len() {
+            let word = s.words.get(t).copied().flatten();
+            match (words, word, last) {
+                (true, Some(w), Some(l)) if w == l => ids.push(next - 1),
+                _ => {
+                    ids.push(next);
+                    next += 1;
+                }
+            }
+            last = word;
+        }
+        ids
+    }
+
     /// The `[rows, length]` ids, each row padded with `[PAD]`.
     pub fn ids(&self) -> Vec<Vec<u32>> {
         self.sentences
