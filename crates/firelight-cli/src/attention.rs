@@ -172,6 +172,9 @@ fn text(args: &AttentionArgs, device: &Device) -> Result<()> {
     Ok(())
 }
 
+/// The least side a photo is drawn at.
+const DISPLAY_SIDE: usize = 224;
+
 fn vision(args: &AttentionArgs, image: PathBuf, device: &Device) -> Result<()> {
     let path = args
         .input
@@ -208,10 +211,21 @@ fn vision(args: &AttentionArgs, image: PathBuf, device: &Device) -> Result<()> {
         maps.tokens
     );
     let photo = photo.unwrap_or_else(|| RgbImage::filled(side * 16, side * 16, [128, 128, 128]));
+    // A small model's input is drawn larger, so that its patches and the labels can be seen.
+    let scale = DISPLAY_SIDE.div_ceil(photo.width.min(photo.height).max(1));
+    let photo = if scale > 1 {
+        photo.resize(photo.width * scale, photo.height * scale)
+    } else {
+        photo
+    };
     let draw = |scores: &[f32]| -> Result<RgbImage> {
+        // From the least to the largest patch: a rollout is often nearly flat, and dividing by
+        // its peak alone (vit-explain's `mask / mask.max()`) would paint every patch alike.
         let patches = &scores[1..];
-        let peak = patches.iter().fold(0.0f32, |m, v| m.max(*v)).max(1e-12);
-        let scaled: Vec<f32> = patches.iter().map(|v| v / peak).collect();
+        let low = patches.iter().fold(f32::INFINITY, |m, v| m.min(*v));
+        let high = patches.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let span = (high - low).max(1e-12);
+        let scaled: Vec<f32> = patches.iter().map(|v| (v - low) / span).collect();
         let map = resize_bilinear(&scaled, 1, [side, side], [photo.height, photo.width]);
         overlay(&photo, &map, Colormap::Jet, 0.5)
     };

@@ -134,6 +134,18 @@ pub(super) fn eval(
         N::Sub(_) => binary(x()?, y()?, |a, b| a - b, |a, b| a - b)?,
         N::Mul(_) => binary(x()?, y()?, |a, b| a * b, |a, b| a * b)?,
         N::Div(_) => binary(x()?, y()?, |a, b| a / b, |a, b| a / b)?,
+        // ONNX's `fmod = 1` is C's fmod (the sign of the dividend); `fmod = 0` is the floor
+        // modulo of integers (the sign of the divisor), Burn's `remainder`.
+        N::Mod(n) if n.config.fmod => binary(
+            x()?,
+            y()?,
+            |a, b| a.clone() - b.clone() * (a / b).trunc(),
+            |a, b| {
+                let (fa, fb) = (a.float(), b.float());
+                (fa.clone() - fb.clone() * (fa / fb).trunc()).int()
+            },
+        )?,
+        N::Mod(_) => binary(x()?, y()?, |a, b| a.remainder(b), |a, b| a.remainder(b))?,
         N::Pow(_) => {
             let (base, exponent) = (x()?, y()?);
             let shape = broadcast(base.shape(), exponent.shape())?;
