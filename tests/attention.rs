@@ -120,3 +120,66 @@ fn attention_of_a_model_without_attention_or_at_a_non_attention_layer_is_refused
     .unwrap();
     assert!(cnn.attention_layers().is_empty());
 }
+
+#[test]
+fn torchvision_vit_b16_attention_rollout_and_relevance_match_torch_and_numpy() {
+    // torchvision's vit_b_16 as exported by torch.onnx (generated weights, rebuilt from
+    // weights.json; tools/text/vit_b16_fixtures.py): 12 blocks of 12 heads over 197 tokens, the
+    // cat photo through torchvision's transform. The class token's rows are checked: of the
+    // last block's probabilities against torch, of rollout and Chefer's relevance against NumPy.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/attention_vit_b16");
+    let read = |name: &str| values(&read_npy_tensor(fixtures.join(name), &device()).unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("manifest.json")).unwrap())
+            .unwrap();
+    let (_weights, path) = common::onnx_weights::materialize(&fixtures);
+    let model = OnnxModel::load(path, &device()).unwrap();
+    let inputs: Inputs = read_npy_tensor(fixtures.join("input.npy"), &device())
+        .unwrap()
+        .into();
+    let logits = values(&DynTensor::new(model.predict(&inputs).unwrap()));
+    let err = max_abs_diff(&logits, &read("logits.npy"));
+    println!("ViT-B/16 logits: max abs diff vs torch {err:.1e}");
+    assert!(err < 1e-3, "logits {err}");
+
+    let layers = model.attention_layers();
+    let softmaxes: Vec<String> = manifest["softmax_outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        layers, softmaxes,
+        "the file's Softmax outputs, in block order"
+    );
+    let maps = attention::attention_maps(&model, &inputs, &layers, None)
+        .unwrap()
+        .swap_remove(0);
+    assert_eq!((maps.layers.len(), maps.heads, maps.tokens), (12, 12, 197));
+    let last = &maps.maps[11];
+    let class_rows: Vec<f32> = (0..12)
+        .flat_map(|h| last[h * 197 * 197..h * 197 * 197 + 197].to_vec())
+        .collect();
+    let err = max_abs_diff(&class_rows, &read("attention_last.npy"));
+    println!("ViT-B/16 last block, class token rows: max abs diff vs torch {err:.1e}");
+    assert!(err < 1e-4, "attention {err}");
+
+    let rolled = Readout::ClassToken.read(&maps.rollout(HeadFusion::Mean, 0.9).unwrap());
+    let err = max_abs_diff(&rolled, &read("rollout_mean_0.9.npy"));
+    println!("ViT-B/16 rollout, class token row: max abs diff vs NumPy {err:.1e}");
+    assert!(err < 1e-4, "rollout {err}");
+
+    let target = Target::class(manifest["target"].as_u64().unwrap() as usize);
+    let relevance = attention::chefer_relevance(&model, &inputs, &layers, &target, None)
+        .unwrap()
+        .swap_remove(0);
+    let got = Readout::ClassToken.read(&relevance);
+    let expected = read("chefer.npy");
+    let err = max_abs_diff(&got, &expected);
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    println!(
+        "ViT-B/16 Chefer relevance, class token row: max abs diff vs NumPy {err:.1e} (largest {scale:.2e})"
+    );
+    assert!(err < 1e-4 * scale.max(1.0), "relevance {err}");
+}

@@ -125,7 +125,15 @@ impl Value {
             | DType::U32
             | DType::U16
             | DType::U8 => {
-                let data = reshape(data.convert::<i64>());
+                // Backends may keep integers in 32 bits. Values beyond that range are the
+                // sentinels of exported graphs (a Slice `end` of i64::MAX: "to the end"), so they
+                // saturate rather than fail; every such use means the same after saturating.
+                let values: Vec<i64> = data
+                    .convert::<i64>()
+                    .iter::<i64>()
+                    .map(|v| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
+                    .collect();
+                let data = TensorData::new(values, dims.to_vec());
                 Data::Int(Tensor::from_data(data, device))
             }
             DType::Bool(_) => {

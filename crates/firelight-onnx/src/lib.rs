@@ -18,6 +18,7 @@
 //! # Ok::<(), firelight_core::Error>(())
 //! ```
 
+mod fold;
 mod initializers;
 mod model;
 mod names;

@@ -9,7 +9,9 @@ use firelight_core::{
     DynTensor, Error, InputSpec, Inputs, LayerInfo, Model, ReluPolicy, Result, TapHook, Taps,
     budget,
 };
-use onnx_ir::{ArgType, Argument, ModelProto, Node, OnnxGraph, OnnxGraphBuilder, ValueSource};
+use onnx_ir::{
+    ArgType, Argument, Message, ModelProto, Node, OnnxGraph, OnnxGraphBuilder, ValueSource,
+};
 
 use crate::ops::{self, Context, onnx_op_type};
 use crate::value::{Kind, MAX_RANK, Value, padded};
@@ -194,8 +196,14 @@ impl OnnxModel {
                 reason: "not a file".into(),
             });
         }
-        let proto = crate::validate::check_file(path, &source_name)?;
-        let graph = parse(&source_name, || OnnxGraphBuilder::new().parse_file(path))?;
+        let mut proto = crate::validate::check_file(path, &source_name)?;
+        let graph = match parse(&source_name, || OnnxGraphBuilder::new().parse_file(path)) {
+            Ok(graph) => graph,
+            Err(refused) => {
+                let folder = path.parent().unwrap_or(Path::new("."));
+                reparse_folded(&mut proto, Some(folder), &source_name, refused)?
+            }
+        };
         Self::from_graph(graph, &proto, source_name, device)
     }
 
@@ -214,8 +222,11 @@ impl OnnxModel {
     /// Loads a model from the bytes of an ONNX file (external data is not available this way).
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
         let source_name = "<bytes>".to_string();
-        let proto = crate::validate::check_bytes(bytes, &source_name)?;
-        let graph = parse(&source_name, || OnnxGraphBuilder::new().parse_bytes(bytes))?;
+        let mut proto = crate::validate::check_bytes(bytes, &source_name)?;
+        let graph = match parse(&source_name, || OnnxGraphBuilder::new().parse_bytes(bytes)) {
+            Ok(graph) => graph,
+            Err(refused) => reparse_folded(&mut proto, None, &source_name, refused)?,
+        };
         Self::from_graph(graph, &proto, source_name, device)
     }
 
@@ -1101,6 +1112,28 @@ fn tap(taps: &mut Taps<'_>, name: &str, value: Value) -> Result<Value> {
         };
     }
     at_rank!(1 2 3 4 5 6)
+}
+
+/// A second parse of a graph onnx-ir `refused`, after folding integer arithmetic on constants
+/// ([`crate::fold`]); `refused` stands when there was nothing to fold or the second parse fails
+/// too.
+fn reparse_folded(
+    proto: &mut ModelProto,
+    folder: Option<&Path>,
+    source_name: &str,
+    refused: Error,
+) -> Result<OnnxGraph> {
+    if crate::fold::integer_constants(proto) == 0 {
+        return Err(refused);
+    }
+    if let Some(folder) = folder {
+        crate::fold::inline_external_data(proto, folder)?;
+    }
+    let bytes = proto.write_to_bytes().map_err(|e| Error::Onnx {
+        source_name: source_name.to_string(),
+        reason: format!("re-encoding the folded graph: {e}"),
+    })?;
+    parse(source_name, || OnnxGraphBuilder::new().parse_bytes(&bytes)).map_err(|_| refused)
 }
 
 fn parse(
