@@ -64,7 +64,9 @@ pub enum TextRoute {
     /// explained through it (Captum's `LayerIntegratedGradients` on BERT's embeddings).
     Layer,
     /// An input method on the word embeddings fed as the input ([`LayerAsInput`], Captum's
-    /// interpretable embedding): Saliency, InputXGradient, IG, SmoothGrad, GradientSHAP, ...
+    /// interpretable embedding): Saliency, InputXGradient, IG, SmoothGrad, GradientSHAP, ...;
+    /// and the layer methods that move their input along a path (conductance, internal
+    /// influence, layer GradientSHAP, layer DeepLift), at their layer.
     Embedding,
     /// A perturbation method with tokens (or words) as features, each replaced by a
     /// [`TokenReplacement`], one sentence at a time (no padding among its features).
@@ -103,6 +105,12 @@ pub fn text_route(method: &MethodConfig) -> Result<TextRoute> {
              removes tokens or words",
         ),
         MethodConfig::Lrp(_) => refuse("LRP has no rules for attention and layer norms"),
+        // These move the input along a path (or add noise to it): token ids cannot move, so the
+        // fed embeddings are their input, as in Captum's BERT tutorials.
+        MethodConfig::LayerConductance(_)
+        | MethodConfig::InternalInfluence(_)
+        | MethodConfig::LayerGradientShap(_)
+        | MethodConfig::LayerDeepLift(_) => Ok(TextRoute::Embedding),
         _ => Ok(match info.family {
             Family::Layer => TextRoute::Layer,
             Family::Gradient => TextRoute::Embedding,
@@ -136,15 +144,16 @@ pub fn text_method_help() -> String {
     for (route, heading) in [
         (
             TextRoute::Layer,
-            "at the word embeddings (or --layer), the ids explained through them",
+            "At the word embeddings (or --layer), the token ids explained through them",
         ),
         (
             TextRoute::Embedding,
-            "on the word embeddings fed as the input (Captum's interpretable embedding)",
+            "On the word embeddings fed as the input (Captum's interpretable embedding; the \
+             layer methods attribute at --layer)",
         ),
         (
             TextRoute::Tokens,
-            "tokens (--words: words) as features, replaced by --replacement",
+            "Over tokens as features (--words: words), each replaced by --replacement",
         ),
     ] {
         let names: Vec<&str> = text_methods()
@@ -399,10 +408,19 @@ impl TextClassifier {
                     .into_single()?
             }
             TextRoute::Embedding => {
-                let fed = LayerAsInput::new(&self.model, layer)?;
+                // Input methods take the layer as their input; layer methods are fed the word
+                // embeddings and attribute at their layer.
+                let is_layer_method = method.info().family == Family::Layer;
+                let fed_layer = if is_layer_method {
+                    self.embedding.clone()
+                } else {
+                    layer.clone()
+                };
+                let fed = LayerAsInput::new(&self.model, fed_layer)?;
                 let baseline_inputs = self.inputs_with_ids(encoded, &encoded.pad_baseline())?;
                 let context = RunContext {
                     baselines: Baseline::Tensor(fed.layer_value(&baseline_inputs)?),
+                    layer: is_layer_method.then_some(layer),
                     ..context
                 };
                 method

@@ -92,10 +92,6 @@ const DECLINED_VARIANTS: &[(&str, &str)] = &[
         "test_rotary_embedding_no_position_ids_interleaved_expanded",
         "Slice with runtime bounds and a step other than 1 (refused by onnx-ir)",
     ),
-    (
-        "test_rotary_embedding_with_interleaved_rotary_dim_expanded",
-        "Slice with runtime bounds and a step other than 1 (refused by onnx-ir)",
-    ),
     ("test_wrap_pad", "Pad in wrap mode (refused by onnx-ir)"),
     (
         "*_with_past_and_present",

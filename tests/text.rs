@@ -11,8 +11,9 @@ use firelight::attention::attention_layers;
 use firelight::core::npy::read_npy_tensor;
 use firelight::core::{Inputs, LayerInfo, Model, Taps, Tensor};
 use firelight::methods::{
-    AblationConfig, IntegratedGradientsConfig, LayerGradientXActivationConfig, MethodConfig,
-    OcclusionConfig, RunContext, SaliencyConfig, SamplingConfig,
+    AblationConfig, IntegratedGradientsConfig, LayerConductanceConfig,
+    LayerGradientXActivationConfig, MethodConfig, OcclusionConfig, RunContext, SaliencyConfig,
+    SamplingConfig,
 };
 use firelight::models::BertConfig;
 use firelight::models::bert::WORD_EMBEDDINGS;
@@ -709,6 +710,43 @@ fn input_methods_on_the_fed_word_embeddings_agree_with_the_layer_methods() {
             "padding attributed"
         );
     }
+    // Layer conductance moves the fed embeddings along the path. At the embeddings themselves it
+    // is IG summed by Captum's rule (gradients times the steps between consecutive points), which
+    // tends to IG as the steps grow, and is complete (its delta is reported).
+    let conductance = |n_steps| {
+        run(MethodConfig::LayerConductance(LayerConductanceConfig {
+            n_steps,
+            ..LayerConductanceConfig::default()
+        }))
+    };
+    let ig_at = |n_steps| {
+        run(MethodConfig::IntegratedGradients(
+            IntegratedGradientsConfig {
+                n_steps,
+                ..IntegratedGradientsConfig::default()
+            },
+        ))
+    };
+    let gap = |n: usize| {
+        let c = conductance(n);
+        let err = rel_l2(&values(&c.attributions), &values(&ig_at(n).attributions));
+        println!(
+            "layer conductance vs IG at the embeddings, {n} steps: rel L2 {err:.2e}, deltas {:?}",
+            c.delta
+        );
+        (err, c.delta.unwrap())
+    };
+    let largest = |d: &[f32]| d.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (coarse, coarse_deltas) = gap(16);
+    let (fine, fine_deltas) = gap(64);
+    assert!(
+        fine < coarse / 2.0 && fine < 0.02,
+        "conductance does not tend to IG: {coarse} -> {fine}"
+    );
+    assert!(
+        largest(&fine_deltas) < largest(&coarse_deltas) / 2.0,
+        "conductance deltas do not shrink: {coarse_deltas:?} -> {fine_deltas:?}"
+    );
     // SmoothGrad and GradientSHAP run there too (seeded: the same numbers twice).
     for method in [
         MethodConfig::from_name("smoothgrad").unwrap(),
