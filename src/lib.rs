@@ -42,6 +42,7 @@ pub use firelight_cam as cam;
 pub use firelight_concept as concept;
 pub use firelight_core as core;
 pub use firelight_grad as grad;
+pub use firelight_metrics as metrics;
 pub use firelight_models as models;
 pub use firelight_onnx as onnx;
 pub use firelight_perturb as perturb;

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use common::onnx_weights::materialize;
 use common::*;
-use firelight::cam::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::core::npy::{read_npy, read_npy_tensor};
+use firelight::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
 

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use firelight::cam::metrics::{Road, RoadOrder};
 use firelight::cam::{resize_bilinear, scale_per_image};
+use firelight::metrics::{Road, RoadOrder};
 use firelight::prelude::*;
 use proptest::prelude::*;
 

@@ -22,7 +22,6 @@ mod grad_cam_element_wise;
 mod grad_cam_plus_plus;
 mod hires_cam;
 mod layer_cam;
-pub mod metrics;
 mod score_cam;
 mod x_grad_cam;
 

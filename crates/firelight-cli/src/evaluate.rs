@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use firelight::cam::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::core::npy::write_atomic;
 use firelight::methods::{Family, RunContext};
+use firelight::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
 use firelight::prelude::*;
 use firelight::viz::{pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};

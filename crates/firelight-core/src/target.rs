@@ -156,6 +156,43 @@ impl Target {
         })
     }
 
+    /// This target for a batch whose row `r` is a copy of sample `samples[r]` (perturbed copies
+    /// scored as a batch of their own): per-sample classes follow their rows, a closure is told
+    /// each row's sample.
+    pub fn for_rows(&self, samples: &[usize]) -> Result<Target> {
+        let follow = |classes: &Classes| match classes {
+            Classes::All(c) => Ok(Classes::All(*c)),
+            Classes::PerSample(c) => samples
+                .iter()
+                .map(|&s| {
+                    c.get(s).copied().ok_or_else(|| {
+                        Error::InvalidTarget(format!(
+                            "no class for sample {s} ({} class indices given)",
+                            c.len()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Classes::PerSample),
+        };
+        Ok(match self {
+            Target::Class(c) => Target::Class(follow(c)?),
+            Target::Probability(c) => Target::Probability(follow(c)?),
+            Target::CosineSimilarity(_) | Target::CosineDifference(_) => self.clone(),
+            Target::Custom(f) => {
+                let f = Arc::clone(f);
+                let map = samples.to_vec();
+                Target::custom(move |outputs: Tensor<2>, rows: &[usize]| {
+                    let original: Vec<usize> = rows
+                        .iter()
+                        .map(|&r| map.get(r).copied().unwrap_or(r))
+                        .collect();
+                    f(outputs, &original)
+                })
+            }
+        })
+    }
+
     /// Fails unless the target fits a batch of `batch` samples.
     pub fn check_batch(&self, batch: usize) -> Result<()> {
         match self {

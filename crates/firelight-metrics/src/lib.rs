@@ -1,0 +1,35 @@
+//! # firelight-metrics
+//!
+//! Can this explanation be trusted? Metrics that score any attribution (gradient, CAM or
+//! perturbation method) against the model it explains, with the names and defaults of the
+//! libraries that defined them:
+//!
+//! | metric | from | file |
+//! |---|---|---|
+//! | [`Infidelity`] | Captum `infidelity` | `infidelity.rs` |
+//! | [`SensitivityMax`] | Captum `sensitivity_max` | `sensitivity.rs` |
+//! | [`CausalMetric`] (deletion, insertion, [`auc`]) | RISE `CausalMetric` | `causal.rs` |
+//! | [`FaithfulnessCorrelation`] | Quantus `FaithfulnessCorrelation` | `faithfulness.rs` |
+//! | [`sparseness`], [`complexity`] | Quantus `Sparseness`, `Complexity` | `complexity.rs` |
+//! | [`Road`], [`cam_mult_image_confidence_change`] | pytorch-grad-cam `metrics` | `road.rs` |
+//!
+//! Scores of perturbed copies are computed in chunks of `max_examples_per_batch` rows, which
+//! never changes them; random perturbations take a seed, and each metric also takes its
+//! perturbations explicitly, to replay a reference run.
+
+#![warn(missing_docs)]
+
+mod base;
+mod causal;
+mod complexity;
+mod faithfulness;
+mod infidelity;
+pub mod road;
+mod sensitivity;
+
+pub use causal::{CausalCurve, CausalMetric, CausalMode, Substrate, auc};
+pub use complexity::{complexity, sparseness};
+pub use faithfulness::{FaithfulnessCorrelation, FeatureBaseline, pearson};
+pub use infidelity::{Infidelity, InfidelityPerturbation};
+pub use road::{Road, RoadOrder, cam_mult_image_confidence_change};
+pub use sensitivity::{ExplainFn, SensitivityMax};

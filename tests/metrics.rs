@@ -1,0 +1,230 @@
+//! Metrics against their references on a small CNN (ONNX; `tools/metrics/metrics_fixtures.py`):
+//! Captum 0.9's `infidelity` (Gaussian noise, normalized, square removal) and `sensitivity_max`
+//! (Saliency), replaying the recorded perturbations; NumPy references of RISE's deletion and
+//! insertion curves, Quantus's faithfulness correlation, sparseness and complexity.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use firelight::core::npy::read_npy_tensor;
+use firelight::grad::Saliency;
+use firelight::metrics::{
+    CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, SensitivityMax,
+    complexity, sparseness,
+};
+use firelight::onnx::OnnxModel;
+use firelight::prelude::*;
+use serde_json::Value;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics")
+}
+
+fn tensor(name: &str) -> DynTensor {
+    read_npy_tensor(dir().join(name), &device()).unwrap()
+}
+
+fn manifest() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join("manifest.json")).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn setup() -> (OnnxModel, DynTensor, Target, Value) {
+    let model = OnnxModel::load(dir().join("model.onnx"), &device()).unwrap();
+    let m = manifest();
+    let targets: Vec<usize> = m["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    (model, tensor("input.npy"), Target::classes(targets), m)
+}
+
+/// `|a - b|` and `|a - b| / |b|`, the larger over the pairs.
+fn errors(got: &[f32], want: &[f32]) -> (f32, f32) {
+    got.iter()
+        .zip(want)
+        .fold((0.0f32, 0.0f32), |(abs, rel), (g, w)| {
+            let d = (g - w).abs();
+            (abs.max(d), rel.max(d / w.abs().max(1e-30)))
+        })
+}
+
+#[test]
+fn infidelity_and_sensitivity_max_match_captum_on_the_same_perturbations() {
+    let (model, x, target, m) = setup();
+    let saliency = tensor("saliency.npy");
+    for (name, perturbations, normalize) in [
+        ("noise", "noise.npy", false),
+        ("noise_normalized", "noise.npy", true),
+        ("square", "square.npy", false),
+    ] {
+        let got = Infidelity::new(&model)
+            .perturbation(InfidelityPerturbation::Given(Box::new(tensor(perturbations))))
+            .normalize(normalize)
+            .max_examples_per_batch(7)
+            .score(&x, &saliency, &target)
+            .unwrap();
+        let want = floats(&m["infidelity"][name]);
+        let (abs, rel) = errors(&got, &want);
+        println!("infidelity {name}: {got:?} vs Captum {want:?}: abs {abs:.1e}, rel {rel:.1e}");
+        assert!(
+            abs < 1e-5 && rel < 1e-2,
+            "infidelity {name}: abs {abs}, rel {rel}"
+        );
+    }
+
+    let explain = |inputs: &DynTensor, target: &Target| {
+        Saliency::new(&model).abs(false).attribute(inputs, target)
+    };
+    let got = SensitivityMax::new(&explain)
+        .perturbed_inputs(tensor("sens_perturbed.npy"))
+        .max_examples_per_batch(6)
+        .score(&x, &target)
+        .unwrap();
+    let want = floats(&m["sensitivity_max"]);
+    let (abs, rel) = errors(&got, &want);
+    println!("sensitivity_max: {got:?} vs Captum {want:?}: abs {abs:.1e}, rel {rel:.1e}");
+    assert!(abs < 1e-5, "sensitivity_max: {abs}");
+}
+
+#[test]
+fn deletion_insertion_faithfulness_sparseness_and_complexity_match_their_references() {
+    let (model, x, target, m) = setup();
+    let map = tensor("map.npy");
+    let targets = Target::Probability(match &target {
+        Target::Class(c) => c.clone(),
+        _ => unreachable!(),
+    });
+    for (name, metric) in [
+        ("deletion", CausalMetric::deletion(&model)),
+        ("insertion", CausalMetric::insertion(&model)),
+    ] {
+        let curves = metric
+            .step(16)
+            .max_examples_per_batch(5)
+            .curves(&x, &map, &targets)
+            .unwrap();
+        let want = values(&tensor(&format!("{name}.npy")));
+        let got: Vec<f32> = curves.iter().flat_map(|c| c.scores.clone()).collect();
+        let err = max_abs_diff(&got, &want);
+        let aucs: Vec<f32> = curves.iter().map(|c| c.auc).collect();
+        let auc_err = max_abs_diff(&aucs, &floats(&m["causal"][format!("{name}_auc")]));
+        println!("{name}: curve max abs diff {err:.1e}, AUC {aucs:?} ({auc_err:.1e})");
+        assert!(err < 1e-5 && auc_err < 1e-5, "{name}: {err}, {auc_err}");
+    }
+    // The same metric through an input-shaped map: |saliency| summed over the channels is map.npy.
+    let abs_saliency = DynTensor::from_vec(
+        values(&tensor("saliency.npy"))
+            .iter()
+            .map(|v| v.abs())
+            .collect(),
+        vec![2, 3, 16, 16],
+        &device(),
+    )
+    .unwrap();
+    let via_input_shape = CausalMetric::deletion(&model)
+        .step(16)
+        .curves(&x, &abs_saliency, &targets)
+        .unwrap();
+    let err = max_abs_diff(
+        &via_input_shape[0].scores,
+        &values(&tensor("deletion.npy"))[..17],
+    );
+    assert!(err < 1e-5, "input-shaped map: {err}");
+
+    let subsets: Vec<Vec<Vec<usize>>> =
+        serde_json::from_value(m["faithfulness"]["subsets"].clone()).unwrap();
+    let got = FaithfulnessCorrelation::new(&model)
+        .subsets(subsets.clone())
+        .nr_runs(subsets[0].len())
+        .subset_size(subsets[0][0].len())
+        .score(&x, &map, &target)
+        .unwrap();
+    let want = floats(&m["faithfulness"]["correlation"]);
+    let err = max_abs_diff(&got, &want);
+    println!("faithfulness correlation {got:?} vs NumPy {want:?}: {err:.1e}");
+    assert!(err < 1e-5, "faithfulness: {err}");
+
+    let saliency = tensor("saliency.npy");
+    let err = max_abs_diff(&sparseness(&saliency).unwrap(), &floats(&m["sparseness"]));
+    assert!(err < 1e-5, "sparseness: {err}");
+    let err = max_abs_diff(&complexity(&saliency).unwrap(), &floats(&m["complexity"]));
+    assert!(err < 1e-5, "complexity: {err}");
+}
+
+#[test]
+fn metrics_refuse_maps_of_the_wrong_shape_and_empty_parameters() {
+    let (model, x, target, _) = setup();
+    let wrong = DynTensor::from_vec(vec![0.0; 2 * 8 * 8], vec![2, 8, 8], &device()).unwrap();
+    let err = Infidelity::new(&model)
+        .score(&x, &wrong, &target)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("attributions vs the input"),
+        "{err}"
+    );
+    let err = CausalMetric::deletion(&model)
+        .curves(&x, &wrong, &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("positions"), "{err}");
+    let err = Infidelity::new(&model)
+        .perturbation(InfidelityPerturbation::Given(Box::new(tensor("input.npy"))))
+        .score(&x, &tensor("saliency.npy"), &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("n_perturb_samples"), "{err}");
+    let err = Infidelity::new(&model)
+        .n_perturb_samples(0)
+        .score(&x, &tensor("saliency.npy"), &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+    let err = FaithfulnessCorrelation::new(&model)
+        .subset_size(1000)
+        .score(&x, &tensor("map.npy"), &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("256 positions"), "{err}");
+    let err = Infidelity::new(&model)
+        .perturbation(InfidelityPerturbation::SquareRemoval { side: 40 })
+        .score(&x, &tensor("saliency.npy"), &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("fit"), "{err}");
+}
+
+#[test]
+fn seeded_metrics_repeat_and_chunking_never_changes_them() {
+    let (model, x, target, _) = setup();
+    let saliency = tensor("saliency.npy");
+    let run = |chunk: usize, seed: u64| {
+        Infidelity::new(&model)
+            .perturbation(InfidelityPerturbation::SquareRemoval { side: 4 })
+            .seed(seed)
+            .max_examples_per_batch(chunk)
+            .score(&x, &saliency, &target)
+            .unwrap()
+    };
+    let whole = run(100, 3);
+    assert_eq!(whole, run(100, 3));
+    assert!(max_abs_diff(&whole, &run(3, 3)) < 1e-9);
+    assert_ne!(whole, run(100, 4));
+    // The exact attribution of a (locally) linear change has no infidelity: the gradient of this
+    // ReLU network, under perturbations too small to cross a ReLU's kink.
+    let tiny = Infidelity::new(&model)
+        .perturbation(InfidelityPerturbation::Noise { stdev: 1e-4 })
+        .score(&x, &saliency, &target)
+        .unwrap();
+    let square = run(100, 3);
+    assert!(
+        tiny.iter().zip(&square).all(|(t, s)| t < &(s * 1e-3)),
+        "{tiny:?} vs {square:?}"
+    );
+}
