@@ -40,7 +40,8 @@ pub enum InfidelityPerturbation {
 /// impl Model for Linear {
 ///     fn forward(&self, inputs: &Inputs, _: &mut Taps<'_>) -> Result<Tensor<2>> {
 ///         let x = inputs.single_float()?.into_rank::<2>()?;
-///         Ok(x.matmul(Tensor::<2>::from_floats([[2.0], [-1.0]], &x.device())))
+///         let w = Tensor::<2>::from_floats([[2.0], [-1.0]], &x.device());
+///         Ok(x.matmul(w))
 ///     }
 ///     fn layers(&self) -> Vec<LayerInfo> { Vec::new() }
 /// }
