@@ -70,7 +70,9 @@ fn infidelity_and_sensitivity_max_match_captum_on_the_same_perturbations() {
         ("square", "square.npy", false),
     ] {
         let got = Infidelity::new(&model)
-            .perturbation(InfidelityPerturbation::Given(Box::new(tensor(perturbations))))
+            .perturbation(InfidelityPerturbation::Given(Box::new(tensor(
+                perturbations,
+            ))))
             .normalize(normalize)
             .max_examples_per_batch(7)
             .score(&x, &saliency, &target)

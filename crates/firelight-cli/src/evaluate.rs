@@ -1,12 +1,17 @@
-//! `firelight evaluate`: ROAD and the confidence change for several methods on one photo.
+//! `firelight evaluate`: how faithful, robust and concentrated several methods' explanations of
+//! one photo are, by the metrics of firelight-metrics; deletion and insertion curves drawn.
 
 use std::path::PathBuf;
 
+use clap::ValueEnum;
 use firelight::core::npy::write_atomic;
 use firelight::methods::{Family, RunContext};
-use firelight::metrics::{Road, RoadOrder, cam_mult_image_confidence_change};
+use firelight::metrics::{
+    CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, Road, RoadOrder,
+    SensitivityMax, cam_mult_image_confidence_change, complexity, sparseness,
+};
 use firelight::prelude::*;
-use firelight::viz::{pixel_map, titled_grid};
+use firelight::viz::{line_chart, pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, methods_help};
@@ -29,6 +34,32 @@ pub(crate) struct EvaluateArgs {
     target: TargetArgs,
     #[command(flatten)]
     options: MethodOptionArgs,
+    /// The metrics, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "road,confidence,deletion,insertion,sparseness"
+    )]
+    metric: Vec<MetricChoice>,
+    /// Deletion and insertion: pixels removed (inserted) per step (RISE: 224).
+    #[arg(long, default_value_t = 224)]
+    step: usize,
+    /// Infidelity and sensitivity: perturbed copies per photo (Captum's `n_perturb_samples`).
+    #[arg(long, default_value_t = 10)]
+    n_perturb_samples: usize,
+    /// Infidelity: the standard deviation of its Gaussian perturbations (Captum's tutorial).
+    #[arg(long, default_value_t = 0.003)]
+    infidelity_stdev: f32,
+    /// Sensitivity: the largest change of any input element (Captum's `perturb_radius`).
+    #[arg(long, default_value_t = 0.02)]
+    perturb_radius: f32,
+    /// Faithfulness correlation: random pixel subsets (Quantus's `nr_runs`).
+    #[arg(long, default_value_t = 100)]
+    nr_runs: usize,
+    /// Faithfulness correlation: pixels per subset (Quantus's `subset_size`).
+    #[arg(long, default_value_t = 224)]
+    subset_size: usize,
     /// ROAD's percentiles (comma-separated); scores are averaged over them.
     #[arg(
         long,
@@ -44,13 +75,38 @@ pub(crate) struct EvaluateArgs {
     out: PathBuf,
 }
 
-/// One method's scores.
+/// What `evaluate` can measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MetricChoice {
+    /// pytorch-grad-cam's ROAD: most and least relevant first, and their combination (higher
+    /// is more faithful).
+    Road,
+    /// pytorch-grad-cam's confidence change when the photo is multiplied by the map.
+    Confidence,
+    /// RISE's deletion AUC of the target's probability (lower is more faithful).
+    Deletion,
+    /// RISE's insertion AUC into a blurred photo (higher is more faithful).
+    Insertion,
+    /// Captum's infidelity, normalized (lower is more faithful).
+    Infidelity,
+    /// Captum's sensitivity_max: the method re-run on nearby inputs (lower is more robust).
+    Sensitivity,
+    /// Quantus's faithfulness correlation (higher is more faithful).
+    Faithfulness,
+    /// Quantus's sparseness, the Gini index (higher is more concentrated).
+    Sparseness,
+    /// Quantus's complexity, an entropy (lower is simpler).
+    Complexity,
+}
+
+/// One curve of one method: its name and the target's scores along it.
+type Series = (String, Vec<f32>);
+
+/// One method's scores, in the order of the metrics asked for.
 struct Scores {
     method: &'static str,
-    morf: f32,
-    lerf: f32,
-    combined: f32,
-    confidence: f32,
+    values: Vec<(&'static str, f32)>,
+    combined: Option<f32>,
 }
 
 pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
@@ -96,8 +152,14 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")
             .expect("a valid template"),
     );
+    // RISE's curves follow the target's probability.
+    let probability = match target {
+        Target::Class(classes) => Target::Probability(classes.clone()),
+        other => other.clone(),
+    };
     let mut rows = Vec::new();
     let mut tiles = Vec::new();
+    let mut curves: Vec<(&'static str, Vec<Series>)> = Vec::new();
     for config in methods {
         let method = config.info().name;
         bar.set_message(format!("{method}: map"));
@@ -109,47 +171,127 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             pixel_map(&attribution)?.0
         };
         let maps = DynTensor::from_vec(map, vec![1, height, width], device)?;
-        bar.set_message(format!("{method}: ROAD"));
-        let morf = road.score(model, input, &maps, target, RoadOrder::MostRelevantFirst)?[0];
-        let lerf = road.score(model, input, &maps, target, RoadOrder::LeastRelevantFirst)?[0];
-        let confidence = cam_mult_image_confidence_change(model, input, &maps, target)?[0];
-        let scores = Scores {
-            method,
-            morf,
-            lerf,
-            combined: (lerf - morf) / 2.0,
-            confidence,
-        };
+        let mut values = Vec::new();
+        let mut combined = None;
+        for metric in &args.metric {
+            bar.set_message(format!("{method}: {metric:?}"));
+            match metric {
+                MetricChoice::Road => {
+                    let morf =
+                        road.score(model, input, &maps, target, RoadOrder::MostRelevantFirst)?[0];
+                    let lerf =
+                        road.score(model, input, &maps, target, RoadOrder::LeastRelevantFirst)?[0];
+                    combined = Some((lerf - morf) / 2.0);
+                    values.extend([
+                        ("road_morf", morf),
+                        ("road_lerf", lerf),
+                        ("road_combined", (lerf - morf) / 2.0),
+                    ]);
+                }
+                MetricChoice::Confidence => values.push((
+                    "confidence_change",
+                    cam_mult_image_confidence_change(model, input, &maps, target)?[0],
+                )),
+                MetricChoice::Deletion | MetricChoice::Insertion => {
+                    let (name, causal) = if *metric == MetricChoice::Deletion {
+                        ("deletion_auc", CausalMetric::deletion(model))
+                    } else {
+                        ("insertion_auc", CausalMetric::insertion(model))
+                    };
+                    let curve = causal
+                        .step(args.step)
+                        .curves(input, &maps, &probability)?
+                        .swap_remove(0);
+                    values.push((name, curve.auc));
+                    let title = if name == "deletion_auc" {
+                        "deletion"
+                    } else {
+                        "insertion"
+                    };
+                    match curves.iter_mut().find(|(t, _)| *t == title) {
+                        Some((_, series)) => series.push((method.to_string(), curve.scores)),
+                        None => curves.push((title, vec![(method.to_string(), curve.scores)])),
+                    }
+                }
+                MetricChoice::Infidelity => values.push((
+                    "infidelity",
+                    Infidelity::new(model)
+                        .perturbation(InfidelityPerturbation::Noise {
+                            stdev: args.infidelity_stdev,
+                        })
+                        .n_perturb_samples(args.n_perturb_samples)
+                        .normalize(true)
+                        .seed(seed)
+                        .score(input, &attribution, target)?[0],
+                )),
+                MetricChoice::Sensitivity => {
+                    let explain =
+                        |x: &DynTensor, t: &Target| config.attribute_tensor(model, x, t, &context);
+                    values.push((
+                        "sensitivity_max",
+                        SensitivityMax::new(&explain)
+                            .perturb_radius(args.perturb_radius)
+                            .n_perturb_samples(args.n_perturb_samples)
+                            .seed(seed)
+                            .score(input, target)?[0],
+                    ));
+                }
+                MetricChoice::Faithfulness => values.push((
+                    "faithfulness_correlation",
+                    FaithfulnessCorrelation::new(model)
+                        .nr_runs(args.nr_runs)
+                        .subset_size(args.subset_size)
+                        .seed(seed)
+                        .score(input, &maps, target)?[0],
+                )),
+                MetricChoice::Sparseness => {
+                    values.push(("sparseness", sparseness(&attribution)?[0]));
+                }
+                MetricChoice::Complexity => {
+                    values.push(("complexity", complexity(&attribution)?[0]));
+                }
+            }
+        }
         if let Some(photo) = &photo {
             let picture = draw(photo, config, &attribution, &Drawing::default())?;
-            tiles.push((format!("{method} {:+.3}", scores.combined), picture));
+            let caption = match combined {
+                Some(c) => format!("{method} {c:+.3}"),
+                None => method.to_string(),
+            };
+            tiles.push((caption, picture));
         }
-        rows.push(scores);
+        rows.push(Scores {
+            method,
+            values,
+            combined,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
 
-    println!(
-        "faithfulness for the {} ({} percentiles, noise {}):",
-        explained.description,
-        args.percentiles.len(),
-        args.noise
-    );
-    println!(
-        "  {:<20} {:>10} {:>10} {:>10} {:>11}",
-        "method", "ROAD MoRF", "ROAD LeRF", "combined", "confidence"
-    );
-    for r in &rows {
-        println!(
-            "  {:<20} {:>+10.4} {:>+10.4} {:>+10.4} {:>+11.4}",
-            r.method.to_string(),
-            r.morf,
-            r.lerf,
-            r.combined,
-            r.confidence
-        );
+    println!("for the {}:", explained.description);
+    if let Some(first) = rows.first() {
+        let header: Vec<String> = first
+            .values
+            .iter()
+            .map(|(n, _)| format!("{n:>13}"))
+            .collect();
+        println!("  {:<20} {}", "method", header.join(" "));
     }
-    if let Some(best) = rows.iter().max_by(|a, b| a.combined.total_cmp(&b.combined)) {
+    for r in &rows {
+        let cells: Vec<String> = r
+            .values
+            .iter()
+            .map(|(_, v)| format!("{v:>+13.4}"))
+            .collect();
+        println!("  {:<20} {}", r.method, cells.join(" "));
+    }
+    if let Some(best) = rows
+        .iter()
+        .filter_map(|r| r.combined.map(|c| (r, c)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(r, _)| r)
+    {
         println!("  most faithful by ROAD combined: {}", best.method);
     }
 
@@ -168,12 +310,21 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         "target": explained.description,
         "layer": args.options.layer,
         "road": {"percentiles": args.percentiles, "noise": args.noise, "seed": seed},
-        "methods": rows.iter().map(|r| serde_json::json!({
-            "method": r.method.to_string(),
-            "road_morf": r.morf,
-            "road_lerf": r.lerf,
-            "road_combined": r.combined,
-            "confidence_change": r.confidence,
+        "causal": {"step": args.step, "score": "the target's probability"},
+        "infidelity": {"stdev": args.infidelity_stdev, "n_perturb_samples": args.n_perturb_samples, "normalize": true},
+        "sensitivity": {"perturb_radius": args.perturb_radius, "n_perturb_samples": args.n_perturb_samples},
+        "faithfulness": {"nr_runs": args.nr_runs, "subset_size": args.subset_size},
+        "methods": rows.iter().map(|r| {
+            let mut row = serde_json::Map::new();
+            row.insert("method".into(), r.method.into());
+            for (name, value) in &r.values {
+                row.insert((*name).into(), serde_json::json!(value));
+            }
+            serde_json::Value::Object(row)
+        }).collect::<Vec<_>>(),
+        "curves": curves.iter().map(|(title, series)| serde_json::json!({
+            "curve": title,
+            "methods": series.iter().map(|(m, v)| serde_json::json!({"method": m, "scores": v})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });
     let json_path = args.out.join(format!("{name}.json"));
@@ -183,7 +334,24 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     if !tiles.is_empty() {
         let png = args.out.join(format!("{name}.png"));
         titled_grid(&tiles, 3)?.write_png(&png)?;
-        println!("maps with their ROAD combined score: {}", png.display());
+        println!("maps: {}", png.display());
+    }
+    for (title, series) in &curves {
+        let png = args.out.join(format!("{name}_{title}.png"));
+        line_chart(
+            &format!("{title}: the target's probability"),
+            &format!(
+                "fraction of pixels {}",
+                if *title == "deletion" {
+                    "removed"
+                } else {
+                    "inserted"
+                }
+            ),
+            series,
+        )?
+        .write_png(&png)?;
+        println!("{title} curves: {}", png.display());
     }
     Ok(())
 }

@@ -299,13 +299,23 @@ fn concept_images_methods_side_by_side_and_evaluate() {
         layer,
         "--percentiles",
         "20,80",
+        "--metric",
+        "road,deletion,insertion,infidelity,sensitivity,faithfulness,sparseness,complexity",
+        "--step",
+        "5000",
+        "--n-perturb-samples",
+        "2",
+        "--nr-runs",
+        "5",
+        "--subset-size",
+        "500",
         "--out",
         o,
     ]);
     let t = text(&run);
     assert!(run.status.success(), "{t}");
     assert!(
-        t.contains("ROAD MoRF") && t.contains("most faithful"),
+        t.contains("road_morf") && t.contains("deletion_auc") && t.contains("most faithful"),
         "{t}"
     );
     let json: serde_json::Value = serde_json::from_str(
@@ -313,11 +323,34 @@ fn concept_images_methods_side_by_side_and_evaluate() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(json["methods"].as_array().unwrap().len(), 2);
-    assert!(
-        out.join("chelsea_evaluate_conv_head_Conv_output_0.png")
-            .exists()
+    let methods = json["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 2);
+    for key in [
+        "road_combined",
+        "deletion_auc",
+        "insertion_auc",
+        "infidelity",
+        "sensitivity_max",
+        "faithfulness_correlation",
+        "sparseness",
+        "complexity",
+    ] {
+        assert!(methods[1][key].as_f64().is_some(), "{key}: {}", methods[1]);
+    }
+    // 224 x 224 pixels, 5000 a step: 11 steps and the start.
+    assert_eq!(
+        json["curves"][0]["methods"][0]["scores"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
     );
+    for file in ["", "_deletion", "_insertion"] {
+        let png = out.join(format!(
+            "chelsea_evaluate_conv_head_Conv_output_0{file}.png"
+        ));
+        assert!(png.exists(), "{}", png.display());
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }
 

@@ -712,3 +712,103 @@ mod tests {
         assert!(chart.width > 0 && chart.height > 0);
     }
 }
+
+/// Curves over an axis from 0 to 1 (each series' points evenly spaced along it), one colour per
+/// series with a legend: RISE's deletion and insertion curves. The value axis spans the series
+/// (and 0).
+pub fn line_chart(title: &str, x_label: &str, series: &[(String, Vec<f32>)]) -> Result<RgbImage> {
+    if series.is_empty() || series.iter().any(|(_, v)| v.len() < 2) {
+        return Err(Error::parameter(
+            "series",
+            series.len(),
+            "a line chart needs at least one series of two or more points",
+        ));
+    }
+    for (name, values) in series {
+        check_finite(&format!("line chart series `{name}`"), values)?;
+    }
+    let (mut low, mut high) = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold((0.0f32, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+    if high <= low {
+        high = low + 1.0;
+    }
+    let pad = (high - low) * 0.05;
+    (low, high) = (low - pad.min(low.abs()), high + pad);
+    let glyph = GLYPH_SIZE;
+    let legend_width = series
+        .iter()
+        .map(|(n, _)| text_width(n, SMALL))
+        .max()
+        .unwrap_or(0)
+        + 3 * glyph;
+    let (plot_w, plot_h) = (PLOT_WIDTH, 260);
+    let left = MARGIN + text_width("-0.000", SMALL) + glyph;
+    let top = MARGIN + glyph * BIG + MARGIN;
+    let width = left + plot_w + MARGIN + legend_width + MARGIN;
+    let height = top + plot_h + glyph * 4 + MARGIN;
+    let mut image = RgbImage::filled(width, height, BACKGROUND);
+    draw_text(&mut image, MARGIN, MARGIN, title, BIG, INK);
+    let y_of = |v: f32| top + ((high - v) / (high - low) * (plot_h - 1) as f32).round() as usize;
+    for i in 0..=4 {
+        let v = low + (high - low) * i as f32 / 4.0;
+        let y = y_of(v);
+        fill_rect(&mut image, left, y, plot_w, 1, GRID);
+        let label = format!("{v:.3}");
+        draw_text(
+            &mut image,
+            left - glyph - text_width(&label, SMALL),
+            y.saturating_sub(glyph / 2),
+            &label,
+            SMALL,
+            MUTED,
+        );
+    }
+    fill_rect(&mut image, left, top, 1, plot_h, ZERO_LINE);
+    fill_rect(&mut image, left, top + plot_h - 1, plot_w, 1, ZERO_LINE);
+    for (i, tick) in ["0", "0.5", "1"].iter().enumerate() {
+        let x = left + i * (plot_w - 1) / 2;
+        draw_text_centered(&mut image, x, top + plot_h + glyph / 2, tick, SMALL, MUTED);
+    }
+    draw_text_centered(
+        &mut image,
+        left + plot_w / 2,
+        top + plot_h + glyph * 2,
+        x_label,
+        SMALL,
+        INK,
+    );
+    for (k, (name, values)) in series.iter().enumerate() {
+        let color = METHOD_COLORS[k % METHOD_COLORS.len()];
+        let points: Vec<(f32, f32)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let x = left as f32 + i as f32 / (values.len() - 1) as f32 * (plot_w - 1) as f32;
+                (x, y_of(v) as f32)
+            })
+            .collect();
+        for pair in points.windows(2) {
+            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+            let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as usize;
+            for s in 0..=steps {
+                let t = s as f32 / steps as f32;
+                let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
+                fill_rect(
+                    &mut image,
+                    x as usize,
+                    (y as usize).saturating_sub(1),
+                    2,
+                    2,
+                    color,
+                );
+            }
+        }
+        let ly = top + k * glyph * 2;
+        let lx = left + plot_w + MARGIN;
+        fill_rect(&mut image, lx, ly + glyph / 2 - 1, glyph * 2, 3, color);
+        draw_text(&mut image, lx + glyph * 3, ly, name, SMALL, INK);
+    }
+    Ok(image)
+}
