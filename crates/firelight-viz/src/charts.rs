@@ -645,74 +645,6 @@ fn shorten(name: &str) -> String {
     format!("{kept}..")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("f{i}")).collect()
-    }
-
-    #[test]
-    fn values_print_with_three_significant_digits_and_their_sign() {
-        assert_eq!(format_value(0.12345, true), "+0.123");
-        assert_eq!(format_value(-12.345, true), "-12.3");
-        assert_eq!(format_value(1234.4, true), "+1234");
-        assert_eq!(format_value(0.0, true), "0");
-        assert_eq!(format_value(2e-5, true), "+2.00e-5");
-        assert_eq!(format_value(0.449, false), "0.449");
-    }
-
-    #[test]
-    fn ticks_are_round_and_cover_the_range() {
-        let close = |a: Vec<f32>, b: &[f32]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
-        };
-        assert!(close(nice_ticks(-0.3, 1.0), &[0.0, 0.5, 1.0]));
-        assert!(close(
-            nice_ticks(-0.8, 0.3),
-            &[-0.8, -0.6, -0.4, -0.2, 0.0, 0.2]
-        ));
-        assert!(close(nice_ticks(0.0, 37.0), &[0.0, 10.0, 20.0, 30.0]));
-        assert_eq!(format_tick(-0.0, &[-0.5, 0.0, 0.5]), "0.0");
-    }
-
-    #[test]
-    fn beeswarm_stacks_ties_alternately_and_leaves_lone_dots_centred() {
-        let offsets = beeswarm(&[0.5, 0.5, 0.5, 0.0, 1.0], 0.0, 1.0);
-        let mut tied: Vec<f32> = offsets[..3].to_vec();
-        tied.sort_by(f32::total_cmp);
-        assert_eq!(tied, vec![-1.0, 0.0, 1.0]);
-        assert_eq!(offsets[3], 0.0);
-        assert_eq!(offsets[4], 0.0);
-    }
-
-    #[test]
-    fn percentile_matches_numpy_linear() {
-        let sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(percentile(&sorted, 50.0), 3.0);
-        assert!((percentile(&sorted, 5.0) - 1.2).abs() < 1e-6);
-    }
-
-    #[test]
-    fn the_largest_magnitude_comes_first() {
-        assert_eq!(by_magnitude(&[0.1, -3.0, 2.0, 0.0]), vec![1, 2, 0, 3]);
-    }
-
-    #[test]
-    fn l1_normalisation_sums_magnitudes_to_one() {
-        let n = l1_normalized(&[1.0, -3.0]);
-        assert_eq!(n, vec![0.25, -0.75]);
-        assert_eq!(l1_normalized(&[0.0, 0.0]), vec![0.0, 0.0]);
-    }
-
-    #[test]
-    fn all_zero_values_draw_without_dividing_by_zero() {
-        let chart = feature_bar_chart(&names(2), &[0.0, 0.0], "zeros").unwrap();
-        assert!(chart.width > 0 && chart.height > 0);
-    }
-}
-
 /// Curves over an axis from 0 to 1 (each series' points evenly spaced along it), one colour per
 /// series with a legend: RISE's deletion and insertion curves. The value axis spans the series
 /// (and 0).
@@ -811,4 +743,89 @@ pub fn line_chart(title: &str, x_label: &str, series: &[(String, Vec<f32>)]) -> 
         draw_text(&mut image, lx + glyph * 3, ly, name, SMALL, INK);
     }
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("f{i}")).collect()
+    }
+
+    #[test]
+    fn values_print_with_three_significant_digits_and_their_sign() {
+        assert_eq!(format_value(0.12345, true), "+0.123");
+        assert_eq!(format_value(-12.345, true), "-12.3");
+        assert_eq!(format_value(1234.4, true), "+1234");
+        assert_eq!(format_value(0.0, true), "0");
+        assert_eq!(format_value(2e-5, true), "+2.00e-5");
+        assert_eq!(format_value(0.449, false), "0.449");
+    }
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        let close = |a: Vec<f32>, b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+        };
+        assert!(close(nice_ticks(-0.3, 1.0), &[0.0, 0.5, 1.0]));
+        assert!(close(
+            nice_ticks(-0.8, 0.3),
+            &[-0.8, -0.6, -0.4, -0.2, 0.0, 0.2]
+        ));
+        assert!(close(nice_ticks(0.0, 37.0), &[0.0, 10.0, 20.0, 30.0]));
+        assert_eq!(format_tick(-0.0, &[-0.5, 0.0, 0.5]), "0.0");
+    }
+
+    #[test]
+    fn beeswarm_stacks_ties_alternately_and_leaves_lone_dots_centred() {
+        let offsets = beeswarm(&[0.5, 0.5, 0.5, 0.0, 1.0], 0.0, 1.0);
+        let mut tied: Vec<f32> = offsets[..3].to_vec();
+        tied.sort_by(f32::total_cmp);
+        assert_eq!(tied, vec![-1.0, 0.0, 1.0]);
+        assert_eq!(offsets[3], 0.0);
+        assert_eq!(offsets[4], 0.0);
+    }
+
+    #[test]
+    fn percentile_matches_numpy_linear() {
+        let sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(percentile(&sorted, 50.0), 3.0);
+        assert!((percentile(&sorted, 5.0) - 1.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_largest_magnitude_comes_first() {
+        assert_eq!(by_magnitude(&[0.1, -3.0, 2.0, 0.0]), vec![1, 2, 0, 3]);
+    }
+
+    #[test]
+    fn l1_normalisation_sums_magnitudes_to_one() {
+        let n = l1_normalized(&[1.0, -3.0]);
+        assert_eq!(n, vec![0.25, -0.75]);
+        assert_eq!(l1_normalized(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn all_zero_values_draw_without_dividing_by_zero() {
+        let chart = feature_bar_chart(&names(2), &[0.0, 0.0], "zeros").unwrap();
+        assert!(chart.width > 0 && chart.height > 0);
+    }
+
+    #[test]
+    fn line_charts_draw_every_series_and_refuse_empty_ones() {
+        let series = vec![
+            ("a".to_string(), vec![1.0, 0.5, 0.0]),
+            ("b".to_string(), vec![0.0, 0.2, 0.9]),
+        ];
+        let chart = line_chart("curves", "fraction", &series).unwrap();
+        let colors: std::collections::HashSet<[u8; 3]> = (0..chart.height)
+            .flat_map(|y| (0..chart.width).map(move |x| (x, y)))
+            .map(|(x, y)| chart.pixel(x, y))
+            .collect();
+        assert!(colors.contains(&METHOD_COLORS[0]) && colors.contains(&METHOD_COLORS[1]));
+        assert!(line_chart("x", "y", &[]).is_err());
+        assert!(line_chart("x", "y", &[("one".to_string(), vec![1.0])]).is_err());
+        assert!(line_chart("x", "y", &[("nan".to_string(), vec![1.0, f32::NAN])]).is_err());
+    }
 }
