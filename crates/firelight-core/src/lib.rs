@@ -49,7 +49,9 @@ pub use burn::tensor::{Device, Tensor};
 pub use error::{Error, Result};
 pub use inputs::Inputs;
 pub use layer_input::LayerAsInput;
-pub use model::{Embedding, InputSpec, LayerInfo, Model, Recorder, ReluPolicy, TapHook, Taps};
+pub use model::{
+    Embedding, InputSpec, LayerInfo, Model, Randomizable, Recorder, ReluPolicy, TapHook, Taps,
+};
 pub use neuron::{Neuron, NeuronSelector};
 pub use target::{Classes, Target};
 pub use tensor::DynTensor;

@@ -342,6 +342,17 @@ impl TapHook for Recorder {
     }
 }
 
+/// A model whose learned weights can be redrawn, layer by layer: what Adebayo et al.'s sanity
+/// checks randomise (`firelight_onnx::OnnxModel` redraws its initialisers).
+pub trait Randomizable: Model {
+    /// The layers holding learned weights, first first.
+    fn parameter_layers(&self) -> Vec<String>;
+
+    /// A copy with the weights of `layers` redrawn (seeded by `seed`); fails, naming the layers
+    /// that have weights, for any other name.
+    fn randomized(&self, layers: &[String], seed: u64) -> Result<Box<dyn Model>>;
+}
+
 /// A model cut at one of its layers: its output is that layer's value, flattened per sample
 /// (`[batch, features]`). An ImageNet classifier cut at its pooled features is an embedding model,
 /// as pytorch-grad-cam's concept-activation-maps tutorial uses one: pair it with

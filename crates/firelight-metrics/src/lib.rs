@@ -12,6 +12,7 @@
 //! | [`FaithfulnessCorrelation`] | Quantus `FaithfulnessCorrelation` | `faithfulness.rs` |
 //! | [`sparseness`], [`complexity`] | Quantus `Sparseness`, `Complexity` | `complexity.rs` |
 //! | [`Road`], [`cam_mult_image_confidence_change`] | pytorch-grad-cam `metrics` | `road.rs` |
+//! | [`SanityCheck`] (cascading, independent; [`spearman`], [`ssim`]) | Adebayo et al. 2018 | `sanity.rs` |
 //!
 //! Scores of perturbed copies are computed in chunks of `max_examples_per_batch` rows, which
 //! never changes them; random perturbations take a seed, and each metric also takes its
@@ -25,11 +26,15 @@ mod complexity;
 mod faithfulness;
 mod infidelity;
 pub mod road;
+mod sanity;
 mod sensitivity;
+mod similarity;
 
 pub use causal::{CausalCurve, CausalMetric, CausalMode, Substrate, auc};
 pub use complexity::{complexity, sparseness};
 pub use faithfulness::{FaithfulnessCorrelation, FeatureBaseline, pearson};
 pub use infidelity::{Infidelity, InfidelityPerturbation};
 pub use road::{Road, RoadOrder, cam_mult_image_confidence_change};
+pub use sanity::{ModelExplainFn, Randomization, SanityCheck, SanityReport, SanityStep};
 pub use sensitivity::{ExplainFn, SensitivityMax};
+pub use similarity::{spearman, ssim};

@@ -510,6 +510,80 @@ impl OnnxModel {
             .collect()
     }
 
+    /// The layers that hold learned weights (convolutions, dense layers, matrix products with a
+    /// constant, batch and layer norms), first first, by their output's name: what a sanity
+    /// check randomises.
+    pub fn parameter_layers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .zip(&self.tap_names)
+            .filter(|(node, _)| !learned_inputs(node).is_empty())
+            .filter_map(|(node, taps)| {
+                let has_weights = learned_inputs(node).iter().any(|&i| {
+                    node.inputs()
+                        .get(i)
+                        .and_then(|arg| self.constants.get(&constant_key(arg)))
+                        .is_some_and(|v| v.kind() == Kind::Float && v.num_elements() > 1)
+                });
+                has_weights.then(|| taps.first().cloned()).flatten()
+            })
+            .collect()
+    }
+
+    /// A copy of this model with the learned weights of `layers` (names from
+    /// [`OnnxModel::parameter_layers`]) redrawn from a normal distribution of each tensor's own
+    /// mean and standard deviation, seeded by `seed` and the layer: Adebayo et al.'s
+    /// randomisation, which keeps every layer's scale. Batch and layer norms redraw their scale
+    /// and bias, not their running statistics. Fails, naming the closest layers, for a name that
+    /// holds no weights.
+    pub fn randomized(&self, layers: &[String], seed: u64) -> Result<OnnxModel> {
+        let known = self.parameter_layers();
+        for layer in layers {
+            if !known.contains(layer) {
+                return Err(Error::UnknownLayer {
+                    name: layer.clone(),
+                    available: known,
+                });
+            }
+        }
+        let mut constants = self.constants.clone();
+        for (node, taps) in self.nodes.iter().zip(&self.tap_names) {
+            let Some(name) = taps.first().filter(|t| layers.contains(t)) else {
+                continue;
+            };
+            for (k, i) in learned_inputs(node).into_iter().enumerate() {
+                let Some(arg) = node.inputs().get(i) else {
+                    continue;
+                };
+                let key = constant_key(arg);
+                let Some(value) = self.constants.get(&key) else {
+                    continue;
+                };
+                if value.kind() != Kind::Float || value.num_elements() < 2 {
+                    continue;
+                }
+                let redrawn = redraw(value, seed ^ name_seed(name) ^ (k as u64 + 1))?;
+                constants.insert(key, redrawn);
+            }
+        }
+        Ok(OnnxModel {
+            constants,
+            nodes: self.nodes.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            dead_after: self.dead_after.clone(),
+            layers: self.layers.clone(),
+            node_names: self.node_names.clone(),
+            tap_names: self.tap_names.clone(),
+            attention_taps: self.attention_taps.clone(),
+            input_keys: self.input_keys.clone(),
+            output_keys: self.output_keys.clone(),
+            source_name: format!("{} (randomised: {})", self.source_name, layers.len()),
+            device: self.device.clone(),
+            max_bytes: self.max_bytes,
+        })
+    }
+
     /// The attention probabilities of every self-attention block, first block first: each
     /// Softmax output shaped `[batch, heads, tokens, tokens]`, those of fused `Attention` nodes
     /// included (onnx-ir fuses MatMul, Softmax, MatMul; the probabilities keep the file's Softmax
@@ -1077,6 +1151,51 @@ fn node_error(node: &Node, name: &str, message: String) -> Error {
 
 /// Where a constant input's value is cached: onnx-ir leaves static inputs unnamed, so they are
 /// told apart by their data id.
+/// The inputs of `node` that hold its learned weights: a convolution's or dense layer's weight and
+/// bias, a norm's scale and bias (not its running statistics).
+fn learned_inputs(node: &Node) -> Vec<usize> {
+    match node {
+        Node::Conv1d(_)
+        | Node::Conv2d(_)
+        | Node::Conv3d(_)
+        | Node::ConvTranspose1d(_)
+        | Node::ConvTranspose2d(_)
+        | Node::ConvTranspose3d(_)
+        | Node::Linear(_) => vec![1, 2],
+        Node::Gemm(_) => vec![1, 2],
+        Node::MatMul(_) => vec![0, 1],
+        Node::BatchNormalization(_) | Node::LayerNormalization(_) => vec![1, 2],
+        _ => Vec::new(),
+    }
+}
+
+/// A seed from a layer's name (FNV-1a).
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `value` redrawn from a normal distribution of its own mean and standard deviation.
+fn redraw(value: &Value, seed: u64) -> Result<Value> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let values = value.to_f64s();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let normal = Normal::new(mean, std.max(1e-12))
+        .map_err(|e| Error::Model(format!("redrawing weights: {e}")))?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let drawn: Vec<f32> = (0..values.len())
+        .map(|_| normal.sample(&mut rng) as f32)
+        .collect();
+    Value::from_data(
+        TensorData::new(drawn, value.shape().to_vec()),
+        &value.device(),
+    )
+}
+
 fn constant_key(arg: &Argument) -> String {
     match arg.value_source {
         ValueSource::Static(id) => format!("\0static:{id}"),
@@ -1149,6 +1268,16 @@ fn parse(
         source_name: source_name.to_string(),
         reason: e.to_string(),
     })
+}
+
+impl firelight_core::Randomizable for OnnxModel {
+    fn parameter_layers(&self) -> Vec<String> {
+        OnnxModel::parameter_layers(self)
+    }
+
+    fn randomized(&self, layers: &[String], seed: u64) -> Result<Box<dyn Model>> {
+        Ok(Box::new(OnnxModel::randomized(self, layers, seed)?))
+    }
 }
 
 impl Model for OnnxModel {
