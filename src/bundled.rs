@@ -38,13 +38,20 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<String>> {
 
 /// An image classifier with its labels and preprocessing: a bundled one or any ONNX file.
 pub struct ImageClassifier {
-    model: Box<dyn Model>,
+    model: Network,
     /// A short name for messages (`EfficientNet-Lite0`, the ONNX file's name, ...).
     pub name: String,
     /// Class names, by output index (empty when the model came without them).
     pub labels: Vec<String>,
     /// How photos are turned into inputs.
     pub preprocess: Preprocess,
+}
+
+/// The network of an [`ImageClassifier`]: an ONNX graph (whose weights a sanity check can
+/// redraw) or a native Burn model.
+enum Network {
+    Onnx(Box<OnnxModel>),
+    Native(Box<dyn Model>),
 }
 
 /// One class of a prediction.
@@ -80,7 +87,11 @@ impl ImageClassifier {
         let labels = read_labels(dir.join("labels.json"))?;
         let mut weights = SafetensorsWeights::open(dir.join("weights.safetensors"))?;
         Ok(Self {
-            model: Box::new(MobileNetV2::new(&mut weights, labels.len(), device)?),
+            model: Network::Native(Box::new(MobileNetV2::new(
+                &mut weights,
+                labels.len(),
+                device,
+            )?)),
             name: "MobileNetV2 (ImageNet, native)".into(),
             labels,
             preprocess: Preprocess::from_json(dir.join("preprocess.json"))?,
@@ -102,7 +113,7 @@ impl ImageClassifier {
             _ => Vec::new(),
         };
         Ok(Self {
-            model: Box::new(model),
+            model: Network::Onnx(Box::new(model)),
             name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -114,7 +125,19 @@ impl ImageClassifier {
 
     /// The network.
     pub fn model(&self) -> &dyn Model {
-        self.model.as_ref()
+        match &self.model {
+            Network::Onnx(m) => m.as_ref(),
+            Network::Native(m) => m.as_ref(),
+        }
+    }
+
+    /// The network as a model whose weights can be redrawn (an ONNX graph's initialisers), for
+    /// sanity checks; `None` for a native one.
+    pub fn randomizable(&self) -> Option<&dyn firelight_core::Randomizable> {
+        match &self.model {
+            Network::Onnx(m) => Some(m.as_ref()),
+            Network::Native(_) => None,
+        }
     }
 
     /// The name of class `class` (its index when the model has no labels).

@@ -16,6 +16,7 @@ mod explain_text;
 mod layers;
 mod named;
 mod predict;
+mod sanity;
 mod session;
 mod tabular;
 mod tcav;
@@ -60,17 +61,20 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Attribute a text classifier's prediction to the words of each sentence.
     ///
-    /// Layer Integrated Gradients at the word embeddings (Captum's text tutorial: baseline
-    /// [CLS] [PAD] ... [PAD] [SEP], the attention mask carried along every step), one score per
-    /// token (the signed sum over the embedding axis), printed coloured and written as a
-    /// self-contained HTML view and JSON. The default model is the bundled all-MiniLM-L6-v2
-    /// sentiment classifier (negative, neutral, positive).
+    /// Layer Integrated Gradients at the word embeddings by default (Captum's text tutorial:
+    /// baseline [CLS] [PAD] ... [PAD] [SEP], the attention mask carried along every step); any
+    /// registry method that fits text with --method (input methods on the fed embeddings,
+    /// perturbation methods over tokens or, with --words, words). One score per token (the
+    /// signed sum over the embedding axis), printed coloured and written as a self-contained
+    /// HTML view, a PNG and JSON. The default model is the bundled all-MiniLM-L6-v2 sentiment
+    /// classifier (negative, neutral, positive).
     ///
     /// Examples:
     ///   firelight explain-text "It was a fantastic performance!"
     ///   firelight explain-text "Terrible side effects." "Okay." --words --target positive
     ///   firelight explain-text --text-file reviews.txt --internal-batch-size 100
     ///   firelight explain-text --model bert.onnx --tokenizer tokenizer.json "Some text"
+    ///   firelight explain-text "Unbelievably awful pills." --method kernel_shap --words
     #[command(verbatim_doc_comment)]
     ExplainText(explain_text::ExplainTextArgs),
     /// Show what a transformer attends to: every layer and head, attention rollout and the
@@ -89,18 +93,38 @@ enum Command {
     ///   firelight attention --model vit.onnx --image dog.jpg --preprocess vit.json
     #[command(verbatim_doc_comment)]
     Attention(attention::AttentionArgs),
-    /// Score how faithful maps are to the model (ROAD and the confidence change), method by method.
+    /// Score how faithful, robust and concentrated maps are, method by method (--metric).
     ///
     /// ROAD imputes the pixels a map ranks most relevant (MoRF) or least relevant (LeRF) with noisy
     /// linear imputation and reports the change of the target's score, averaged over percentiles
     /// 10..90; `combined` = (LeRF - MoRF) / 2, higher is better. `confidence` is the change when the
-    /// photo is multiplied by the map. Writes a JSON table and a grid of the maps with their scores.
+    /// photo is multiplied by the map. Deletion and insertion (RISE) follow the target's
+    /// probability as pixels go or come back, most salient first, and draw the curves; infidelity
+    /// and sensitivity are Captum's, faithfulness correlation, sparseness and complexity
+    /// Quantus's. Writes a JSON table and a grid of the maps.
     ///
     /// Examples:
     ///   firelight evaluate --layer /_conv_head/Conv_output_0
     ///   firelight evaluate --method gradcam,gradcam++,scorecam,saliency --layer /_blocks.14/Add_output_0
+    ///   firelight evaluate --method gradcam,integrated_gradients --layer /_conv_head/Conv_output_0 \
+    ///       --metric deletion,insertion,infidelity,sensitivity,faithfulness --steps 16
     #[command(verbatim_doc_comment)]
     Evaluate(evaluate::EvaluateArgs),
+    /// Sanity-check methods (Adebayo et al. 2018): redraw the model's weights from the top layer
+    /// down and see whether each method's map changes with them.
+    ///
+    /// A map that stays alike (Spearman rank correlation of absolute values at or above
+    /// --threshold once every layer is redrawn) does not depend on what the model learnt: it
+    /// fails. Writes the figure (rows: methods; columns: the original, then more layers redrawn)
+    /// and the numbers (Spearman signed and absolute, SSIM) as JSON.
+    ///
+    /// Examples:
+    ///   firelight sanity
+    ///   firelight sanity --method gradcam,saliency,integrated_gradients \
+    ///       --layer /_conv_head/Conv_output_0 --steps 16 --groups 4
+    ///   firelight sanity --independent --groups 8
+    #[command(verbatim_doc_comment)]
+    Sanity(sanity::SanityArgs),
     /// Print the most probable classes for an image.
     Predict(predict::PredictArgs),
     /// Test a model with concept activation vectors (TCAV): does a concept (a folder of images)
@@ -128,6 +152,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::ExplainText(args) => explain_text::run(args),
         Command::Attention(args) => attention::run(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
+        Command::Sanity(args) => sanity::run(args),
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Layers(args) => layers::run(args),

@@ -355,6 +355,34 @@ fn concept_images_methods_side_by_side_and_evaluate() {
 }
 
 #[test]
+fn sanity_redraws_the_weights_and_reports_each_method_with_its_figure() {
+    let out = scratch("sanity");
+    let o = out.to_str().unwrap();
+    let t = succeed(&[
+        "sanity", "--method", "saliency", "--groups", "2", "--out", o,
+    ]);
+    assert!(
+        t.contains("cascading randomisation of 50 layers") && t.contains("saliency"),
+        "{t}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chelsea_sanity.json")).unwrap())
+            .unwrap();
+    let steps = json["methods"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1]["randomized_layers"], 50);
+    assert!(out.join("chelsea_sanity.png").exists());
+    // A native network has no initialisers to redraw.
+    let bad = firelight(&["sanity", "--model", "mobilenet_v2", "--out", o]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("native"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn bad_concept_images_and_embedding_layers_fail_clearly() {
     let out = scratch("concept-bad");
     let o = out.to_str().unwrap();
