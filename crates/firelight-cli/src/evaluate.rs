@@ -8,10 +8,10 @@ use firelight::core::npy::write_atomic;
 use firelight::methods::{Family, RunContext};
 use firelight::metrics::{
     CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, Road, RoadOrder,
-    SensitivityMax, cam_mult_image_confidence_change, complexity, sparseness,
+    SensitivityMax, agreement, cam_mult_image_confidence_change, complexity, sparseness,
 };
 use firelight::prelude::*;
-use firelight::viz::{line_chart, pixel_map, titled_grid};
+use firelight::viz::{line_chart, matrix_heatmap, pixel_map, titled_grid};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, methods_help};
@@ -160,6 +160,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut tiles = Vec::new();
     let mut curves: Vec<(&'static str, Vec<Series>)> = Vec::new();
+    let mut all_maps: Vec<Series> = Vec::new();
     for config in methods {
         let method = config.info().name;
         bar.set_message(format!("{method}: map"));
@@ -170,6 +171,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         } else {
             pixel_map(&attribution)?.0
         };
+        all_maps.push((method.to_string(), map.clone()));
         let maps = DynTensor::from_vec(map, vec![1, height, width], device)?;
         let mut values = Vec::new();
         let mut combined = None;
@@ -295,6 +297,22 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         println!("  most faithful by ROAD combined: {}", best.method);
     }
 
+    // Do the methods agree? Every pair's rank correlation and overlap of their top tenth.
+    let positions = all_maps.first().map_or(0, |(_, m)| m.len());
+    let agreed = if all_maps.len() > 1 {
+        let a = agreement(&all_maps, (positions / 10).max(1))?;
+        println!("agreement (Spearman; shared top {} pixels):", a.k);
+        for (i, name) in a.names.iter().enumerate() {
+            let cells: Vec<String> = (0..a.names.len())
+                .map(|j| format!("{:+.2}/{:.2}", a.spearman[i][j], a.top_k[i][j]))
+                .collect();
+            println!("  {name:<20} {}", cells.join(" "));
+        }
+        Some(a)
+    } else {
+        None
+    };
+
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let stem = session.stem();
     let layer = args
@@ -322,6 +340,12 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
             }
             serde_json::Value::Object(row)
         }).collect::<Vec<_>>(),
+        "agreement": agreed.as_ref().map(|a| serde_json::json!({
+            "methods": a.names,
+            "spearman": a.spearman,
+            "top_k": a.top_k,
+            "k": a.k,
+        })),
         "curves": curves.iter().map(|(title, series)| serde_json::json!({
             "curve": title,
             "methods": series.iter().map(|(m, v)| serde_json::json!({"method": m, "scores": v})).collect::<Vec<_>>(),
@@ -335,6 +359,21 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         let png = args.out.join(format!("{name}.png"));
         titled_grid(&tiles, 3)?.write_png(&png)?;
         println!("maps: {}", png.display());
+    }
+    if let Some(a) = &agreed {
+        let png = args.out.join(format!("{name}_agreement.png"));
+        let tiles = vec![
+            (
+                "Spearman rank correlation".to_string(),
+                matrix_heatmap("methods' maps", &a.names, &a.spearman, (-1.0, 1.0))?,
+            ),
+            (
+                format!("share of the top {} pixels", a.k),
+                matrix_heatmap("methods' maps", &a.names, &a.top_k, (-1.0, 1.0))?,
+            ),
+        ];
+        titled_grid(&tiles, 2)?.write_png(&png)?;
+        println!("agreement: {}", png.display());
     }
     for (title, series) in &curves {
         let png = args.out.join(format!("{name}_{title}.png"));

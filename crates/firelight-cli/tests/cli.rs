@@ -345,7 +345,9 @@ fn concept_images_methods_side_by_side_and_evaluate() {
             .len(),
         12
     );
-    for file in ["", "_deletion", "_insertion"] {
+    assert_eq!(json["agreement"]["spearman"][0][0], 1.0);
+    assert_eq!(json["agreement"]["k"], 224 * 224 / 10);
+    for file in ["", "_deletion", "_insertion", "_agreement"] {
         let png = out.join(format!(
             "chelsea_evaluate_conv_head_Conv_output_0{file}.png"
         ));

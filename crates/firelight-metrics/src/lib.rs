@@ -12,6 +12,7 @@
 //! | [`FaithfulnessCorrelation`] | Quantus `FaithfulnessCorrelation` | `faithfulness.rs` |
 //! | [`sparseness`], [`complexity`] | Quantus `Sparseness`, `Complexity` | `complexity.rs` |
 //! | [`Road`], [`cam_mult_image_confidence_change`] | pytorch-grad-cam `metrics` | `road.rs` |
+//! | [`agreement`] (rank correlation, top-k overlap of every pair) | the course's method comparison | `agreement.rs` |
 //! | [`SanityCheck`] (cascading, independent; [`spearman`], [`ssim`]) | Adebayo et al. 2018 | `sanity.rs` |
 //!
 //! Scores of perturbed copies are computed in chunks of `max_examples_per_batch` rows, which
@@ -20,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod agreement;
 mod base;
 mod causal;
 mod complexity;
@@ -30,6 +32,7 @@ mod sanity;
 mod sensitivity;
 mod similarity;
 
+pub use agreement::{Agreement, agreement};
 pub use causal::{CausalCurve, CausalMetric, CausalMode, Substrate, auc};
 pub use complexity::{complexity, sparseness};
 pub use faithfulness::{FaithfulnessCorrelation, FeatureBaseline, pearson};

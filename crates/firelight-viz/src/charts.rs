@@ -745,6 +745,95 @@ pub fn line_chart(title: &str, x_label: &str, series: &[(String, Vec<f32>)]) -> 
     Ok(image)
 }
 
+/// A labelled heat map of a square matrix (rows and columns named by `labels`), each cell
+/// coloured from `low` (blue) through white to `high` (red) and printed with its value: a method
+/// agreement matrix.
+pub fn matrix_heatmap(
+    title: &str,
+    labels: &[String],
+    values: &[Vec<f32>],
+    (low, high): (f32, f32),
+) -> Result<RgbImage> {
+    let n = labels.len();
+    if n == 0 || values.len() != n || values.iter().any(|r| r.len() != n) {
+        return Err(Error::parameter(
+            "values",
+            format!("{} rows", values.len()),
+            format!("a heat map needs a {n} x {n} matrix, one row and column per label"),
+        ));
+    }
+    let cell = 64;
+    let glyph = GLYPH_SIZE;
+    let label_width = labels
+        .iter()
+        .map(|l| text_width(&format!("{n} {}", shorten(l)), SMALL))
+        .max()
+        .unwrap_or(0)
+        + glyph;
+    let left = MARGIN + label_width;
+    let top = MARGIN + glyph * BIG + MARGIN + glyph * 2;
+    let width = (left + n * cell + MARGIN).max(MARGIN * 2 + text_width(title, BIG));
+    let height = top + n * cell + MARGIN;
+    let mut image = RgbImage::filled(width, height, BACKGROUND);
+    draw_text(&mut image, MARGIN, MARGIN, title, BIG, INK);
+    let mid = (low + high) / 2.0;
+    let half = ((high - low) / 2.0).max(1e-12);
+    for (i, label) in labels.iter().enumerate() {
+        // Rows carry the names, columns their numbers: names side by side would overlap.
+        let name = format!("{} {}", i + 1, shorten(label));
+        draw_text(
+            &mut image,
+            MARGIN,
+            top + i * cell + cell / 2 - glyph / 2,
+            &name,
+            SMALL,
+            INK,
+        );
+        let number = (i + 1).to_string();
+        draw_text_centered(
+            &mut image,
+            left + i * cell + cell / 2,
+            top - glyph * 2,
+            &number,
+            SMALL,
+            INK,
+        );
+        for (j, &v) in values[i].iter().enumerate() {
+            let t = if v.is_finite() {
+                ((v - mid) / half).clamp(-1.0, 1.0)
+            } else {
+                0.0
+            };
+            let toward = if t >= 0.0 { POSITIVE } else { NEGATIVE };
+            let color =
+                [0, 1, 2].map(|c| (255.0 + (f32::from(toward[c]) - 255.0) * t.abs()).round() as u8);
+            fill_rect(
+                &mut image,
+                left + j * cell,
+                top + i * cell,
+                cell - 2,
+                cell - 2,
+                color,
+            );
+            let text = if v.is_finite() {
+                format!("{v:.2}")
+            } else {
+                "nan".into()
+            };
+            let ink = if t.abs() > 0.6 { BACKGROUND } else { INK };
+            draw_text_centered(
+                &mut image,
+                left + j * cell + cell / 2,
+                top + i * cell + cell / 2 - glyph / 2,
+                &text,
+                SMALL,
+                ink,
+            );
+        }
+    }
+    Ok(image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

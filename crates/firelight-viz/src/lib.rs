@@ -26,8 +26,8 @@ pub use crate::image::{
     RgbImage, attribution_overlay, attribution_overlay_with, overlay, pixel_map, signed_pixel_map,
 };
 pub use charts::{
-    feature_bar_chart, grouped_bar_chart, l1_normalized, line_chart, summary_bar_chart,
-    summary_dot_plot,
+    feature_bar_chart, grouped_bar_chart, l1_normalized, line_chart, matrix_heatmap,
+    summary_bar_chart, summary_dot_plot,
 };
 pub use colormap::Colormap;
 pub use explain::{default_explanation_map, default_explanation_picture};
