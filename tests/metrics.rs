@@ -11,8 +11,8 @@ use common::*;
 use firelight::core::npy::read_npy_tensor;
 use firelight::grad::Saliency;
 use firelight::metrics::{
-    CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, SensitivityMax,
-    complexity, sparseness,
+    CausalMetric, FaithfulnessCorrelation, Fgsm, Infidelity, InfidelityPerturbation, Norm, Pgd,
+    SensitivityMax, complexity, sparseness,
 };
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
@@ -229,4 +229,87 @@ fn seeded_metrics_repeat_and_chunking_never_changes_them() {
         tiny.iter().zip(&square).all(|(t, s)| t < &(s * 1e-3)),
         "{tiny:?} vs {square:?}"
     );
+}
+
+#[test]
+fn fgsm_and_pgd_equal_captums_without_a_random_start() {
+    let (model, x, _, m) = setup();
+    let classes: Vec<usize> = m["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let toward = [0, 0];
+    let cases = [
+        ("fgsm", Fgsm::new(&model).perturb(&x, 0.05, &classes, false)),
+        (
+            "fgsm_targeted",
+            Fgsm::new(&model).perturb(&x, 0.05, &toward, true),
+        ),
+        (
+            "pgd_linf",
+            Pgd::new(&model)
+                .bounds(-2.0, 2.0)
+                .perturb(&x, 0.1, 0.02, 7, &classes, false),
+        ),
+        (
+            "pgd_l2",
+            Pgd::new(&model)
+                .norm(Norm::L2)
+                .perturb(&x, 1.0, 0.1, 5, &toward, true),
+        ),
+    ];
+    for (name, got) in cases {
+        let got = values(&got.unwrap());
+        let want = values(&tensor(&format!("{name}.npy")));
+        let err = max_abs_diff(&got, &want);
+        // A sign flips only where a gradient is near zero; count the elements that differ.
+        let differing = got
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-5)
+            .count();
+        println!(
+            "{name}: max abs diff vs Captum {err:.1e}, {differing} of {} elements differ",
+            got.len()
+        );
+        assert!(
+            differing == 0,
+            "{name}: {differing} elements differ (max {err})"
+        );
+    }
+    // PGD stays in its bounds, and in its ball wherever the bounds allow.
+    let adversarial = Pgd::new(&model)
+        .bounds(-2.0, 2.0)
+        .perturb(&x, 0.1, 0.02, 7, &classes, false)
+        .unwrap();
+    let (a, b) = (values(&adversarial), values(&x));
+    assert!(a.iter().zip(&b).all(|(a, b)| {
+        (-2.0..=2.0).contains(a) && ((a - b).abs() <= 0.1 + 1e-6 || a.abs() == 2.0)
+    }));
+    // The smallest FGSM epsilon that flips each prediction, if one of these does.
+    let epsilons = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
+    let fgsm = Fgsm::new(&model);
+    let flips =
+        firelight::metrics::minimal_perturbation(&model, &x, &classes, &epsilons, &|x, e| {
+            fgsm.perturb(x, e, &classes, false)
+        })
+        .unwrap();
+    println!("smallest flipping FGSM epsilon: {flips:?}");
+    assert!(
+        flips.iter().any(Option::is_some),
+        "no epsilon flips anything: {flips:?}"
+    );
+    // A seeded random start stays in the ball too, and repeats.
+    let random = |seed| {
+        values(
+            &Pgd::new(&model)
+                .random_start(seed)
+                .perturb(&x, 0.1, 0.02, 2, &classes, false)
+                .unwrap(),
+        )
+    };
+    assert_eq!(random(1), random(1));
+    assert_ne!(random(1), random(2));
 }

@@ -16,6 +16,9 @@ Writes tests/fixtures/metrics/:
   sens_perturbed.npy     sensitivity_max's perturbed inputs (uniform, radius 0.02), [20, 3, 16, 16]
   map.npy                |saliency| summed over channels, [2, 16, 16]: the causal metrics' map
   deletion.npy, insertion.npy   RISE's curves, step 16, softmax probability of the target [2, 17]
+  fgsm.npy, fgsm_targeted.npy  Captum FGSM (cross-entropy, epsilon 0.05; toward class 0), [2, 3, 16, 16]
+  pgd_linf.npy           Captum PGD, L-inf radius 0.1, step 0.02, 7 steps, bounds [-2, 2]
+  pgd_l2.npy             Captum PGD, L2 radius 1.0, step 0.1, 5 steps, targeted toward class 0
   manifest.json          targets, infidelity (noise, noise normalized, square), sensitivity_max,
                          deletion / insertion AUCs, faithfulness subsets and correlations,
                          sparseness, complexity, versions
@@ -165,6 +168,16 @@ def main():
         p = a / a.sum()
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
+
+    from captum.robust import FGSM, PGD
+    ce = nn.CrossEntropyLoss(reduction="none")
+    toward = torch.zeros(2, dtype=torch.long)
+    save("fgsm.npy", FGSM(net, ce).perturb(x, 0.05, targets).detach().numpy())
+    save("fgsm_targeted.npy", FGSM(net, ce).perturb(x, 0.05, toward, targeted=True).detach().numpy())
+    save("pgd_linf.npy", PGD(net, ce, lower_bound=-2.0, upper_bound=2.0)
+         .perturb(x, 0.1, 0.02, 7, targets).detach().numpy())
+    save("pgd_l2.npy", PGD(net, ce).perturb(x, 1.0, 0.1, 5, toward, targeted=True, norm="L2")
+         .detach().numpy())
 
     save("input.npy", x.numpy())
     save("saliency.npy", saliency.numpy())
