@@ -20,6 +20,7 @@ mod sanity;
 mod session;
 mod tabular;
 mod tcav;
+mod visualize;
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.
 ///
@@ -125,6 +126,15 @@ enum Command {
     ///   firelight sanity --independent --groups 8
     #[command(verbatim_doc_comment)]
     Sanity(sanity::SanityArgs),
+    /// Draw what a layer's channels detect: the picture that maximises each (Lucid's activation
+    /// maximisation: Adam on a sigmoid-bounded picture, random jitter), or the whole layer's
+    /// mean square (DeepDream's objective).
+    ///
+    /// Examples:
+    ///   firelight visualize --layer /_blocks.14/Add_output_0 --channel 3,17,40
+    ///   firelight visualize --layer /_conv_head/Conv_output_0 --channel 100 --steps 256 --size 96
+    #[command(verbatim_doc_comment)]
+    Visualize(visualize::VisualizeArgs),
     /// Print the most probable classes for an image.
     Predict(predict::PredictArgs),
     /// Test a model with concept activation vectors (TCAV): does a concept (a folder of images)
@@ -153,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attention(args) => attention::run(args),
         Command::Evaluate(args) => evaluate::evaluate(args),
         Command::Sanity(args) => sanity::run(args),
+        Command::Visualize(args) => visualize::run(args),
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Layers(args) => layers::run(args),

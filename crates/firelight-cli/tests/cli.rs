@@ -385,6 +385,43 @@ fn sanity_redraws_the_weights_and_reports_each_method_with_its_figure() {
 }
 
 #[test]
+fn visualize_draws_a_picture_per_channel_and_refuses_a_channel_the_layer_lacks() {
+    let out = scratch("visualize");
+    let o = out.to_str().unwrap();
+    let layer = "/_conv_head/Conv_output_0";
+    let t = succeed(&[
+        "visualize",
+        "--layer",
+        layer,
+        "--channel",
+        "0,1",
+        "--steps",
+        "2",
+        "--out",
+        o,
+    ]);
+    assert!(t.contains("channel 1: objective"), "{t}");
+    assert!(out.join("visualize_conv_head_Conv_output_0.png").exists());
+    let bad = firelight(&[
+        "visualize",
+        "--layer",
+        layer,
+        "--channel",
+        "5000",
+        "--steps",
+        "1",
+        "--out",
+        o,
+    ]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("1280 channels"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn bad_concept_images_and_embedding_layers_fail_clearly() {
     let out = scratch("concept-bad");
     let o = out.to_str().unwrap();

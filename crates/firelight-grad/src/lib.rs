@@ -33,6 +33,7 @@
 pub mod approximation;
 pub mod base;
 mod deep_lift;
+mod feature_visualization;
 mod gradient_shap;
 mod guided_backprop;
 mod guided_grad_cam;
@@ -54,6 +55,7 @@ mod saliency;
 pub use approximation::Approximation;
 pub use base::Attribution;
 pub use deep_lift::{DeepLift, DeepLiftShap};
+pub use feature_visualization::{ActivationMaximization, Objective, Visualization};
 pub use gradient_shap::GradientShap;
 pub use guided_backprop::{Deconvolution, GuidedBackprop};
 pub use guided_grad_cam::GuidedGradCam;
