@@ -73,68 +73,58 @@ pub enum TextRoute {
     Tokens,
 }
 
-/// How `method` runs on text, or why it cannot.
-pub fn text_route(method: &MethodConfig) -> Result<TextRoute> {
-    let info = method.info();
-    let refuse = |why: &str| {
-        Err(Error::parameter(
-            "method",
-            info.name,
-            format!(
-                "{why}; text takes: {}",
-                text_methods()
-                    .iter()
-                    .map(|m| m.info().name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ))
-    };
+/// Why `method` cannot run on text, if it cannot.
+fn refusal(method: &MethodConfig) -> Option<&'static str> {
     match method {
         MethodConfig::Cam(_) | MethodConfig::LayerGradCam(_) | MethodConfig::GuidedGradCam => {
-            refuse("class activation maps need a spatial (convolutional) layer")
+            Some("class activation maps need a spatial (convolutional) layer")
         }
         MethodConfig::NeuronConductance(_) => {
-            refuse("neuron conductance goes through one unit of an image layer")
+            Some("neuron conductance goes through one unit of an image layer")
         }
         MethodConfig::FeaturePermutation(_) => {
-            refuse("feature permutation shuffles features across sentences, which do not align")
+            Some("feature permutation shuffles features across sentences, which do not align")
         }
-        MethodConfig::LayerFeatureAblation(_) => refuse(
+        MethodConfig::LayerFeatureAblation(_) => Some(
             "layer feature ablation would switch off every embedding unit; feature_ablation \
              removes tokens or words",
         ),
-        MethodConfig::Lrp(_) => refuse("LRP has no rules for attention and layer norms"),
+        MethodConfig::Lrp(_) => Some("LRP has no rules for attention and layer norms"),
+        _ => None,
+    }
+}
+
+/// How `method` runs on text, or why it cannot.
+pub fn text_route(method: &MethodConfig) -> Result<TextRoute> {
+    let info = method.info();
+    if let Some(why) = refusal(method) {
+        let takers: Vec<&str> = text_methods().iter().map(|m| m.info().name).collect();
+        return Err(Error::parameter(
+            "method",
+            info.name,
+            format!("{why}; text takes: {}", takers.join(", ")),
+        ));
+    }
+    Ok(match method {
         // These move the input along a path (or add noise to it): token ids cannot move, so the
         // fed embeddings are their input, as in Captum's BERT tutorials.
         MethodConfig::LayerConductance(_)
         | MethodConfig::InternalInfluence(_)
         | MethodConfig::LayerGradientShap(_)
-        | MethodConfig::LayerDeepLift(_) => Ok(TextRoute::Embedding),
-        _ => Ok(match info.family {
+        | MethodConfig::LayerDeepLift(_) => TextRoute::Embedding,
+        _ => match info.family {
             Family::Layer => TextRoute::Layer,
             Family::Gradient => TextRoute::Embedding,
             _ => TextRoute::Tokens,
-        }),
-    }
+        },
+    })
 }
 
 /// Every registry method that runs on text, with its defaults.
 pub fn text_methods() -> Vec<MethodConfig> {
     MethodConfig::all()
         .into_iter()
-        .filter(|m| {
-            !matches!(
-                m,
-                MethodConfig::Cam(_)
-                    | MethodConfig::LayerGradCam(_)
-                    | MethodConfig::GuidedGradCam
-                    | MethodConfig::NeuronConductance(_)
-                    | MethodConfig::FeaturePermutation(_)
-                    | MethodConfig::LayerFeatureAblation(_)
-                    | MethodConfig::Lrp(_)
-            )
-        })
+        .filter(|m| refusal(m).is_none())
         .collect()
 }
 
