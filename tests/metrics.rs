@@ -313,3 +313,45 @@ fn fgsm_and_pgd_equal_captums_without_a_random_start() {
     assert_eq!(random(1), random(1));
     assert_ne!(random(1), random(2));
 }
+
+#[test]
+fn metrics_of_a_batch_give_what_each_sample_gives_alone() {
+    // Per-sample targets follow their samples through every chunk of perturbed copies, also
+    // when there are more samples than copies of each (3 samples, 2 copies each).
+    let (model, x, target, _) = setup();
+    let Target::Class(firelight::core::Classes::PerSample(classes)) = &target else {
+        unreachable!()
+    };
+    let x = DynTensor::cat(vec![x.clone(), x.rows(0, 1)]).unwrap();
+    let map = tensor("map.npy");
+    let map = DynTensor::cat(vec![map.clone(), map.rows(0, 1)]).unwrap();
+    let classes = vec![classes[0], classes[1], classes[0]];
+    let target = Target::classes(classes.clone());
+    let together = CausalMetric::deletion(&model)
+        .step(256)
+        .curves(&x, &map, &target)
+        .unwrap();
+    let faithfulness = |x: &DynTensor, map: &DynTensor, t: &Target| {
+        FaithfulnessCorrelation::new(&model)
+            .nr_runs(2)
+            .subset_size(8)
+            .seed(5)
+            .score(x, map, t)
+            .unwrap()
+    };
+    let both = faithfulness(&x, &map, &target);
+    for b in 0..3 {
+        let (alone_x, alone_map) = (x.rows(b, b + 1), map.rows(b, b + 1));
+        let one = Target::class(classes[b]);
+        let curve = CausalMetric::deletion(&model)
+            .step(256)
+            .curves(&alone_x, &alone_map, &one)
+            .unwrap();
+        assert_eq!(together[b].scores.len(), 2);
+        assert!(
+            max_abs_diff(&curve[0].scores, &together[b].scores) < 1e-6,
+            "sample {b}"
+        );
+    }
+    assert_eq!(both.len(), 3);
+}

@@ -169,7 +169,7 @@ impl<'m> CausalMetric<'m> {
             let curve = scores(
                 self.model,
                 &rows,
-                &target.for_rows(&vec![b; steps + 1])?,
+                target,
                 &vec![b; steps + 1],
                 self.max_examples_per_batch,
             )?;

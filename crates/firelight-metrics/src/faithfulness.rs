@@ -160,7 +160,7 @@ impl<'m> FaithfulnessCorrelation<'m> {
             let perturbed = scores(
                 self.model,
                 &rows,
-                &target.for_rows(&rows_of)?,
+                target,
                 &rows_of,
                 self.max_examples_per_batch,
             )?;
