@@ -301,6 +301,20 @@ fn fgsm_and_pgd_equal_captums_without_a_random_start() {
         flips.iter().any(Option::is_some),
         "no epsilon flips anything: {flips:?}"
     );
+    // Accuracy as it is and under attacks of growing strength: it never rises here.
+    let weak = |x: &DynTensor| fgsm.perturb(x, 0.01, &classes, false);
+    let strong = |x: &DynTensor| fgsm.perturb(x, 0.5, &classes, false);
+    let table = firelight::metrics::compare_attacks(
+        &model,
+        &x,
+        &classes,
+        &[("fgsm 0.01", &weak), ("fgsm 0.5", &strong)],
+    )
+    .unwrap();
+    println!("{table:?}");
+    assert_eq!(table[0].accuracy, 1.0, "the targets are the predictions");
+    assert!(table[2].accuracy < 1.0 && table[2].probability < table[1].probability);
+    assert!(table[1].probability < table[0].probability);
     // A seeded random start stays in the ball too, and repeats.
     let random = |seed| {
         values(

@@ -13,7 +13,7 @@
 //! | [`sparseness`], [`complexity`] | Quantus `Sparseness`, `Complexity` | `complexity.rs` |
 //! | [`Road`], [`cam_mult_image_confidence_change`] | pytorch-grad-cam `metrics` | `road.rs` |
 //! | [`agreement`] (rank correlation, top-k overlap of every pair) | the course's method comparison | `agreement.rs` |
-//! | [`Fgsm`], [`Pgd`], [`minimal_perturbation`] | Captum `FGSM`, `PGD`, `MinParamPerturbation` | `robust.rs` |
+//! | [`Fgsm`], [`Pgd`], [`minimal_perturbation`], [`compare_attacks`] | Captum `FGSM`, `PGD`, `MinParamPerturbation`, `AttackComparator` | `robust.rs` |
 //! | [`SanityCheck`] (cascading, independent; [`spearman`], [`ssim`]) | Adebayo et al. 2018 | `sanity.rs` |
 //!
 //! Scores of perturbed copies are computed in chunks of `max_examples_per_batch` rows, which
@@ -40,7 +40,9 @@ pub use complexity::{complexity, sparseness};
 pub use faithfulness::{FaithfulnessCorrelation, FeatureBaseline, pearson};
 pub use infidelity::{Infidelity, InfidelityPerturbation};
 pub use road::{Road, RoadOrder, cam_mult_image_confidence_change};
-pub use robust::{AttackLoss, Fgsm, Norm, Pgd, minimal_perturbation};
+pub use robust::{
+    Attack, AttackLoss, AttackResult, Fgsm, Norm, Pgd, compare_attacks, minimal_perturbation,
+};
 pub use sanity::{ModelExplainFn, Randomization, SanityCheck, SanityReport, SanityStep};
 pub use sensitivity::{ExplainFn, SensitivityMax};
 pub use similarity::{spearman, ssim};

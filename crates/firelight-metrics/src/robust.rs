@@ -336,3 +336,69 @@ pub fn minimal_perturbation(
     }
     Ok(found)
 }
+
+/// How a model fares under one perturbation ([`compare_attacks`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackResult {
+    /// The perturbation's name (`"original"` for the inputs as they are).
+    pub name: String,
+    /// The share of samples whose top class is still their class.
+    pub accuracy: f32,
+    /// The mean softmax probability of each sample's class.
+    pub probability: f32,
+}
+
+/// A named perturbation of a batch, for [`compare_attacks`].
+pub type Attack<'a> = (&'a str, &'a dyn Fn(&DynTensor) -> Result<DynTensor>);
+
+/// Captum's `AttackComparator` idea: the model's accuracy and its probability of the true
+/// `classes` on `inputs` as they are and under each of `attacks`.
+pub fn compare_attacks(
+    model: &dyn Model,
+    inputs: &DynTensor,
+    classes: &[usize],
+    attacks: &[Attack<'_>],
+) -> Result<Vec<AttackResult>> {
+    let batch = inputs.batch();
+    if classes.len() != batch {
+        return Err(Error::InvalidTarget(format!(
+            "{} classes for {batch} samples",
+            classes.len()
+        )));
+    }
+    let judge = |name: &str, x: &DynTensor| -> Result<AttackResult> {
+        if x.shape() != inputs.shape() {
+            return Err(Error::ShapeMismatch {
+                what: format!("inputs perturbed by `{name}`"),
+                expected: inputs.shape().to_vec(),
+                got: x.shape().to_vec(),
+            });
+        }
+        let probabilities = burn::tensor::activation::softmax(model.predict(&x.clone().into())?, 1);
+        let [rows, width] = probabilities.dims();
+        let p: Vec<f32> = probabilities
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Model(format!("probabilities: {e:?}")))?;
+        let (mut correct, mut mass) = (0usize, 0.0f64);
+        for (b, &class) in classes.iter().enumerate().take(rows) {
+            let row = &p[b * width..(b + 1) * width];
+            let top = (0..width)
+                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+                .unwrap_or(0);
+            correct += usize::from(top == class);
+            mass += f64::from(row.get(class).copied().unwrap_or(0.0));
+        }
+        Ok(AttackResult {
+            name: name.to_string(),
+            accuracy: correct as f32 / batch.max(1) as f32,
+            probability: (mass / batch.max(1) as f64) as f32,
+        })
+    };
+    let mut out = vec![judge("original", inputs)?];
+    for (name, attack) in attacks {
+        out.push(judge(name, &attack(inputs)?)?);
+    }
+    Ok(out)
+}
