@@ -369,3 +369,23 @@ fn metrics_of_a_batch_give_what_each_sample_gives_alone() {
     }
     assert_eq!(both.len(), 3);
 }
+
+#[test]
+fn hog_features_match_scikit_image() {
+    // scikit-image's defaults on a seeded 40 x 48 map (tools/metrics/hog_fixture.py).
+    let map = values(&tensor("hog_map.npy"));
+    let want = values(&tensor("hog.npy"));
+    let got: Vec<f32> = firelight::metrics::hog(&map, 40, 48)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    assert_eq!(got.len(), want.len());
+    let err = max_abs_diff(&got, &want);
+    println!(
+        "HOG vs scikit-image: max abs diff {err:.1e} over {} features",
+        got.len()
+    );
+    assert!(err < 1e-4, "HOG {err}");
+    let same = firelight::metrics::hog_similarity(&map, &map, 40, 48);
+    assert!((same - 1.0).abs() < 1e-9);
+}

@@ -96,7 +96,8 @@ fn explanations_of_the_model_change_with_its_weights_and_an_edge_detector_fails(
         let report = check.run(explain, &x, &target).unwrap();
         let abs: Vec<f32> = report.steps.iter().map(|s| s.spearman_abs[0]).collect();
         let ssim: Vec<f32> = report.steps.iter().map(|s| s.ssim[0]).collect();
-        println!("{name}: Spearman |map| by step {abs:?}, SSIM {ssim:?}");
+        let hog: Vec<f32> = report.steps.iter().map(|s| s.hog[0]).collect();
+        println!("{name}: Spearman |map| by step {abs:?}, SSIM {ssim:?}, HOG {hog:?}");
         if model_dependent {
             assert!(
                 abs[2] < abs[0] || abs[0] < 0.5,
@@ -105,6 +106,7 @@ fn explanations_of_the_model_change_with_its_weights_and_an_edge_detector_fails(
             assert!(report.passes(0.5), "{name} should pass: {abs:?}");
         } else {
             assert!(abs.iter().all(|s| (s - 1.0).abs() < 1e-6), "{abs:?}");
+            assert!(hog.iter().all(|s| (s - 1.0).abs() < 1e-6), "{hog:?}");
             assert!(!report.passes(0.5), "the edge detector must fail the check");
         }
     }

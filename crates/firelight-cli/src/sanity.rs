@@ -124,6 +124,7 @@ pub(crate) fn run(args: SanityArgs) -> Result<()> {
                 "spearman": s.spearman[0],
                 "spearman_abs": s.spearman_abs[0],
                 "ssim": s.ssim[0],
+                "hog": s.hog[0],
             })).collect::<Vec<_>>(),
         }));
         bar.inc(1);

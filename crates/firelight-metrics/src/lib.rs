@@ -45,4 +45,4 @@ pub use robust::{
 };
 pub use sanity::{ModelExplainFn, Randomization, SanityCheck, SanityReport, SanityStep};
 pub use sensitivity::{ExplainFn, SensitivityMax};
-pub use similarity::{spearman, ssim};
+pub use similarity::{hog, hog_similarity, spearman, ssim};

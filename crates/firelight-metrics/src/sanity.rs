@@ -2,12 +2,12 @@
 //! changes when the model's weights are randomised. Cascading randomisation redraws the layers
 //! from the top down, a few more at each step; independent randomisation redraws one group at a
 //! time. Each explanation is compared with the original one by Spearman's rank correlation (of
-//! the signed and of the absolute maps) and by SSIM.
+//! the signed and of the absolute maps), by SSIM and by the correlation of their HOG features.
 
 use firelight_core::{DynTensor, Error, Model, Randomizable, Result, Target};
 
 use crate::base::per_position;
-use crate::similarity::{spearman, ssim};
+use crate::similarity::{hog_similarity, spearman, ssim};
 
 /// An explanation of `inputs` for `target` on a model (the original or a randomised copy).
 pub type ModelExplainFn<'e> = dyn Fn(&dyn Model, &DynTensor, &Target) -> Result<DynTensor> + 'e;
@@ -34,6 +34,8 @@ pub struct SanityStep {
     pub spearman_abs: Vec<f32>,
     /// SSIM of the absolute maps, each scaled to [0, 1].
     pub ssim: Vec<f32>,
+    /// The correlation of the absolute maps' histograms of oriented gradients.
+    pub hog: Vec<f32>,
 }
 
 /// The check's outcome for one explanation.
@@ -146,6 +148,7 @@ impl<'m> SanityCheck<'m> {
                 spearman: Vec::new(),
                 spearman_abs: Vec::new(),
                 ssim: Vec::new(),
+                hog: Vec::new(),
             };
             for b in 0..batch {
                 let row = |v: &[f32]| v[b * positions..(b + 1) * positions].to_vec();
@@ -153,10 +156,15 @@ impl<'m> SanityCheck<'m> {
                     .push(spearman(&row(&reference), &row(&signed)) as f32);
                 let (ra, ea) = (row(&reference_abs), row(&absolute));
                 step.spearman_abs.push(spearman(&ra, &ea) as f32);
-                step.ssim.push(match side {
-                    Some([h, w]) => ssim(&unit(&ra), &unit(&ea), h, w, 1.0) as f32,
-                    None => f32::NAN,
-                });
+                let (ssim_value, hog_value) = match side {
+                    Some([h, w]) => (
+                        ssim(&unit(&ra), &unit(&ea), h, w, 1.0) as f32,
+                        hog_similarity(&ra, &ea, h, w) as f32,
+                    ),
+                    None => (f32::NAN, f32::NAN),
+                };
+                step.ssim.push(ssim_value);
+                step.hog.push(hog_value);
             }
             steps.push(step);
         }

@@ -1,7 +1,8 @@
 //! How alike two explanations are, as Adebayo et al. 2018 compare them: Spearman's rank
 //! correlation (SciPy's `spearmanr`, ties ranked by their mean) and the structural similarity of
 //! two maps (scikit-image's `structural_similarity` defaults: 7 x 7 uniform window, K1 0.01,
-//! K2 0.03, sample covariances, the mean over the window positions that fit).
+//! K2 0.03, sample covariances, the mean over the window positions that fit) and the correlation
+//! of their histograms of oriented gradients (scikit-image's `hog` defaults).
 
 /// Ranks from 1, ties given their mean rank.
 fn ranks(values: &[f32]) -> Vec<f64> {
@@ -64,6 +65,65 @@ pub fn ssim(a: &[f32], b: &[f32], height: usize, width: usize, data_range: f64) 
         }
     }
     total / count as f64
+}
+
+/// scikit-image's `hog` of a `height` x `width` map (`orientations` 9, 8 x 8 pixels per cell,
+/// 3 x 3 cells per block, `L2-Hys` block normalisation): the feature vector, in its order
+/// (block row, block column, cell row, cell column, orientation).
+pub fn hog(map: &[f32], height: usize, width: usize) -> Vec<f64> {
+    const ORIENTATIONS: usize = 9;
+    const CELL: usize = 8;
+    const BLOCK: usize = 3;
+    let at = |y: usize, x: usize| f64::from(map[y * width + x]);
+    let (cells_y, cells_x) = (height / CELL, width / CELL);
+    let mut histogram = vec![0.0f64; cells_y * cells_x * ORIENTATIONS];
+    let per_bin = 180.0 / ORIENTATIONS as f64;
+    for y in 0..cells_y * CELL {
+        for x in 0..cells_x * CELL {
+            // Central differences, zero on the border rows and columns.
+            let g_row = if y == 0 || y + 1 == height {
+                0.0
+            } else {
+                at(y + 1, x) - at(y - 1, x)
+            };
+            let g_col = if x == 0 || x + 1 == width {
+                0.0
+            } else {
+                at(y, x + 1) - at(y, x - 1)
+            };
+            let magnitude = g_row.hypot(g_col);
+            let orientation = g_row.atan2(g_col).to_degrees().rem_euclid(180.0);
+            let bin = ((orientation / per_bin) as usize).min(ORIENTATIONS - 1);
+            let cell = (y / CELL) * cells_x + x / CELL;
+            histogram[cell * ORIENTATIONS + bin] += magnitude / (CELL * CELL) as f64;
+        }
+    }
+    let eps = 1e-5f64;
+    let mut out = Vec::new();
+    for by in 0..(cells_y + 1).saturating_sub(BLOCK) {
+        for bx in 0..(cells_x + 1).saturating_sub(BLOCK) {
+            let mut block = Vec::with_capacity(BLOCK * BLOCK * ORIENTATIONS);
+            for cy in by..by + BLOCK {
+                for cx in bx..bx + BLOCK {
+                    let cell = cy * cells_x + cx;
+                    block.extend_from_slice(
+                        &histogram[cell * ORIENTATIONS..(cell + 1) * ORIENTATIONS],
+                    );
+                }
+            }
+            let norm = |b: &[f64]| (b.iter().map(|v| v * v).sum::<f64>() + eps * eps).sqrt();
+            let n = norm(&block);
+            let clipped: Vec<f64> = block.iter().map(|v| (v / n).min(0.2)).collect();
+            let n = norm(&clipped);
+            out.extend(clipped.iter().map(|v| v / n));
+        }
+    }
+    out
+}
+
+/// The Pearson correlation of two maps' [`hog`] features (Adebayo et al.'s HOG similarity).
+pub fn hog_similarity(a: &[f32], b: &[f32], height: usize, width: usize) -> f64 {
+    crate::faithfulness::pearson(&hog(a, height, width), &hog(b, height, width))
 }
 
 #[cfg(test)]
