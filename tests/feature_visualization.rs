@@ -76,7 +76,8 @@ fn the_picture_that_excites_an_oriented_filter_shows_that_filter() {
         })
         .collect();
     let filter = &stripes()[..K * K];
-    let r = pearson(&patch, filter);
+    let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let r = firelight::metrics::pearson(&to64(&patch), &to64(filter)) as f32;
     println!(
         "correlation of the picture with the filter: {r:.3}; objective {:.2} -> {:.2}",
         found.objective[0],
@@ -92,13 +93,4 @@ fn the_picture_that_excites_an_oriented_filter_shows_that_filter() {
         .run()
         .unwrap_err();
     assert!(err.to_string().contains("1 channels"), "{err}");
-}
-
-fn pearson(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len() as f32;
-    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
-    let cov: f32 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f32 = a.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f32 = b.iter().map(|y| (y - mb).powi(2)).sum();
-    cov / (va * vb).sqrt()
 }

@@ -119,13 +119,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         photo,
         input,
     } = &session;
-    if let Some(m) = methods.iter().find(|m| m.info().family == Family::Layer) {
-        return Err(Error::parameter(
-            "method",
-            m.info().name,
-            "layer attributions are not maps over the photo; use CAMs or input attributions",
-        ));
-    }
+    session.refuse_layer_methods()?;
     if args.options.neuron.is_some() {
         return Err(Error::parameter(
             "neuron",

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use firelight::core::npy::write_atomic;
-use firelight::methods::{Family, RunContext};
+use firelight::methods::RunContext;
 use firelight::metrics::{Randomization, SanityCheck};
 use firelight::prelude::*;
 use firelight::viz::titled_grid;
@@ -53,13 +53,7 @@ pub(crate) fn run(args: SanityArgs) -> Result<()> {
         input,
         ..
     } = &session;
-    if let Some(m) = methods.iter().find(|m| m.info().family == Family::Layer) {
-        return Err(Error::parameter(
-            "method",
-            m.info().name,
-            "layer attributions are not maps over the photo; check CAMs or input attributions",
-        ));
-    }
+    session.refuse_layer_methods()?;
     let model = classifier.randomizable().ok_or_else(|| {
         Error::parameter(
             "model",

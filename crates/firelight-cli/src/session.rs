@@ -183,6 +183,23 @@ impl Session {
         })
     }
 
+    /// Fails for a layer method: commands that score or compare maps over the photo take CAMs
+    /// and input attributions only.
+    pub(crate) fn refuse_layer_methods(&self) -> Result<()> {
+        match self
+            .methods
+            .iter()
+            .find(|m| m.info().family == firelight::methods::Family::Layer)
+        {
+            Some(m) => Err(Error::parameter(
+                "method",
+                m.info().name,
+                "layer attributions are not maps over the photo; use CAMs or input attributions",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The photo's file name without its extension, for output names.
     pub(crate) fn stem(&self) -> String {
         self.path

@@ -46,6 +46,14 @@ pub(crate) fn at_least_one(name: &'static str, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Fails for a `max_examples_per_batch` of 0.
+pub(crate) fn check_chunk(chunk: Option<usize>) -> Result<()> {
+    match chunk {
+        Some(n) => at_least_one("max_examples_per_batch", n),
+        None => Ok(()),
+    }
+}
+
 /// `attributions` as one value per element of `inputs`: the same shape, or `[batch, 1, ...]`
 /// repeated over the channels (a CAM over an image's colour channels).
 pub(crate) fn per_element(inputs: &DynTensor, attributions: &DynTensor) -> Result<Vec<f32>> {

@@ -5,7 +5,7 @@
 
 use firelight_core::{DynTensor, Error, Model, Result, Target};
 
-use crate::base::{per_position, scores};
+use crate::base::{check_chunk, per_position, scores};
 
 /// Which way the curve goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,13 +126,7 @@ impl<'m> CausalMetric<'m> {
         if self.step == 0 {
             return Err(Error::parameter("step", 0, "must be at least 1"));
         }
-        if let Some(0) = self.max_examples_per_batch {
-            return Err(Error::parameter(
-                "max_examples_per_batch",
-                0,
-                "must be at least 1",
-            ));
-        }
+        check_chunk(self.max_examples_per_batch)?;
         let batch = inputs.batch();
         target.check_batch(batch)?;
         let (positions, map) = per_position(inputs, saliency)?;

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 
-use crate::base::{per_position, scores};
+use crate::base::{check_chunk, per_position, scores};
 
 /// What a removed feature is set to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,6 +88,7 @@ impl<'m> FaithfulnessCorrelation<'m> {
         attributions: &DynTensor,
         target: &Target,
     ) -> Result<Vec<f32>> {
+        check_chunk(self.max_examples_per_batch)?;
         let batch = inputs.batch();
         target.check_batch(batch)?;
         let (positions, a) = per_position(inputs, attributions)?;

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use crate::base::{at_least_one, per_element, scores};
+use crate::base::{at_least_one, check_chunk, per_element, scores};
 
 /// How infidelity perturbs an input: the perturbation `I`, scored at `x - I`.
 #[derive(Clone, Debug)]
@@ -184,13 +184,7 @@ impl<'m> Infidelity<'m> {
         target: &Target,
     ) -> Result<Vec<f32>> {
         at_least_one("n_perturb_samples", self.n_perturb_samples)?;
-        if let Some(0) = self.max_examples_per_batch {
-            return Err(Error::parameter(
-                "max_examples_per_batch",
-                0,
-                "must be at least 1",
-            ));
-        }
+        check_chunk(self.max_examples_per_batch)?;
         let (batch, features, n) = (inputs.batch(), inputs.features(), self.n_perturb_samples);
         target.check_batch(batch)?;
         let a = per_element(inputs, attributions)?;

@@ -33,6 +33,36 @@ pub enum Norm {
     L2,
 }
 
+/// Fails unless there is one class per sample.
+fn check_classes(classes: &[usize], batch: usize) -> Result<()> {
+    if classes.len() != batch {
+        return Err(Error::InvalidTarget(format!(
+            "{} classes for {batch} samples",
+            classes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The model's softmax probabilities for each row of `x`, on the host.
+fn probability_rows(model: &dyn Model, x: &DynTensor) -> Result<Vec<Vec<f32>>> {
+    let probabilities = burn::tensor::activation::softmax(model.predict(&x.clone().into())?, 1);
+    let [_, width] = probabilities.dims();
+    let p: Vec<f32> = probabilities
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Model(format!("probabilities: {e:?}")))?;
+    Ok(p.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// The most probable class of a row.
+fn top_class(row: &[f32]) -> usize {
+    (0..row.len())
+        .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+        .unwrap_or(0)
+}
+
 /// Captum's gradient threshold: elements whose gradient is at most this in magnitude stay put.
 const ZERO_THRESHOLD: f32 = 1e-6;
 
@@ -114,12 +144,7 @@ fn step(
     targeted: bool,
 ) -> Result<DynTensor> {
     let batch = inputs.batch();
-    if classes.len() != batch {
-        return Err(Error::InvalidTarget(format!(
-            "{} classes for {batch} samples",
-            classes.len()
-        )));
-    }
+    check_classes(classes, batch)?;
     if !epsilon.is_finite() {
         return Err(Error::parameter("epsilon", epsilon, "must be finite"));
     }
@@ -311,25 +336,15 @@ pub fn minimal_perturbation(
     perturb: &dyn Fn(&DynTensor, f32) -> Result<DynTensor>,
 ) -> Result<Vec<Option<f32>>> {
     let batch = inputs.batch();
+    check_classes(classes, batch)?;
     let mut found = vec![None; batch];
     for &p in parameters {
         if found.iter().all(Option::is_some) {
             break;
         }
-        let perturbed = perturb(inputs, p)?;
-        let logits = model.predict(&perturbed.into())?;
-        let [rows, width] = logits.dims();
-        let values: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Model(format!("logits: {e:?}")))?;
-        for b in 0..rows.min(batch) {
-            let row = &values[b * width..(b + 1) * width];
-            let top = (0..width)
-                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
-                .unwrap_or(0);
-            if found[b].is_none() && top != classes[b] {
+        let rows = probability_rows(model, &perturb(inputs, p)?)?;
+        for (b, row) in rows.iter().enumerate().take(batch) {
+            if found[b].is_none() && top_class(row) != classes[b] {
                 found[b] = Some(p);
             }
         }
@@ -360,12 +375,7 @@ pub fn compare_attacks(
     attacks: &[Attack<'_>],
 ) -> Result<Vec<AttackResult>> {
     let batch = inputs.batch();
-    if classes.len() != batch {
-        return Err(Error::InvalidTarget(format!(
-            "{} classes for {batch} samples",
-            classes.len()
-        )));
-    }
+    check_classes(classes, batch)?;
     let judge = |name: &str, x: &DynTensor| -> Result<AttackResult> {
         if x.shape() != inputs.shape() {
             return Err(Error::ShapeMismatch {
@@ -374,20 +384,10 @@ pub fn compare_attacks(
                 got: x.shape().to_vec(),
             });
         }
-        let probabilities = burn::tensor::activation::softmax(model.predict(&x.clone().into())?, 1);
-        let [rows, width] = probabilities.dims();
-        let p: Vec<f32> = probabilities
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Model(format!("probabilities: {e:?}")))?;
+        let rows = probability_rows(model, x)?;
         let (mut correct, mut mass) = (0usize, 0.0f64);
-        for (b, &class) in classes.iter().enumerate().take(rows) {
-            let row = &p[b * width..(b + 1) * width];
-            let top = (0..width)
-                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
-                .unwrap_or(0);
-            correct += usize::from(top == class);
+        for (row, &class) in rows.iter().zip(classes) {
+            correct += usize::from(top_class(row) == class);
             mass += f64::from(row.get(class).copied().unwrap_or(0.0));
         }
         Ok(AttackResult {

@@ -5,7 +5,7 @@ use firelight_core::{DynTensor, Error, Result, Target};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::base::at_least_one;
+use crate::base::{at_least_one, check_chunk};
 
 /// An explanation function: the attributions of `inputs` (a batch) for `target`, as
 /// [`firelight_core::Attribution::attribute`] gives them.
@@ -122,13 +122,7 @@ impl<'e> SensitivityMax<'e> {
     /// The sensitivity of the explanation of `target` at `inputs`, one value per sample.
     pub fn score(&self, inputs: &DynTensor, target: &Target) -> Result<Vec<f32>> {
         at_least_one("n_perturb_samples", self.n_perturb_samples)?;
-        if let Some(0) = self.max_examples_per_batch {
-            return Err(Error::parameter(
-                "max_examples_per_batch",
-                0,
-                "must be at least 1",
-            ));
-        }
+        check_chunk(self.max_examples_per_batch)?;
         let (batch, n) = (inputs.batch(), self.n_perturb_samples);
         target.check_batch(batch)?;
         let own = (self.explain)(inputs, target)?;
