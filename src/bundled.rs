@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use firelight_core::{Device, DynTensor, Error, Model, Result, Tensor};
-use firelight_models::{MobileNetV2, SafetensorsWeights};
+use firelight_models::{MobileNetV2, Rebuildable, SafetensorsWeights};
 use firelight_onnx::OnnxModel;
 pub use firelight_viz::Preprocess;
 use firelight_viz::RgbImage;
@@ -47,11 +47,11 @@ pub struct ImageClassifier {
     pub preprocess: Preprocess,
 }
 
-/// The network of an [`ImageClassifier`]: an ONNX graph (whose weights a sanity check can
-/// redraw) or a native Burn model.
+/// The network of an [`ImageClassifier`]: an ONNX graph or a native Burn model, both of whose
+/// weights a sanity check can redraw.
 enum Network {
     Onnx(Box<OnnxModel>),
-    Native(Box<dyn Model>),
+    Native(Box<Rebuildable>),
 }
 
 /// One class of a prediction.
@@ -86,12 +86,12 @@ impl ImageClassifier {
         let dir = models_dir().join("mobilenet_v2");
         let labels = read_labels(dir.join("labels.json"))?;
         let mut weights = SafetensorsWeights::open(dir.join("weights.safetensors"))?;
+        let (classes, on) = (labels.len(), device.clone());
+        let network = Rebuildable::new(&mut weights, move |source| {
+            Ok(Box::new(MobileNetV2::new(source, classes, &on)?) as Box<dyn Model>)
+        })?;
         Ok(Self {
-            model: Network::Native(Box::new(MobileNetV2::new(
-                &mut weights,
-                labels.len(),
-                device,
-            )?)),
+            model: Network::Native(Box::new(network)),
             name: "MobileNetV2 (ImageNet, native)".into(),
             labels,
             preprocess: Preprocess::from_json(dir.join("preprocess.json"))?,
@@ -131,12 +131,12 @@ impl ImageClassifier {
         }
     }
 
-    /// The network as a model whose weights can be redrawn (an ONNX graph's initialisers), for
-    /// sanity checks; `None` for a native one.
-    pub fn randomizable(&self) -> Option<&dyn firelight_core::Randomizable> {
+    /// The network as a model whose weights can be redrawn (an ONNX graph's initialisers, a
+    /// native network's weights), for sanity checks.
+    pub fn randomizable(&self) -> &dyn firelight_core::Randomizable {
         match &self.model {
-            Network::Onnx(m) => Some(m.as_ref()),
-            Network::Native(_) => None,
+            Network::Onnx(m) => m.as_ref(),
+            Network::Native(m) => m.as_ref(),
         }
     }
 

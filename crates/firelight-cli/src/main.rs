@@ -126,13 +126,18 @@ enum Command {
     ///   firelight sanity --independent --groups 8
     #[command(verbatim_doc_comment)]
     Sanity(sanity::SanityArgs),
-    /// Draw what a layer's channels detect: the picture that maximises each (Lucid's activation
-    /// maximisation: Adam on a sigmoid-bounded picture, random jitter), or the whole layer's
-    /// mean square (DeepDream's objective).
+    /// Draw what a layer responds to: the picture that maximises each channel (Lucid's
+    /// activation maximisation: Adam on a Fourier-parameterised, colour-decorrelated picture
+    /// seen through random pad, jitter, scale and rotation), the whole layer's mean square, or
+    /// a concept's direction (its CAV); or DeepDream a photo (4 octaves of scale 1.4).
     ///
     /// Examples:
     ///   firelight visualize --layer /_blocks.14/Add_output_0 --channel 3,17,40
     ///   firelight visualize --layer /_conv_head/Conv_output_0 --channel 100 --steps 256 --size 96
+    ///   firelight visualize --layer /_blocks.10/Add_output_0 --dream models/images/chelsea.png
+    ///   firelight visualize --model models/texture_cnn/model.onnx --layer /relu3/Relu_output_0 \
+    ///       --concept striped=models/texture_cnn/concepts/striped \
+    ///       --random models/texture_cnn/concepts/random
     #[command(verbatim_doc_comment)]
     Visualize(visualize::VisualizeArgs),
     /// Print the most probable classes for an image.

@@ -54,13 +54,7 @@ pub(crate) fn run(args: SanityArgs) -> Result<()> {
         ..
     } = &session;
     session.refuse_layer_methods()?;
-    let model = classifier.randomizable().ok_or_else(|| {
-        Error::parameter(
-            "model",
-            classifier.name.clone(),
-            "sanity checks redraw an ONNX graph's weights; this model is a native one",
-        )
-    })?;
+    let model = classifier.randomizable();
     let explained = args.target.resolve(classifier, input, device)?;
     let target = &explained.target;
     let randomization = if args.independent {

@@ -374,12 +374,21 @@ fn sanity_redraws_the_weights_and_reports_each_method_with_its_figure() {
     assert_eq!(steps.len(), 2);
     assert_eq!(steps[1]["randomized_layers"], 50);
     assert!(out.join("chelsea_sanity.png").exists());
-    // A native network has no initialisers to redraw.
-    let bad = firelight(&["sanity", "--model", "mobilenet_v2", "--out", o]);
+    // A native network is rebuilt with its weights redrawn.
+    let t = succeed(&[
+        "sanity",
+        "--model",
+        "mobilenet_v2",
+        "--method",
+        "saliency",
+        "--groups",
+        "2",
+        "--out",
+        o,
+    ]);
     assert!(
-        !bad.status.success() && text(&bad).contains("native"),
-        "{}",
-        text(&bad)
+        t.contains("cascading randomisation of 105 layers") && t.contains("saliency"),
+        "{t}"
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
@@ -415,6 +424,68 @@ fn visualize_draws_a_picture_per_channel_and_refuses_a_channel_the_layer_lacks()
     ]);
     assert!(
         !bad.status.success() && text(&bad).contains("1280 channels"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn visualize_dreams_on_a_photo_and_draws_a_concepts_direction() {
+    let out = scratch("dream");
+    let o = out.to_str().unwrap();
+    let t = succeed(&[
+        "visualize",
+        "--layer",
+        "/_blocks.10/Add_output_0",
+        "--dream",
+        &photo("chelsea.png"),
+        "--octaves",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        o,
+    ]);
+    assert!(t.contains("layer: objective"), "{t}");
+    assert!(out.join("dream_blocks.10_Add_output_0.png").exists());
+    // A CAV of the texture model's striped concept, trained at the layer, as the objective.
+    let t = succeed(&[
+        "visualize",
+        "--model",
+        &texture("model.onnx"),
+        "--layer",
+        "/relu3/Relu_output_0",
+        "--concept",
+        &format!("striped={}", texture("concepts/striped")),
+        "--random",
+        &texture("concepts/random"),
+        "--steps",
+        "16",
+        "--out",
+        o,
+    ]);
+    assert!(
+        t.contains("CAV of `striped`") && t.contains("concept striped: objective"),
+        "{t}"
+    );
+    assert!(out.join("visualize_relu3_Relu_output_0.png").exists());
+    // A concept given without its NAME= is refused with the form it takes.
+    let bad = firelight(&[
+        "visualize",
+        "--model",
+        &texture("model.onnx"),
+        "--layer",
+        "/relu3/Relu_output_0",
+        "--concept",
+        &texture("concepts/striped"),
+        "--random",
+        &texture("concepts/random"),
+        "--out",
+        o,
+    ]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("NAME=FOLDER"),
         "{}",
         text(&bad)
     );

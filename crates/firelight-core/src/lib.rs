@@ -37,6 +37,7 @@ pub mod lrp;
 pub mod model;
 pub mod neuron;
 pub mod npy;
+pub mod randomize;
 pub mod relu;
 pub mod target;
 pub mod tensor;

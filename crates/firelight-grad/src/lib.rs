@@ -33,7 +33,6 @@
 pub mod approximation;
 pub mod base;
 mod deep_lift;
-mod feature_visualization;
 mod gradient_shap;
 mod guided_backprop;
 mod guided_grad_cam;
@@ -51,11 +50,11 @@ mod neuron_conductance;
 mod noise_tunnel;
 mod path;
 mod saliency;
+pub mod visualization;
 
 pub use approximation::Approximation;
 pub use base::Attribution;
 pub use deep_lift::{DeepLift, DeepLiftShap};
-pub use feature_visualization::{ActivationMaximization, Objective, Visualization};
 pub use gradient_shap::GradientShap;
 pub use guided_backprop::{Deconvolution, GuidedBackprop};
 pub use guided_grad_cam::GuidedGradCam;
@@ -72,3 +71,7 @@ pub use lrp::Lrp;
 pub use neuron_conductance::NeuronConductance;
 pub use noise_tunnel::{NoiseTunnel, NoiseType};
 pub use saliency::Saliency;
+pub use visualization::{
+    ActivationMaximization, DeepDream, Objective, Parameterization, Picture, Transforms,
+    Visualization,
+};

@@ -13,6 +13,9 @@
 //! - [`MobileNetV2`]: torchvision's MobileNetV2, with ImageNet weights bundled in
 //!   `models/mobilenet_v2/` (loaded by `firelight::bundled`).
 //!
+//! [`Rebuildable`] keeps the weights a native model was built from, so that sanity checks can
+//! redraw some layers' weights and rebuild it.
+//!
 //! Weights come from a [`WeightSource`]: [`RandomWeights`] (seeded) or [`NpyWeights`] (a folder of
 //! `.npy` files named by PyTorch `state_dict` keys) or [`SafetensorsWeights`].
 
@@ -21,6 +24,7 @@
 pub mod bert;
 pub mod mlp;
 pub mod mobilenet_v2;
+pub mod rebuildable;
 pub mod resnet;
 pub mod small_cnn;
 pub mod weights;
@@ -28,6 +32,7 @@ pub mod weights;
 pub use bert::{BertClassifier, BertConfig};
 pub use mlp::Mlp;
 pub use mobilenet_v2::MobileNetV2;
+pub use rebuildable::Rebuildable;
 pub use resnet::ResNet18;
 pub use small_cnn::{SMALL_CNN_CLASSES, SmallCnn};
 pub use weights::{NpyWeights, RandomWeights, SafetensorsWeights, WeightSource};

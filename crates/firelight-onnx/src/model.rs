@@ -562,7 +562,7 @@ impl OnnxModel {
                 if value.kind() != Kind::Float || value.num_elements() < 2 {
                     continue;
                 }
-                let redrawn = redraw(value, seed ^ name_seed(name) ^ (k as u64 + 1))?;
+                let redrawn = redraw(value, firelight_core::randomize::tensor_seed(seed, name, k))?;
                 constants.insert(key, redrawn);
             }
         }
@@ -1169,27 +1169,9 @@ fn learned_inputs(node: &Node) -> Vec<usize> {
     }
 }
 
-/// A seed from a layer's name (FNV-1a).
-fn name_seed(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// `value` redrawn from a normal distribution of its own mean and standard deviation.
 fn redraw(value: &Value, seed: u64) -> Result<Value> {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, Normal};
-    let values = value.to_f64s();
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let normal = Normal::new(mean, std.max(1e-12))
-        .map_err(|e| Error::Model(format!("redrawing weights: {e}")))?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let drawn: Vec<f32> = (0..values.len())
-        .map(|_| normal.sample(&mut rng) as f32)
-        .collect();
+    let drawn = firelight_core::randomize::redraw_normal(&value.to_f64s(), seed)?;
     Value::from_data(
         TensorData::new(drawn, value.shape().to_vec()),
         &value.device(),

@@ -73,6 +73,20 @@ impl RgbImage {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// Each pixel drawn as a `factor` x `factor` block (small pictures shown without blur).
+    pub fn upscale(&self, factor: usize) -> Self {
+        let factor = factor.max(1);
+        let (width, height) = (self.width * factor, self.height * factor);
+        let mut out = Self::filled(width, height, [0, 0, 0]);
+        for y in 0..height {
+            for x in 0..width {
+                let from = ((y / factor) * self.width + x / factor) * 3;
+                out.data[(y * width + x) * 3..][..3].copy_from_slice(&self.data[from..from + 3]);
+            }
+        }
+        out
+    }
+
     /// Bilinear resize to `width x height` (pixel centres aligned, as OpenCV and PIL do).
     pub fn resize(&self, width: usize, height: usize) -> Self {
         let mut data = Vec::with_capacity(width * height * 3);
