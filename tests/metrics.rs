@@ -12,7 +12,7 @@ use firelight::core::npy::read_npy_tensor;
 use firelight::grad::Saliency;
 use firelight::metrics::{
     CausalMetric, FaithfulnessCorrelation, Fgsm, Infidelity, InfidelityPerturbation, Norm, Pgd,
-    SensitivityMax, complexity, sparseness,
+    RegionOrder, RegionPerturbation, SensitivityMax, complexity, sparseness,
 };
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
@@ -98,6 +98,47 @@ fn infidelity_and_sensitivity_max_match_captum_on_the_same_perturbations() {
     let (abs, rel) = errors(&got, &want);
     println!("sensitivity_max: {got:?} vs Captum {want:?}: abs {abs:.1e}, rel {rel:.1e}");
     assert!(abs < 1e-5, "sensitivity_max: {abs}");
+}
+
+#[test]
+fn region_perturbation_matches_quantus() {
+    // tools/metrics/region_fixture.py: Quantus 0.6's RegionPerturbation on the Saliency maps,
+    // 6 x 6 regions (a padded grid) most and least relevant first, and 8 x 8 regions.
+    let (model, x, target, _) = setup();
+    let saliency = tensor("saliency.npy");
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("region.json")).unwrap()).unwrap();
+    for case in fixture["cases"].as_array().unwrap() {
+        let order = match case["order"].as_str().unwrap() {
+            "morf" => RegionOrder::MostRelevantFirst,
+            _ => RegionOrder::LeastRelevantFirst,
+        };
+        let patch = case["patch_size"].as_u64().unwrap() as usize;
+        let curves = RegionPerturbation::new(&model)
+            .patch_size(patch)
+            .regions_evaluation(case["regions_evaluation"].as_u64().unwrap() as usize)
+            .order(order)
+            .max_examples_per_batch(3)
+            .curves(&x, &saliency, &target)
+            .unwrap();
+        for (curve, want) in curves.iter().zip(case["drops"].as_array().unwrap()) {
+            let want = floats(want);
+            let (abs, _) = errors(&curve.drops, &want);
+            println!(
+                "region perturbation {patch}x{patch} {order:?}: {:?} vs Quantus {want:?}: abs {abs:.1e}, AOPC {:.4}",
+                curve.drops,
+                curve.aopc()
+            );
+            assert_eq!(curve.drops.len(), want.len());
+            assert!(abs < 1e-5, "{abs}");
+        }
+    }
+    // A flat input is refused with the shape it needs.
+    let flat = DynTensor::from_vec(vec![0.0; 8], vec![2, 4], &device()).unwrap();
+    let err = RegionPerturbation::new(&model)
+        .curves(&flat, &flat, &target)
+        .unwrap_err();
+    assert!(err.to_string().contains("height, width"), "{err}");
 }
 
 #[test]

@@ -7,8 +7,9 @@ use clap::ValueEnum;
 use firelight::core::npy::write_atomic;
 use firelight::methods::{Family, RunContext};
 use firelight::metrics::{
-    CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, Road, RoadOrder,
-    SensitivityMax, agreement, cam_mult_image_confidence_change, complexity, sparseness,
+    CausalMetric, FaithfulnessCorrelation, Infidelity, InfidelityPerturbation, RegionPerturbation,
+    Road, RoadOrder, SensitivityMax, agreement, cam_mult_image_confidence_change, complexity,
+    sparseness,
 };
 use firelight::prelude::*;
 use firelight::viz::{line_chart, matrix_heatmap, pixel_map, titled_grid};
@@ -60,6 +61,12 @@ pub(crate) struct EvaluateArgs {
     /// Faithfulness correlation: pixels per subset (Quantus's `subset_size`).
     #[arg(long, default_value_t = 224)]
     subset_size: usize,
+    /// Region perturbation: the side of a region in pixels (Quantus: 8).
+    #[arg(long, default_value_t = 8)]
+    patch_size: usize,
+    /// Region perturbation: regions removed, most relevant first (Quantus: 100).
+    #[arg(long, default_value_t = 100)]
+    regions: usize,
     /// ROAD's percentiles (comma-separated); scores are averaged over them.
     #[arg(
         long,
@@ -93,6 +100,9 @@ enum MetricChoice {
     Sensitivity,
     /// Quantus's faithfulness correlation (higher is more faithful).
     Faithfulness,
+    /// Quantus's region perturbation, most relevant region first: the AOPC of the target's
+    /// logit (higher is more faithful); its curve is drawn.
+    Region,
     /// Quantus's sparseness, the Gini index (higher is more concentrated).
     Sparseness,
     /// Quantus's complexity, an entropy (lower is simpler).
@@ -240,6 +250,19 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
                         .seed(seed)
                         .score(input, &maps, target)?[0],
                 )),
+                MetricChoice::Region => {
+                    let curve = RegionPerturbation::new(model)
+                        .patch_size(args.patch_size)
+                        .regions_evaluation(args.regions)
+                        .curves(input, &maps, target)?
+                        .swap_remove(0);
+                    values.push(("region_aopc", curve.aopc()));
+                    let series = (method.to_string(), curve.drops);
+                    match curves.iter_mut().find(|(t, _)| *t == "region") {
+                        Some((_, all)) => all.push(series),
+                        None => curves.push(("region", vec![series])),
+                    }
+                }
                 MetricChoice::Sparseness => {
                     values.push(("sparseness", sparseness(&attribution)?[0]));
                 }
@@ -326,6 +349,7 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
         "infidelity": {"stdev": args.infidelity_stdev, "n_perturb_samples": args.n_perturb_samples, "normalize": true},
         "sensitivity": {"perturb_radius": args.perturb_radius, "n_perturb_samples": args.n_perturb_samples},
         "faithfulness": {"nr_runs": args.nr_runs, "subset_size": args.subset_size},
+        "region": {"patch_size": args.patch_size, "regions_evaluation": args.regions, "order": "most relevant first", "score": "drop of the target's logit"},
         "methods": rows.iter().map(|r| {
             let mut row = serde_json::Map::new();
             row.insert("method".into(), r.method.into());
@@ -371,19 +395,21 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<()> {
     }
     for (title, series) in &curves {
         let png = args.out.join(format!("{name}_{title}.png"));
-        line_chart(
-            &format!("{title}: the target's probability"),
-            &format!(
-                "fraction of pixels {}",
-                if *title == "deletion" {
-                    "removed"
-                } else {
-                    "inserted"
-                }
+        let (heading, axis) = match *title {
+            "deletion" => (
+                "deletion: the target's probability",
+                "fraction of pixels removed",
             ),
-            series,
-        )?
-        .write_png(&png)?;
+            "insertion" => (
+                "insertion: the target's probability",
+                "fraction of pixels inserted",
+            ),
+            _ => (
+                "regions: drop of the logit",
+                "share of the regions removed, most relevant first",
+            ),
+        };
+        line_chart(heading, axis, series)?.write_png(&png)?;
         println!("{title} curves: {}", png.display());
     }
     Ok(())

@@ -10,6 +10,7 @@
 //! | [`SensitivityMax`] | Captum `sensitivity_max` | `sensitivity.rs` |
 //! | [`CausalMetric`] (deletion, insertion, [`auc`]) | RISE `CausalMetric` | `causal.rs` |
 //! | [`FaithfulnessCorrelation`] | Quantus `FaithfulnessCorrelation` | `faithfulness.rs` |
+//! | [`RegionPerturbation`] (curves, AOPC) | Quantus `RegionPerturbation` | `region.rs` |
 //! | [`sparseness`], [`complexity`] | Quantus `Sparseness`, `Complexity` | `complexity.rs` |
 //! | [`Road`], [`cam_mult_image_confidence_change`] | pytorch-grad-cam `metrics` | `road.rs` |
 //! | [`agreement`] (rank correlation, top-k overlap of every pair) | the course's method comparison | `agreement.rs` |
@@ -28,6 +29,7 @@ mod causal;
 mod complexity;
 mod faithfulness;
 mod infidelity;
+mod region;
 pub mod road;
 mod robust;
 mod sanity;
@@ -39,6 +41,7 @@ pub use causal::{CausalCurve, CausalMetric, CausalMode, Substrate, auc};
 pub use complexity::{complexity, sparseness};
 pub use faithfulness::{FaithfulnessCorrelation, FeatureBaseline, pearson};
 pub use infidelity::{Infidelity, InfidelityPerturbation};
+pub use region::{RegionCurve, RegionOrder, RegionPerturbation};
 pub use road::{Road, RoadOrder, cam_mult_image_confidence_change};
 pub use robust::{
     Attack, AttackLoss, AttackResult, Fgsm, Norm, Pgd, compare_attacks, minimal_perturbation,
