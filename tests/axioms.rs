@@ -369,3 +369,70 @@ fn layer_gradient_shap_converges_to_layer_integrated_gradients() {
         "LayerGradientShap vs LayerIntegratedGradients: rel L2 {err}"
     );
 }
+
+/// IG to a target delta: steps doubled until every sample's completeness error is within the
+/// bound. Nesting rules reuse their points (the trapezoid evaluates exactly its final size),
+/// Gauss-Legendre starts over; either way the result is plain IG at the size reported.
+#[test]
+fn integrated_gradients_to_a_target_delta_equals_plain_ig_at_the_steps_it_reports() {
+    let model = cnn(11);
+    let x = pseudo_random(&[2, 3, 12, 12], 4, 1.0);
+    let target = Target::classes(vec![1, 3]);
+    let bound = 1e-3 * output_scale(&model, &x, &target).max(1.0);
+    for method in [
+        firelight::grad::Approximation::RiemannTrapezoid,
+        firelight::grad::Approximation::RiemannLeft,
+        firelight::grad::Approximation::GaussLegendre,
+    ] {
+        // Gauss-Legendre is already within 1e-3 at 4 steps: it is held to a tighter bound.
+        let bound = if method == firelight::grad::Approximation::GaussLegendre {
+            bound / 10.0
+        } else {
+            bound
+        };
+        let ig = IntegratedGradients::new(&model).n_steps(4).method(method);
+        let found = ig
+            .attribute_to_delta(&x.clone().into(), &target, bound, 4096)
+            .unwrap();
+        let plain = IntegratedGradients::new(&model)
+            .n_steps(found.n_steps)
+            .method(method)
+            .attribute(&x, &target)
+            .unwrap();
+        let got = values(&found.attributions.clone().into_single().unwrap());
+        let err = rel_l2(&got, &values(&plain));
+        println!(
+            "{method:?}: {} steps, {} points evaluated, delta {:?} (bound {bound:.1e}), rel L2 to plain IG {err:.1e}",
+            found.n_steps, found.evaluated_points, found.delta
+        );
+        assert!(found.converged, "{method:?}: {:?}", found.delta);
+        assert!(found.delta.iter().all(|d| d.abs() <= bound));
+        assert!(err < 1e-5, "{method:?}: {err}");
+        assert!(
+            found.n_steps > 4,
+            "the start was not accurate enough: {:?}",
+            found.delta
+        );
+        match method {
+            firelight::grad::Approximation::GaussLegendre => {
+                assert!(found.evaluated_points > found.n_steps)
+            }
+            _ => assert_eq!(found.evaluated_points, found.n_steps, "points reused"),
+        }
+    }
+    // A bound that is not positive, and a ceiling below the start, are refused.
+    let ig = IntegratedGradients::new(&model).n_steps(4);
+    assert!(
+        ig.attribute_to_delta(&x.clone().into(), &target, 0.0, 64)
+            .is_err()
+    );
+    assert!(
+        ig.attribute_to_delta(&x.clone().into(), &target, 1e-3, 2)
+            .is_err()
+    );
+    // A ceiling that stops it early says it did not converge.
+    let capped = ig
+        .attribute_to_delta(&x.clone().into(), &target, 1e-12, 8)
+        .unwrap();
+    assert!(!capped.converged && capped.n_steps == 8);
+}

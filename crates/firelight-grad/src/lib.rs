@@ -59,7 +59,7 @@ pub use gradient_shap::GradientShap;
 pub use guided_backprop::{Deconvolution, GuidedBackprop};
 pub use guided_grad_cam::GuidedGradCam;
 pub use input_x_gradient::InputXGradient;
-pub use integrated_gradients::IntegratedGradients;
+pub use integrated_gradients::{ConvergedAttributions, IntegratedGradients};
 pub use internal_influence::InternalInfluence;
 pub use layer_activation::LayerActivation;
 pub use layer_conductance::LayerConductance;
