@@ -87,6 +87,11 @@ pub struct IntegratedGradientsConfig {
     pub internal_batch_size: Option<usize>,
     /// Multiply by `inputs - baselines` (`multiply_by_inputs`, true).
     pub multiply_by_inputs: bool,
+    /// Integrated Gradients only: double `n_steps` until every sample's convergence delta is
+    /// within this bound (`IntegratedGradients::attribute_to_delta`), up to `max_steps`.
+    pub target_delta: Option<f32>,
+    /// The most steps a `target_delta` run may take (1024).
+    pub max_steps: usize,
 }
 
 impl Default for IntegratedGradientsConfig {
@@ -96,6 +101,8 @@ impl Default for IntegratedGradientsConfig {
             method: Approximation::GaussLegendre,
             internal_batch_size: None,
             multiply_by_inputs: true,
+            target_delta: None,
+            max_steps: 1024,
         }
     }
 }
@@ -585,6 +592,10 @@ pub struct Overrides {
     pub stride: Option<usize>,
     /// LRP's composite.
     pub lrp_composite: Option<LrpComposite>,
+    /// Integrated Gradients' bound on the convergence delta (steps doubled until within it).
+    pub target_delta: Option<f32>,
+    /// The most steps a `target_delta` run may take.
+    pub max_steps: Option<usize>,
 }
 
 /// What a run needs besides the method: the layer of layer methods and CAMs, the baselines, the
@@ -603,6 +614,26 @@ pub struct RunContext {
     /// Explain these units of [`RunContext::layer`] instead of the target (Captum's `Neuron*`
     /// methods): an input method then runs on [`Neuron`] with `Target::class(0)`.
     pub neuron: Option<NeuronSelector>,
+    /// Told what a run found that its result does not carry (the steps Integrated Gradients
+    /// took to reach its `target_delta`).
+    pub report: Option<ReportCallback>,
+}
+
+/// A shared callback for one line about a run: what [`RunContext::report`] holds.
+#[derive(Clone)]
+pub struct ReportCallback(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl ReportCallback {
+    /// A callback from a closure.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ReportCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportCallback")
+    }
 }
 
 /// A shared progress callback, `(done, total)`: what [`RunContext::progress`] holds.
@@ -918,9 +949,19 @@ impl MethodConfig {
     pub fn options(&self) -> Vec<(&'static str, String)> {
         let batch = |b: Option<usize>| b.map_or_else(|| "all".to_string(), |b| b.to_string());
         match self {
-            MethodConfig::IntegratedGradients(c)
-            | MethodConfig::LayerIntegratedGradients(c)
-            | MethodConfig::NeuronConductance(c) => {
+            MethodConfig::IntegratedGradients(c) => vec![
+                ("n_steps", c.n_steps.to_string()),
+                ("method", c.method.captum_name().to_string()),
+                ("internal_batch_size", batch(c.internal_batch_size)),
+                ("multiply_by_inputs", c.multiply_by_inputs.to_string()),
+                (
+                    "target_delta",
+                    c.target_delta
+                        .map_or_else(|| "none".to_string(), |d| d.to_string()),
+                ),
+                ("max_steps", c.max_steps.to_string()),
+            ],
+            MethodConfig::LayerIntegratedGradients(c) | MethodConfig::NeuronConductance(c) => {
                 vec![
                     ("n_steps", c.n_steps.to_string()),
                     ("method", c.method.captum_name().to_string()),
@@ -1029,6 +1070,10 @@ impl MethodConfig {
                     took.push($name);
                 }
             };
+        }
+        if let MethodConfig::IntegratedGradients(c) = self {
+            set!(c.target_delta, o.target_delta.map(Some), "target_delta");
+            set!(c.max_steps, o.max_steps, "max_steps");
         }
         match self {
             MethodConfig::IntegratedGradients(c)
@@ -1237,15 +1282,37 @@ impl MethodConfig {
             };
         }
         match self {
-            MethodConfig::IntegratedGradients(c) => batched!(
-                IntegratedGradients::new(model)
-                    .n_steps(c.n_steps)
-                    .method(c.method)
-                    .multiply_by_inputs(c.multiply_by_inputs)
-                    .baselines(baselines),
-                c.internal_batch_size
-            )
-            .attribute_inputs(inputs, target),
+            MethodConfig::IntegratedGradients(c) => {
+                let ig = batched!(
+                    IntegratedGradients::new(model)
+                        .n_steps(c.n_steps)
+                        .method(c.method)
+                        .multiply_by_inputs(c.multiply_by_inputs)
+                        .baselines(baselines),
+                    c.internal_batch_size
+                );
+                match c.target_delta {
+                    None => ig.attribute_inputs(inputs, target),
+                    Some(bound) => {
+                        let found = ig.attribute_to_delta(inputs, target, bound, c.max_steps)?;
+                        if let Some(report) = &context.report {
+                            let worst = found.delta.iter().fold(0.0f32, |m, d| m.max(d.abs()));
+                            (report.0)(&format!(
+                                "integrated_gradients: {} steps ({} points evaluated), largest \
+                                 |convergence delta| {worst:.2e} {} the bound {bound:.2e}",
+                                found.n_steps,
+                                found.evaluated_points,
+                                if found.converged {
+                                    "within"
+                                } else {
+                                    "still above (max_steps reached)"
+                                }
+                            ));
+                        }
+                        Ok(found.attributions)
+                    }
+                }
+            }
             MethodConfig::Saliency(c) => Saliency::new(model)
                 .abs(c.abs)
                 .attribute_inputs(inputs, target),

@@ -408,6 +408,13 @@ pub(crate) struct MethodOptionArgs {
     /// `n_steps` of the path methods (integrated gradients, layer IG, conductance; Captum: 50).
     #[arg(long)]
     pub(crate) steps: Option<usize>,
+    /// Integrated gradients to a bound: --steps doubled until every input's |convergence
+    /// delta| is at most this (the steps taken are printed).
+    #[arg(long)]
+    pub(crate) target_delta: Option<f32>,
+    /// The most steps --target-delta may take.
+    #[arg(long, requires = "target_delta")]
+    pub(crate) max_steps: Option<usize>,
     /// The path methods' quadrature (Captum's `method`; default gausslegendre).
     #[arg(long, value_enum)]
     pub(crate) ig_method: Option<IgMethod>,
@@ -565,6 +572,8 @@ impl MethodOptionArgs {
             window: self.window,
             stride: self.stride,
             lrp_composite: self.lrp_composite.map(Into::into),
+            target_delta: self.target_delta,
+            max_steps: self.max_steps,
         };
         let mut configs: Vec<MethodConfig> = names
             .iter()
@@ -577,6 +586,12 @@ impl MethodOptionArgs {
         let asked = [
             ("--steps", self.steps.is_some(), "n_steps"),
             ("--ig-method", self.ig_method.is_some(), "ig_method"),
+            (
+                "--target-delta",
+                self.target_delta.is_some(),
+                "target_delta",
+            ),
+            ("--max-steps", self.max_steps.is_some(), "max_steps"),
             ("--samples", self.samples.is_some(), "n_samples"),
             ("--nt-type", self.nt_type.is_some(), "nt_type"),
             ("--stdevs", self.stdevs.is_some(), "stdevs"),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use firelight::core::npy::write_npy_tensor;
-use firelight::methods::{Family, RunContext};
+use firelight::methods::{Family, ReportCallback, RunContext};
 use firelight::prelude::*;
 use firelight::viz::{Colormap, RgbImage, Sign, titled_grid};
 
@@ -168,6 +168,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
         feature_mask: args.options.feature_mask(methods, photo.as_ref())?,
         progress: None,
         neuron: args.options.neuron.clone(),
+        report: Some(ReportCallback::new(|line| println!("{line}"))),
     };
     // Neuron attribution explains units of the layer, not the target.
     let (about, slug) = match (&args.options.neuron, &layer) {

@@ -496,6 +496,64 @@ fn visualize_dreams_on_a_photo_and_draws_a_concepts_direction() {
 }
 
 #[test]
+fn integrated_gradients_doubles_its_steps_to_a_target_delta_and_says_how_many() {
+    let out = scratch("target-delta");
+    let o = out.to_str().unwrap();
+    let (model, image) = (
+        texture("model.onnx"),
+        texture("inputs/striped/striped_00.png"),
+    );
+    let t = succeed(&[
+        "explain",
+        "--model",
+        &model,
+        "--image",
+        &image,
+        "--method",
+        "integrated_gradients",
+        "--steps",
+        "4",
+        "--target-delta",
+        "0.01",
+        "--out",
+        o,
+    ]);
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("integrated_gradients:"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains("within the bound"), "{line}");
+    let steps: usize = line
+        .trim_start_matches("integrated_gradients: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(steps > 4 && steps.is_power_of_two(), "{line}");
+    // The bound is an option of integrated gradients only.
+    let bad = firelight(&[
+        "explain",
+        "--model",
+        &model,
+        "--image",
+        &image,
+        "--method",
+        "saliency",
+        "--target-delta",
+        "0.01",
+        "--out",
+        o,
+    ]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("it is an option of: integrated_gradients"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn bad_concept_images_and_embedding_layers_fail_clearly() {
     let out = scratch("concept-bad");
     let o = out.to_str().unwrap();

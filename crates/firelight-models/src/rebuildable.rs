@@ -138,7 +138,7 @@ impl Randomizable for Rebuildable {
         let mut out: Vec<String> = Vec::new();
         for w in self.weights.iter().filter(|w| learned(&w.name)) {
             let layer = layer_of(&w.name);
-            if out.last().is_none_or(|l| l != layer) && !out.iter().any(|l| l == layer) {
+            if !out.iter().any(|l| l == layer) {
                 out.push(layer.to_string());
             }
         }
