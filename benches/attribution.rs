@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench attribution` prints one line per case; `tools/parity/bench_captum.py` times
 //! Captum on the same shapes. Set `FIRELIGHT_BENCH_REPS` to change the repetitions (default 3;
-//! the median is reported). Results and commands: BENCHMARKS.md.
+//! the median is reported), and `FIRELIGHT_BENCH_IBS` to time Integrated Gradients at other
+//! `internal_batch_size`s (comma-separated; default 50). Results and commands: BENCHMARKS.md.
 
 mod common;
 
@@ -24,6 +25,20 @@ fn main() {
     println!("case                      batch  seconds  inputs/s");
     for batch in [1usize, 8] {
         let (x, target) = imagenet_batch(batch, &device);
+        let chunk_sizes: Vec<usize> = std::env::var("FIRELIGHT_BENCH_IBS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![50]);
+        let names: Vec<String> = chunk_sizes
+            .iter()
+            .map(|&rows| {
+                if rows == 50 {
+                    "integrated_gradients_50".to_string()
+                } else {
+                    format!("integrated_gradients_50_ibs{rows}")
+                }
+            })
+            .collect();
         let mut cases: Vec<(&str, Case)> = vec![
             (
                 "saliency",
@@ -41,17 +56,20 @@ fn main() {
                         .expect("deeplift");
                 }),
             ),
-            (
-                "integrated_gradients_50",
-                Box::new(|| {
-                    IntegratedGradients::new(&model)
+        ];
+        for (name, &rows) in names.iter().zip(&chunk_sizes) {
+            let (model, x, target) = (&model, &x, &target);
+            cases.push((
+                name.as_str(),
+                Box::new(move || {
+                    IntegratedGradients::new(model)
                         .n_steps(50)
-                        .internal_batch_size(50)
-                        .attribute(&x, &target)
+                        .internal_batch_size(rows)
+                        .attribute(x, target)
                         .expect("ig");
                 }),
-            ),
-        ];
+            ));
+        }
         for (name, f) in cases.iter_mut() {
             if filter.as_deref().is_some_and(|pat| !name.contains(pat)) {
                 continue;
