@@ -42,8 +42,9 @@ pub(crate) struct VisualizeArgs {
     /// The layer (`firelight layers` lists them).
     #[arg(long)]
     layer: String,
-    /// The channels to visualise, comma-separated: one picture each.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    /// The channels to visualise, comma-separated: one picture each [default: 0; with --dream,
+    /// the whole layer].
+    #[arg(long, value_delimiter = ',')]
     channel: Vec<usize>,
     /// Maximise the mean square of the whole layer instead (DeepDream's objective).
     #[arg(long, conflicts_with_all = ["channel", "concept", "cav"])]
@@ -217,11 +218,16 @@ pub(crate) fn run(args: VisualizeArgs) -> Result<()> {
     } else if let Some(path) = &args.cav {
         let (name, w) = saved_direction(path, &args.layer)?;
         vec![(name, Objective::Direction(w))]
-    } else if args.dream.is_some() && args.channel == [0] {
+    } else if args.dream.is_some() && args.channel.is_empty() {
         // DeepDream's own objective unless channels are asked for.
         vec![("layer".into(), Objective::Layer)]
     } else {
-        args.channel
+        let channels = if args.channel.is_empty() {
+            &[0][..]
+        } else {
+            &args.channel[..]
+        };
+        channels
             .iter()
             .map(|&c| (format!("channel {c}"), Objective::Channel(c)))
             .collect()
