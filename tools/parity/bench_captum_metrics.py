@@ -10,24 +10,14 @@ of --reps runs after a warm-up.
 import argparse
 import os
 import sys
-import time
 
 import torch
 from captum.attr import Saliency
 from captum.metrics import infidelity, sensitivity_max
 
 sys.path.insert(0, os.path.dirname(__file__))
+from bench_captum import timed  # noqa: E402
 from models import ResNet18, randomize_batch_norm  # noqa: E402
-
-
-def timed(reps, f):
-    f()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main():

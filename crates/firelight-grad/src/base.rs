@@ -145,14 +145,30 @@ pub(crate) fn attribute_with_delta(
     let samples: Vec<usize> = (0..batch).collect();
     let resolved = resolve_baselines(baselines, &attributed_as_floats(inputs)?, &samples)?;
     let attributions = path_method(&resolved, &samples)?;
-    let f_end = target_scores(model, inputs, target, &samples)?;
-    let f_start = target_scores(model, &at_baselines(inputs, resolved)?, target, &samples)?;
-    let total = attributions
+    let change = score_change(model, inputs, resolved, target, &samples)?;
+    let delta = attribution_sums(&attributions)? - change;
+    Ok((attributions, delta))
+}
+
+/// `f(inputs) - f(baselines)` per sample: what complete attributions sum to.
+pub(crate) fn score_change(
+    model: &dyn Model,
+    inputs: &Inputs,
+    baselines: Vec<DynTensor>,
+    target: &Target,
+    samples: &[usize],
+) -> Result<Tensor<1>> {
+    let f_end = target_scores(model, inputs, target, samples)?;
+    let f_start = target_scores(model, &at_baselines(inputs, baselines)?, target, samples)?;
+    Ok(f_end - f_start)
+}
+
+/// The attributions summed per sample, over every attributed input.
+pub(crate) fn attribution_sums(attributions: &Attributions) -> Result<Tensor<1>> {
+    attributions
         .tensors()
         .into_iter()
         .map(sum_per_sample)
         .reduce(|a, b| a + b)
-        .ok_or_else(|| Error::Model("a path method returned no attributions".into()))?;
-    let delta = total - (f_end - f_start);
-    Ok((attributions, delta))
+        .ok_or_else(|| Error::Model("a path method returned no attributions".into()))
 }

@@ -2,14 +2,16 @@
 //! from a baseline to the input, times the input's difference from the baseline.
 
 use burn::tensor::Tensor;
-use firelight_core::gradients::{input_gradients, sum_per_sample, target_scores, validate};
+use firelight_core::gradients::{input_gradients, validate};
 use firelight_core::{
     Attribution, Attributions, Baseline, DynTensor, Error, Inputs, Model, ReluPolicy, Result,
     Target,
 };
 
 use crate::approximation::Approximation;
-use crate::base::{at_baselines, attribute_with_delta, check_steps, resolve_baselines};
+use crate::base::{
+    attribute_with_delta, attribution_sums, check_steps, resolve_baselines, score_change,
+};
 use crate::path::path_integral;
 
 /// Captum's `IntegratedGradients`, with its defaults: `n_steps = 50`, `method = "gausslegendre"`,
@@ -129,14 +131,13 @@ impl<'m> IntegratedGradients<'m> {
         let samples: Vec<usize> = (0..batch).collect();
         validate(self.model, inputs, &samples)?;
         let baselines = resolve_baselines(&self.baselines, &inputs.attributed_floats()?, &samples)?;
-        let f_end = target_scores(self.model, inputs, target, &samples)?;
-        let f_start = target_scores(
+        let change = to_f32s(score_change(
             self.model,
-            &at_baselines(inputs, baselines.clone())?,
+            inputs,
+            baselines.clone(),
             target,
             &samples,
-        )?;
-        let change = to_f32s(f_end - f_start)?;
+        )?)?;
         let detached = inputs.detached();
         let ends = detached.attributed_floats()?;
         let nested = matches!(
@@ -203,14 +204,7 @@ impl<'m> IntegratedGradients<'m> {
                 )?
             };
             let attributions = self.finish(&detached, averaged, &ends, &baselines)?;
-            let total = attributions
-                .tensors()
-                .into_iter()
-                .map(sum_per_sample)
-                .reduce(|a, b| a + b)
-                .ok_or_else(|| {
-                    Error::Model("integrated gradients returned no attributions".into())
-                })?;
+            let total = attribution_sums(&attributions)?;
             let delta: Vec<f32> = to_f32s(total)?
                 .iter()
                 .zip(&change)

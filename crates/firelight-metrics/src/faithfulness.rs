@@ -18,6 +18,16 @@ pub enum FeatureBaseline {
     Constant(f32),
 }
 
+impl FeatureBaseline {
+    /// The value removed features of the sample `row` take.
+    pub(crate) fn value(self, row: &[f32]) -> f32 {
+        match self {
+            FeatureBaseline::Black => row.iter().copied().fold(f32::INFINITY, f32::min),
+            FeatureBaseline::Constant(v) => v,
+        }
+    }
+}
+
 /// Quantus's `FaithfulnessCorrelation` (`nr_runs` 100, `subset_size` 224, `"black"`), one value
 /// per sample. Attributions are over the input's positions (a map, or input-shaped and summed
 /// over the channels); a chosen position is removed in every channel.
@@ -140,10 +150,7 @@ impl<'m> FaithfulnessCorrelation<'m> {
         let mut out = Vec::with_capacity(batch);
         for (b, runs) in subsets.iter().enumerate() {
             let row = &x[b * features..(b + 1) * features];
-            let fill = match self.baseline {
-                FeatureBaseline::Black => row.iter().copied().fold(f32::INFINITY, f32::min),
-                FeatureBaseline::Constant(v) => v,
-            };
+            let fill = self.baseline.value(row);
             let mut copies = Vec::with_capacity(runs.len() * features);
             for subset in runs {
                 let mut copy = row.to_vec();

@@ -152,10 +152,7 @@ impl<'m> RegionPerturbation<'m> {
             }
             order.truncate(self.regions_evaluation);
             let row = &x[b * features..(b + 1) * features];
-            let fill = match self.baseline {
-                FeatureBaseline::Black => row.iter().copied().fold(f32::INFINITY, f32::min),
-                FeatureBaseline::Constant(v) => v,
-            };
+            let fill = self.baseline.value(row);
             let mut current = row.to_vec();
             let mut copies = Vec::with_capacity(order.len() * features);
             for &r in &order {

@@ -261,6 +261,7 @@ impl<'m> ActivationMaximization<'m> {
             self.model,
             &self.layer,
             self.objective.clone(),
+            (&self.mean, &self.std),
             &self.device,
         )?;
         let (c, n) = (self.channels, self.size);
@@ -278,20 +279,8 @@ impl<'m> ActivationMaximization<'m> {
         for step in 0..self.steps {
             let image = picture.image(&p);
             let view = self.transforms.draw(n, out, &mut rng);
-            let mut seen = view.apply(&image, c);
-            let o2 = out * out;
-            for (ch, chunk) in seen.chunks_mut(o2).enumerate() {
-                for v in chunk {
-                    *v = (*v - self.mean[ch]) / self.std[ch];
-                }
-            }
-            let (score, mut grad) = ascent.step(seen, [1, c, out, out])?;
+            let (score, grad) = ascent.step(view.apply(&image, c), [1, c, out, out])?;
             trace.push(score);
-            for (ch, chunk) in grad.chunks_mut(o2).enumerate() {
-                for g in chunk {
-                    *g /= self.std[ch];
-                }
-            }
             let at_picture = view.adjoint(&grad, c);
             let g = picture.adjoint(&image, at_picture);
             adam.ascend(&mut p, &g);

@@ -174,6 +174,7 @@ impl<'m> DeepDream<'m> {
             self.model,
             &self.layer,
             self.objective.clone(),
+            (&self.mean, &self.std),
             &self.device,
         )?;
         let mut rng = StdRng::seed_from_u64(self.seed);
@@ -193,7 +194,6 @@ impl<'m> DeepDream<'m> {
                 src.iter_mut().zip(&up).for_each(|(s, d)| *s += d);
             }
             let out = self.input_size.map_or(size, |side| [side, side]);
-            let n_out = out[0] * out[1];
             for step in 0..self.steps {
                 let j = self.jitter as i64;
                 let (dy, dx) = if j > 0 {
@@ -210,17 +210,8 @@ impl<'m> DeepDream<'m> {
                 );
                 let view =
                     Resampler::new(size, out, Outside::Wrap, |y, x| (y * ry - dy, x * rx - dx));
-                let mut seen = view.apply(&src, c);
-                for (ch, chunk) in seen.chunks_mut(n_out).enumerate() {
-                    chunk
-                        .iter_mut()
-                        .for_each(|v| *v = (*v - self.mean[ch]) / self.std[ch]);
-                }
-                let (score, mut grad) = ascent.step(seen, [1, c, out[0], out[1]])?;
+                let (score, grad) = ascent.step(view.apply(&src, c), [1, c, out[0], out[1]])?;
                 trace.push(score);
-                for (ch, chunk) in grad.chunks_mut(n_out).enumerate() {
-                    chunk.iter_mut().for_each(|g| *g /= self.std[ch]);
-                }
                 let g = view.adjoint(&grad, c);
                 let mean_abs = g.iter().map(|v| v.abs()).sum::<f32>() / g.len() as f32;
                 if mean_abs > 0.0 && mean_abs.is_finite() {

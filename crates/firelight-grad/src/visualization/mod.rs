@@ -145,10 +145,13 @@ pub(crate) fn objective_target(objective: &Objective, shape: &[usize]) -> Result
 
 /// The model cut at a layer, with the objective's target made on first use and again whenever
 /// the input's shape changes (it needs the layer's shape): the picture's objective and gradient
-/// come from one forward and backward.
+/// come from one forward and backward. Pictures are in [0, 1]; the model's normalisation (`mean`
+/// and `std` per channel, checked by the caller) is applied here, and its gradient carried back.
 pub(crate) struct Ascent<'m> {
     cut: Embedding<&'m dyn Model>,
     objective: Objective,
+    mean: Vec<f32>,
+    std: Vec<f32>,
     /// The objective's target and the input shape it was made for.
     target: Option<(Target, [usize; 4])>,
     score: Arc<Mutex<f32>>,
@@ -160,20 +163,33 @@ impl<'m> Ascent<'m> {
         model: &'m dyn Model,
         layer: &str,
         objective: Objective,
+        (mean, std): (&[f32], &[f32]),
         device: &Device,
     ) -> Result<Self> {
         Ok(Self {
             cut: Embedding::new(model, layer.to_string())?,
             objective,
+            mean: mean.to_vec(),
+            std: std.to_vec(),
             target: None,
             score: Arc::new(Mutex::new(f32::NAN)),
             device: device.clone(),
         })
     }
 
-    /// The objective at `picture` (`[1, channels, height, width]` as the model sees it) and its
-    /// gradient there.
-    pub(crate) fn step(&mut self, picture: Vec<f32>, shape: [usize; 4]) -> Result<(f32, Vec<f32>)> {
+    /// The objective at `picture` (`[1, channels, height, width]`, values in [0, 1], before the
+    /// model's normalisation) and its gradient there.
+    pub(crate) fn step(
+        &mut self,
+        mut picture: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<(f32, Vec<f32>)> {
+        let pixels = shape[2] * shape[3];
+        for (ch, chunk) in picture.chunks_mut(pixels).enumerate() {
+            chunk
+                .iter_mut()
+                .for_each(|v| *v = (*v - self.mean[ch]) / self.std[ch]);
+        }
         let input = DynTensor::from_vec(picture, shape.to_vec(), &self.device)?;
         let inputs = Inputs::from(input);
         if self
@@ -204,11 +220,15 @@ impl<'m> Ascent<'m> {
             self.target = Some((target, shape));
         }
         let (target, _) = self.target.as_ref().expect("set above");
-        let grad = input_gradients(&self.cut, &inputs, target, &[0], ReluPolicy::Standard)?
+        let mut grad = input_gradients(&self.cut, &inputs, target, &[0], ReluPolicy::Standard)?
             .into_iter()
             .next()
             .ok_or_else(|| Error::Model("no gradient for the picture".into()))?
             .to_vec()?;
+        // Back through the normalisation.
+        for (ch, chunk) in grad.chunks_mut(pixels).enumerate() {
+            chunk.iter_mut().for_each(|g| *g /= self.std[ch]);
+        }
         let score = self.score.lock().map(|s| *s).unwrap_or(f32::NAN);
         Ok((score, grad))
     }
