@@ -13,6 +13,8 @@
 //!   Feature Ablation over tokens, HTML views, attention rollout; the bundled MiniLM sentiment model);
 //! - [`attention`]: attention maps of every layer and head, rollout and Chefer et al.'s
 //!   relevance, for text and vision transformers;
+//! - [`dataset`]: data-set jobs (chunks written atomically and resumed, shards for SLURM and
+//!   Kubernetes, merging, a pool of workers);
 //! - [`bundled`]: the ImageNet classifier and photos shipped in `models/`;
 //! - [`methods`]: the typed method registry (one config per method, Captum's defaults), by name.
 //!
@@ -34,6 +36,7 @@
 
 pub mod attention;
 pub mod bundled;
+pub mod dataset;
 pub mod methods;
 pub mod tabular;
 pub mod text;

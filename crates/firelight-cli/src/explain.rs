@@ -9,6 +9,7 @@ use firelight::prelude::*;
 use firelight::viz::{Colormap, RgbImage, Sign, titled_grid};
 
 use crate::args::{InputArgs, MethodOptionArgs, TargetArgs, load_input, methods_help};
+use crate::dataset::DatasetArgs;
 use crate::named::{NamedFile, parse_named_file};
 use crate::session::{Drawing, Picture, Session, draw, file_safe, method_bar};
 
@@ -61,6 +62,8 @@ pub(crate) struct ExplainArgs {
     /// Folder for the outputs.
     #[arg(long, default_value = "firelight-out")]
     pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) dataset: DatasetArgs,
 }
 
 /// Captum's `sign`.
@@ -113,6 +116,13 @@ impl From<ColormapChoice> for Colormap {
 }
 
 pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
+    if let Some(inputs) = &args.dataset.data_set {
+        let methods = args
+            .method
+            .clone()
+            .unwrap_or_else(|| vec!["integrated_gradients".into()]);
+        return crate::dataset::explain(&args, inputs, &methods);
+    }
     if !args.inputs.is_empty() {
         let methods = args
             .method

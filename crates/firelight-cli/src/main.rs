@@ -10,10 +10,12 @@ use firelight::prelude::*;
 
 mod args;
 mod attention;
+mod dataset;
 mod evaluate;
 mod explain;
 mod explain_text;
 mod layers;
+mod merge;
 mod named;
 mod predict;
 mod sanity;
@@ -60,6 +62,18 @@ enum Command {
     ///       --method gradcam --layer /_conv_head/Conv_output_0
     #[command(verbatim_doc_comment)]
     Explain(explain::ExplainArgs),
+    /// Gather the chunks of a data-set job's shards (`explain --inputs ... --shard I/N`) into one
+    /// index, in sample order.
+    ///
+    /// The shards may share one folder (a shared volume: `firelight merge OUT`) or write a folder
+    /// each (`firelight merge shard0 shard1 shard2 --out merged`). Fails, naming them, while
+    /// chunks are missing; the folders must hold the same job.
+    ///
+    /// Examples:
+    ///   firelight merge firelight-out
+    ///   firelight merge /scratch/job-a /scratch/job-b --out /scratch/job
+    #[command(verbatim_doc_comment)]
+    Merge(merge::MergeArgs),
     /// Attribute a text classifier's prediction to the words of each sentence.
     ///
     /// Layer Integrated Gradients at the word embeddings by default (Captum's text tutorial:
@@ -164,6 +178,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Explain(args) => explain::explain(args),
+        Command::Merge(args) => merge::run(args),
         Command::ExplainText(args) => explain_text::run(args),
         Command::Attention(args) => attention::run(args),
         Command::Evaluate(args) => evaluate::evaluate(args),

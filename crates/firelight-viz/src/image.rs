@@ -41,6 +41,12 @@ impl RgbImage {
 
     /// Writes the image as PNG, atomically (a failure leaves no file behind).
     pub fn write_png(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        write_atomic(path, &self.encode_png(path)?)
+    }
+
+    /// The image as PNG bytes (errors name `path`, where they are going).
+    pub fn encode_png(&self, path: impl AsRef<Path>) -> Result<Vec<u8>> {
         use ::image::ImageEncoder;
         let path = path.as_ref();
         let bad = |reason: String| Error::Image {
@@ -64,7 +70,7 @@ impl RgbImage {
         ::image::codecs::png::PngEncoder::new(&mut bytes)
             .write_image(&self.data, width, height, ::image::ExtendedColorType::Rgb8)
             .map_err(|e| bad(e.to_string()))?;
-        write_atomic(path, &bytes)
+        Ok(bytes)
     }
 
     /// The pixel at `(x, y)`.

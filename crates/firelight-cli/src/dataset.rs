@@ -1,0 +1,441 @@
+//! `firelight explain --inputs`: a whole data set, chunk by chunk, resumable, sharded over a
+//! scheduler's tasks and spread over a pool of workers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use firelight::bundled::ImageClassifier;
+use firelight::core::Classes;
+use firelight::core::npy::encode_npy;
+use firelight::dataset::{
+    Chunk, ChunkResult, Job, OnError, OutputFile, Record, Sample, Shard, file_stem_for,
+    read_samples, sample_seed,
+};
+use firelight::methods::{Family, MethodConfig, Overrides, RunContext};
+use firelight::perturb::FeatureMask;
+use firelight::prelude::*;
+use firelight::viz::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{classifier, device, load_input, resolve_target};
+use crate::explain::ExplainArgs;
+use crate::session::{draw, file_safe};
+
+/// The options of a data-set job (`firelight explain --inputs`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct DatasetArgs {
+    /// Explain a whole data set instead of one photo: a folder of photos and .npy tensors
+    /// (searched recursively) or a manifest CSV with a `path` column (and optional `id` and
+    /// `target` columns). Results go to --out chunk by chunk, then an index (index.jsonl: sample,
+    /// id, input, method, target, prediction, score, output file); the same command again resumes
+    /// a job that stopped.
+    #[arg(long = "inputs", value_name = "FOLDER|MANIFEST.csv")]
+    pub(crate) data_set: Option<PathBuf>,
+    /// Samples per chunk: explained as one batch, written and resumed as one.
+    #[arg(long, default_value_t = 8, requires = "data_set")]
+    pub(crate) chunk_size: usize,
+    /// Compute only shard I of N: the chunks c with c mod N = I. Without it the shard comes from
+    /// a SLURM job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with --shards); with neither, the whole job. `firelight merge`
+    /// gathers the shards' chunks into one index (the last shard to finish also writes it).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "data_set")]
+    pub(crate) shard: Option<Shard>,
+    /// How many shards the job has, where the scheduler gives only this one's index (a
+    /// Kubernetes Indexed Job's `completions`).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "data_set",
+        conflicts_with = "shard"
+    )]
+    pub(crate) shards: Option<usize>,
+    /// Chunks explained at once on this machine, each by a worker with a model of its own and its
+    /// share of the cores.
+    #[arg(long, default_value_t = 1, requires = "data_set")]
+    pub(crate) workers: usize,
+    /// A sample that cannot be read or explained: fail the job, naming it, or skip it (its index
+    /// line carries the error, and it is reported).
+    #[arg(long, value_enum, default_value_t = OnErrorChoice::Fail, requires = "data_set")]
+    pub(crate) on_error: OnErrorChoice,
+    /// Also draw each photo's map as a PNG beside its .npy.
+    #[arg(long, requires = "data_set")]
+    pub(crate) pictures: bool,
+}
+
+/// `--on-error`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum OnErrorChoice {
+    Fail,
+    Skip,
+}
+
+fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
+    Shard::parse(text).map_err(|e| e.to_string())
+}
+
+/// Runs the data-set job `args` describes.
+pub(crate) fn explain(
+    args: &ExplainArgs,
+    inputs: &std::path::Path,
+    methods: &[String],
+) -> Result<()> {
+    let data = &args.dataset;
+    for (given, flag) in [
+        (args.input.image.is_some(), "--image"),
+        (args.target.concept_image.is_some(), "--concept-image"),
+        (args.options.neuron.is_some(), "--neuron"),
+        (args.baseline != "zeros", "--baseline"),
+    ] {
+        if given {
+            return Err(Error::parameter(
+                "inputs",
+                inputs.display(),
+                format!(
+                    "{flag} is for one input; a data-set job takes --target (or a manifest's target column)"
+                ),
+            ));
+        }
+    }
+    let samples = read_samples(inputs)?;
+    let methods = args.options.configs(methods)?;
+    if methods.iter().any(|m| m.info().family == Family::Layer) && args.options.layer.is_none() {
+        return Err(Error::parameter(
+            "layer",
+            "none",
+            "layer methods and CAMs need --layer",
+        ));
+    }
+    let from_env = match data.shard {
+        Some(_) => None,
+        None => Shard::from_env(data.shards)?,
+    };
+    let shard = match (data.shard, from_env, data.shards) {
+        (Some(shard), _, _) | (None, Some(shard), _) => shard,
+        (None, None, Some(count)) => {
+            return Err(Error::parameter(
+                "shards",
+                count,
+                "--shards takes this shard's index from JOB_COMPLETION_INDEX or \
+                 SLURM_ARRAY_TASK_ID, and neither is set; give --shard I/N",
+            ));
+        }
+        (None, None, None) => Shard::WHOLE,
+    };
+    // Everything that changes the numbers or the files: a restart with other settings is refused.
+    let settings = serde_json::json!({
+        "command": "explain",
+        "methods": methods.iter().map(|m| m.info().name).collect::<Vec<_>>(),
+        "model": format!("{:?}", args.input.model),
+        "device": format!("{:?}", args.input.device.device),
+        "target": format!("{:?}", args.target),
+        "options": format!("{:?}", args.options),
+        "pictures": data.pictures.then(|| format!("{:?}", args.drawing())),
+    });
+    let job = Job::new(&args.out, samples)
+        .chunk_size(data.chunk_size)
+        .shard(shard)
+        .workers(data.workers)
+        .on_error(match data.on_error {
+            OnErrorChoice::Fail => OnError::Fail,
+            OnErrorChoice::Skip => OnError::Skip,
+        })
+        .settings(settings);
+    let pending = job.pending().len();
+    println!(
+        "{}: {} chunks of {} (shard {shard}: {pending} to do) into {}",
+        inputs.display(),
+        job.chunk_count(),
+        data.chunk_size,
+        args.out.display()
+    );
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} samples [{elapsed}, ~{eta} left]")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    let summary = job.run(
+        |_| {
+            let worker = Worker::new(args, &methods, &job)?;
+            Ok(move |chunk: &Chunk<'_>| worker.explain(chunk))
+        },
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    println!(
+        "explained {} samples in {} chunks ({} were done already){}",
+        summary.samples,
+        summary.computed,
+        summary.already_done,
+        match summary.errors {
+            0 => String::new(),
+            n => format!("; {n} index lines carry an error (--on-error skip)"),
+        }
+    );
+    match summary.index {
+        Some(index) => println!("index: {}", index.display()),
+        None => println!(
+            "{} chunks of other shards are not done yet; the last shard writes the index, or run \
+             `firelight merge {}` once they are",
+            summary.others_pending,
+            args.out.display()
+        ),
+    }
+    Ok(())
+}
+
+/// One worker's model and what it needs to explain a chunk.
+struct Worker<'a> {
+    args: &'a ExplainArgs,
+    methods: &'a [MethodConfig],
+    job: &'a Job,
+    device: Device,
+    classifier: ImageClassifier,
+}
+
+/// A sample read and predicted.
+struct Loaded<'s> {
+    position: usize,
+    sample: &'s Sample,
+    photo: Option<RgbImage>,
+    record: Record,
+}
+
+impl<'a> Worker<'a> {
+    fn new(args: &'a ExplainArgs, methods: &'a [MethodConfig], job: &'a Job) -> Result<Self> {
+        let device = device(args.input.device.device)?;
+        let classifier = classifier(&args.input.model, &device)?;
+        if let Some(layer) = &args.options.layer {
+            classifier.model().check_layer(layer)?;
+        }
+        Ok(Self {
+            args,
+            methods,
+            job,
+            device,
+            classifier,
+        })
+    }
+
+    fn explain(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
+        let mut result = ChunkResult::default();
+        let mut loaded = Vec::new();
+        let mut tensors: Vec<DynTensor> = Vec::new();
+        for (position, sample) in chunk.positioned() {
+            let read = load_input(&self.classifier, &sample.path, &self.device).and_then(
+                |(photo, tensor)| match tensors.first() {
+                    Some(first) if first.sample_shape() != tensor.sample_shape() => {
+                        Err(Error::ShapeMismatch {
+                            what: format!("sample `{}` vs the chunk's first sample", sample.id),
+                            expected: first.shape().to_vec(),
+                            got: tensor.shape().to_vec(),
+                        })
+                    }
+                    _ => Ok((photo, tensor)),
+                },
+            );
+            match read {
+                Ok((photo, tensor)) => {
+                    tensors.push(tensor);
+                    loaded.push(Loaded {
+                        position,
+                        sample,
+                        photo,
+                        record: Record::new(position, sample),
+                    });
+                }
+                Err(e) => self.fail(&mut result, position, sample, &e)?,
+            }
+        }
+        if loaded.is_empty() {
+            return Ok(result);
+        }
+        let batch = DynTensor::cat(tensors)?;
+        let rows = self.predict(&batch, &mut loaded);
+        // A sample whose target cannot be resolved is dropped before anything is attributed.
+        let mut kept = Vec::new();
+        let mut kept_rows = Vec::new();
+        for (row, (item, resolved)) in loaded.into_iter().zip(rows?).enumerate() {
+            match resolved {
+                Ok(()) => {
+                    kept.push(item);
+                    kept_rows.push(row);
+                }
+                Err(e) => self.fail(&mut result, item.position, item.sample, &e)?,
+            }
+        }
+        let loaded = kept;
+        if loaded.is_empty() {
+            return Ok(result);
+        }
+        let batch = if kept_rows.len() == batch.batch() {
+            batch
+        } else {
+            batch.select_rows(&kept_rows)?
+        };
+        for method in self.methods {
+            self.attribute(method, &batch, &loaded, &mut result)?;
+        }
+        Ok(result)
+    }
+
+    /// Records the failure (`--on-error skip`) or stops the job (`fail`).
+    fn fail(
+        &self,
+        result: &mut ChunkResult,
+        position: usize,
+        sample: &Sample,
+        e: &Error,
+    ) -> Result<()> {
+        let record = self.job.failure(position, sample, e)?;
+        eprintln!("skipped {}: {e}", sample.path.display());
+        result.records.push(record);
+        Ok(())
+    }
+
+    /// Each sample's prediction, the class to explain (the manifest's, else `--target`; `top` is
+    /// the prediction) and its explained output (logit or probability); per sample, whether its
+    /// target could be resolved.
+    fn predict(&self, batch: &DynTensor, loaded: &mut [Loaded<'_>]) -> Result<Vec<Result<()>>> {
+        let logits = self.classifier.model().predict(&batch.clone().into())?;
+        let outputs = logits.dims()[1];
+        let values = DynTensor::new(logits.clone()).to_vec()?;
+        let tops = self.classifier.top_k(logits, 1)?;
+        let mut resolved = Vec::with_capacity(loaded.len());
+        for (row, (item, top)) in loaded.iter_mut().zip(tops).enumerate() {
+            let top = &top[0];
+            item.record.prediction = Some(top.class);
+            item.record.prediction_label = Some(top.label.clone());
+            item.record.probability = Some(top.probability);
+            let spec = item
+                .sample
+                .target
+                .as_deref()
+                .unwrap_or(&self.args.target.target);
+            resolved.push(resolve_target(&self.classifier, top, spec).map(|class| {
+                let logits = &values[row * outputs..(row + 1) * outputs];
+                item.record.target = Some(class);
+                item.record.target_label = Some(self.classifier.label(class));
+                item.record.score = Some(if self.args.target.probability {
+                    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f32 = logits.iter().map(|v| (v - max).exp()).sum();
+                    (logits[class] - max).exp() / sum
+                } else {
+                    logits[class]
+                });
+            }));
+        }
+        Ok(resolved)
+    }
+
+    fn target(&self, classes: Vec<usize>) -> Target {
+        match (self.args.target.probability, classes.as_slice()) {
+            (true, [class]) => Target::probability(*class),
+            (false, [class]) => Target::class(*class),
+            (true, _) => Target::Probability(Classes::PerSample(classes)),
+            (false, _) => Target::classes(classes),
+        }
+    }
+
+    /// One method over the chunk: one batch, or sample by sample where the method draws random
+    /// numbers (each sample's seed comes from its id) or cuts the photo into features.
+    fn attribute(
+        &self,
+        method: &MethodConfig,
+        batch: &DynTensor,
+        loaded: &[Loaded<'_>],
+        result: &mut ChunkResult,
+    ) -> Result<()> {
+        let info = method.info();
+        let model = self.classifier.model();
+        let context = RunContext {
+            layer: self.args.options.layer.clone(),
+            ..RunContext::default()
+        };
+        let stochastic = method
+            .clone()
+            .apply(&Overrides {
+                seed: Some(0),
+                ..Overrides::default()
+            })
+            .contains(&"seed");
+        let classes: Vec<usize> = loaded
+            .iter()
+            .map(|l| l.record.target.unwrap_or(0))
+            .collect();
+        let rows: Vec<DynTensor> = if stochastic || method.uses_feature_mask() {
+            let mut rows = Vec::with_capacity(loaded.len());
+            for (row, item) in loaded.iter().enumerate() {
+                let mut own = method.clone();
+                own.apply(&Overrides {
+                    seed: Some(sample_seed(self.args.options.seed, &item.sample.id)),
+                    ..Overrides::default()
+                });
+                let context = RunContext {
+                    feature_mask: self
+                        .args
+                        .options
+                        .feature_mask(std::slice::from_ref(&own), item.photo.as_ref())?,
+                    ..context.clone()
+                };
+                let input = batch.rows(row, row + 1);
+                rows.push(own.attribute_tensor(
+                    model,
+                    &input,
+                    &self.target(vec![classes[row]]),
+                    &context,
+                )?);
+            }
+            rows
+        } else {
+            let context = RunContext {
+                feature_mask: FeatureMask::Elements,
+                ..context
+            };
+            let all =
+                method.attribute_tensor(model, batch, &self.target(classes.clone()), &context)?;
+            (0..loaded.len())
+                .map(|row| all.rows(row, row + 1))
+                .collect()
+        };
+        let suffix = match &self.args.options.layer {
+            Some(layer) if info.needs_layer() => format!(".{}", file_safe(layer)),
+            _ => String::new(),
+        };
+        for (item, attribution) in loaded.iter().zip(rows) {
+            let stem = format!(
+                "attributions/{}.{}{suffix}",
+                file_stem_for(&item.sample.id),
+                info.name
+            );
+            let npy = format!("{stem}.npy");
+            result.files.push(OutputFile {
+                name: npy.clone(),
+                bytes: encode_npy(attribution.shape(), &attribution.to_vec()?),
+            });
+            if let (true, Some(photo), false) = (
+                self.args.dataset.pictures,
+                &item.photo,
+                info.family == Family::Layer,
+            ) {
+                let png = format!("{stem}.png");
+                let picture = draw(photo, method, &attribution, &self.args.drawing())?;
+                result.files.push(OutputFile {
+                    bytes: picture.encode_png(&png)?,
+                    name: png,
+                });
+            }
+            result.records.push(Record {
+                method: Some(info.name.to_string()),
+                output: Some(npy),
+                ..item.record.clone()
+            });
+        }
+        Ok(())
+    }
+}

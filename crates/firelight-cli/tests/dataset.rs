@@ -1,0 +1,429 @@
+//! Data-set jobs end to end (`firelight explain --inputs`, `firelight merge`): a job killed at a
+//! random chunk resumes to the same bytes, shards from SLURM's and Kubernetes' environments and a
+//! pool of workers merge to the single run, and bad samples are reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use firelight::dataset::Record;
+
+fn firelight(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_firelight"));
+    command.args(args);
+    for name in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_STEP",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn succeed(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = firelight(args, env).output().expect("the binary runs");
+    let t = text(&out);
+    assert!(out.status.success(), "{args:?}: {t}");
+    t
+}
+
+fn fail(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = firelight(args, env).output().expect("the binary runs");
+    let t = text(&out);
+    assert!(!out.status.success(), "{args:?} should fail: {t}");
+    t
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("firelight-dataset-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `count` photos (the bundled ones, over and over) in a folder with a sub-folder.
+fn photos(name: &str, count: usize) -> PathBuf {
+    let dir = scratch(name);
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/images");
+    let bundled = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"];
+    std::fs::create_dir_all(dir.join("more")).unwrap();
+    for i in 0..count {
+        let source = bundled[i % bundled.len()];
+        let extension = Path::new(source).extension().unwrap().to_string_lossy();
+        let folder = if i % 3 == 2 { "more/" } else { "" };
+        std::fs::copy(
+            images.join(source),
+            dir.join(format!("{folder}photo{i:02}.{extension}")),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// Saliency (one batch per chunk) and SmoothGrad (seeded per sample) over `inputs`.
+fn job_args<'a>(inputs: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "explain",
+        "--inputs",
+        inputs,
+        "--out",
+        out,
+        "--method",
+        "saliency,smoothgrad",
+        "--samples",
+        "2",
+        "--chunk-size",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Every file under `dir` by its relative path, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn records(index: &Path) -> Vec<Record> {
+    std::fs::read_to_string(index)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every file under a final name is whole: index lines parse and name files that are there,
+/// `.npy` files parse with as many values as their shape says.
+fn assert_whole(dir: &Path) {
+    for (name, bytes) in tree(dir) {
+        let file = Path::new(&name)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if file.starts_with('.') {
+            continue;
+        }
+        if name.ends_with(".npy") {
+            let array = firelight::core::npy::parse_npy(&bytes)
+                .unwrap_or_else(|e| panic!("{name} is not whole: {e}"));
+            assert_eq!(
+                array.data.len(),
+                array.shape.iter().product::<usize>(),
+                "{name}"
+            );
+        } else if name.ends_with(".jsonl") {
+            for line in String::from_utf8(bytes).unwrap().lines() {
+                let record: Record = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{name} has a broken line: {e}"));
+                if let Some(output) = record.output {
+                    assert!(
+                        dir.join(&output).is_file(),
+                        "{name} names {output}, not there"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn markers(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("chunks"))
+        .map(|entries| {
+            entries
+                .filter(|e| {
+                    let name = e
+                        .as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned();
+                    !name.starts_with('.') && name.ends_with(".jsonl")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The reference: the whole job in one process, uninterrupted.
+fn reference(inputs: &str, name: &str) -> PathBuf {
+    let out = scratch(name);
+    let printed = succeed(&job_args(inputs, out.to_str().unwrap(), &[]), &[]);
+    assert!(printed.contains("index:"), "{printed}");
+    out
+}
+
+#[test]
+fn a_job_killed_at_a_random_chunk_resumes_to_the_same_bytes() {
+    let inputs = photos("kill-inputs", 8);
+    let inputs = inputs.to_str().unwrap();
+    let whole = reference(inputs, "kill-reference");
+    let index = records(&whole.join("index.jsonl"));
+    assert_eq!(index.len(), 16, "8 samples x 2 methods");
+    assert!(index.iter().all(|r| r.error.is_none() && r.score.is_some()));
+    assert_eq!(
+        index[0].id, "more/photo02.png",
+        "samples go in the order of their paths"
+    );
+
+    // Killed (SIGKILL: no chance to clean up) once 1 to 3 of the 4 chunks are done.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize;
+    let kill_after = 1 + nanos % 3;
+    eprintln!("killing after {kill_after} chunks");
+    let out = scratch("killed");
+    let args = job_args(inputs, out.to_str().unwrap(), &[]);
+    let mut child = firelight(&args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while markers(&out) < kill_after {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the job hangs"
+        );
+        assert_whole(&out);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_whole(&out);
+    assert!(
+        !out.join("index.jsonl").exists(),
+        "no index before every chunk is done"
+    );
+
+    let printed = succeed(&args, &[]);
+    assert!(printed.contains("were done already"), "{printed}");
+    assert_eq!(
+        tree(&out),
+        tree(&whole),
+        "the resumed job's files differ from the whole run's"
+    );
+    // Resuming a finished job computes nothing and changes nothing.
+    let printed = succeed(&args, &[]);
+    assert!(
+        printed.contains("explained 0 samples in 0 chunks (4 were done already)"),
+        "{printed}"
+    );
+    assert_eq!(tree(&out), tree(&whole));
+    // Other settings into the same folder are refused, not mixed in.
+    let other = job_args(inputs, out.to_str().unwrap(), &["--seed", "7"]);
+    assert!(fail(&other, &[]).contains("other settings"));
+}
+
+#[test]
+fn shards_from_slurm_kubernetes_and_the_flag_merge_to_the_single_run() {
+    let inputs = photos("shard-inputs", 7);
+    let inputs = inputs.to_str().unwrap();
+    let whole = reference(inputs, "shard-reference");
+
+    // Three processes at once into one shared folder, each told its shard another way.
+    let shared = scratch("shared");
+    let out = shared.to_str().unwrap();
+    let runs = [
+        (
+            job_args(inputs, out, &[]),
+            vec![
+                ("SLURM_ARRAY_TASK_ID", "1"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+            ],
+        ),
+        (
+            job_args(inputs, out, &["--shards", "3"]),
+            vec![("JOB_COMPLETION_INDEX", "1")],
+        ),
+        (job_args(inputs, out, &["--shard", "2/3"]), vec![]),
+    ];
+    let children: Vec<_> = runs
+        .iter()
+        .map(|(args, env)| {
+            firelight(args, env)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let printed = succeed(&["merge", out], &[]);
+    assert!(
+        printed.contains("14 index lines from 4 chunks"),
+        "{printed}"
+    );
+    assert_eq!(
+        tree(&shared),
+        tree(&whole),
+        "shards in one folder differ from the single run"
+    );
+
+    // A folder per shard, merged into a third: the same lines and numbers, the paths relative.
+    let dirs: Vec<PathBuf> = (0..3).map(|i| scratch(&format!("shard{i}"))).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        let shard = format!("{i}/3");
+        succeed(
+            &job_args(inputs, dir.to_str().unwrap(), &["--shard", &shard]),
+            &[],
+        );
+    }
+    let early = fail(&["merge", dirs[0].to_str().unwrap()], &[]);
+    assert!(early.contains("chunks are not done (1, 2)"), "{early}");
+    let merged = scratch("merged");
+    let mut args: Vec<&str> = vec!["merge"];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    args.extend(["--out", merged.to_str().unwrap()]);
+    succeed(&args, &[]);
+    let (expected, got) = (
+        records(&whole.join("index.jsonl")),
+        records(&merged.join("index.jsonl")),
+    );
+    assert_eq!(got.len(), expected.len());
+    for (got, expected) in got.iter().zip(&expected) {
+        let output = got.output.clone().unwrap();
+        assert!(output.starts_with("../firelight-dataset-shard"), "{output}");
+        assert_eq!(
+            std::fs::read(merged.join(&output)).unwrap(),
+            std::fs::read(whole.join(expected.output.as_ref().unwrap())).unwrap(),
+            "{output}"
+        );
+        assert_eq!(
+            Record {
+                output: expected.output.clone(),
+                ..got.clone()
+            },
+            *expected
+        );
+    }
+}
+
+#[test]
+fn a_pool_of_workers_gives_the_single_runs_bytes() {
+    let inputs = photos("pool-inputs", 6);
+    let inputs = inputs.to_str().unwrap();
+    let whole = reference(inputs, "pool-reference");
+    let pool = scratch("pool");
+    succeed(
+        &job_args(inputs, pool.to_str().unwrap(), &["--workers", "2"]),
+        &[],
+    );
+    assert_eq!(tree(&pool), tree(&whole));
+}
+
+#[test]
+fn an_unreadable_sample_fails_the_job_or_is_skipped_and_reported() {
+    let inputs = photos("bad-inputs", 3);
+    std::fs::write(inputs.join("photo01b.png"), b"not a png").unwrap();
+    let inputs = inputs.to_str().unwrap();
+    let out = scratch("bad-fail");
+    let args = [
+        "explain",
+        "--inputs",
+        inputs,
+        "--out",
+        out.to_str().unwrap(),
+        "--method",
+        "saliency",
+    ];
+    let printed = fail(&args, &[]);
+    assert!(
+        printed.contains("photo01b.png") && printed.contains("--on-error skip"),
+        "{printed}"
+    );
+
+    let out = scratch("bad-skip");
+    let mut args = args.to_vec();
+    args[4] = out.to_str().unwrap();
+    args.extend(["--on-error", "skip", "--pictures"]);
+    let printed = succeed(&args, &[]);
+    assert!(
+        printed.contains("skipped") && printed.contains("photo01b.png"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("1 index lines carry an error"),
+        "{printed}"
+    );
+    let index = records(&out.join("index.jsonl"));
+    let bad: Vec<&Record> = index.iter().filter(|r| r.error.is_some()).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].id, "photo01b.png");
+    assert!(bad[0].output.is_none() && bad[0].method.is_none());
+    assert_eq!(
+        index.len(),
+        4,
+        "three results and one error, in sample order"
+    );
+    assert!(
+        out.join("attributions/photo00.png.saliency.png").is_file(),
+        "--pictures draws the maps"
+    );
+}
+
+#[test]
+fn shards_out_of_range_and_unknown_data_sets_are_refused() {
+    let inputs = photos("range-inputs", 2);
+    let inputs = inputs.to_str().unwrap();
+    let out = scratch("range");
+    let out = out.to_str().unwrap();
+    let refused = fail(&job_args(inputs, out, &["--shard", "3/3"]), &[]);
+    assert!(refused.contains("the last of 3 is 2"), "{refused}");
+    let refused = fail(
+        &job_args(inputs, out, &[]),
+        &[
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ],
+    );
+    assert!(refused.contains("the last of 4 is 3"), "{refused}");
+    let refused = fail(
+        &job_args(inputs, out, &[]),
+        &[("JOB_COMPLETION_INDEX", "0")],
+    );
+    assert!(refused.contains("--shards"), "{refused}");
+    let refused = fail(&job_args("/no/such/folder", out, &[]), &[]);
+    assert!(refused.contains("/no/such/folder"), "{refused}");
+    let refused = fail(&["merge", out], &[]);
+    assert!(refused.contains("job.json"), "{refused}");
+}
