@@ -86,6 +86,8 @@ pub(crate) fn explain(
         (args.target.concept_image.is_some(), "--concept-image"),
         (args.options.neuron.is_some(), "--neuron"),
         (args.baseline != "zeros", "--baseline"),
+        (!args.inputs.is_empty(), "--input"),
+        (args.rows.is_some() || args.row.is_some(), "--rows/--row"),
     ] {
         if given {
             return Err(Error::parameter(

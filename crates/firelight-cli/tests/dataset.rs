@@ -107,7 +107,14 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                     .unwrap()
                     .to_string_lossy()
                     .into_owned();
-                files.insert(name, std::fs::read(&path).unwrap());
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        files.insert(name, bytes);
+                    }
+                    // A running job's temporary file, renamed since the folder was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("{name}: {e}"),
+                }
             }
         }
     }
