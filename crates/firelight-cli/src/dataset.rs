@@ -101,11 +101,17 @@ pub(crate) fn explain(
     }
     let samples = read_samples(inputs)?;
     let methods = args.options.configs(methods)?;
-    if methods.iter().any(|m| m.info().family == Family::Layer) && args.options.layer.is_none() {
+    if let (Some(method), None) = (
+        methods.iter().find(|m| m.info().needs_layer()),
+        &args.options.layer,
+    ) {
         return Err(Error::parameter(
             "layer",
             "none",
-            "layer methods and CAMs need --layer",
+            format!(
+                "{} needs --layer (`firelight layers` lists them)",
+                method.info().name
+            ),
         ));
     }
     let from_env = match data.shard {

@@ -431,6 +431,13 @@ fn shards_out_of_range_and_unknown_data_sets_are_refused() {
     assert!(refused.contains("--shards"), "{refused}");
     let refused = fail(&job_args("/no/such/folder", out, &[]), &[]);
     assert!(refused.contains("/no/such/folder"), "{refused}");
+    let refused = fail(
+        &[
+            "explain", "--inputs", inputs, "--out", out, "--method", "gradcam",
+        ],
+        &[],
+    );
+    assert!(refused.contains("gradcam needs --layer"), "{refused}");
     let refused = fail(&["merge", out], &[]);
     assert!(refused.contains("job.json"), "{refused}");
 }
