@@ -256,20 +256,12 @@ impl Job {
     }
 
     fn job_file(&self) -> JobFile {
-        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        let mut listing = String::new();
         for sample in &self.samples {
             let target = sample.target.as_deref().unwrap_or("");
-            for byte in sample
-                .id
-                .bytes()
-                .chain([0])
-                .chain(target.bytes())
-                .chain([b'\n'])
-            {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
+            listing.push_str(&format!("{}\0{target}\n", sample.id));
         }
+        let hash = firelight_core::randomize::layer_seed(&listing);
         JobFile {
             settings: self.settings.clone(),
             chunk_size: self.chunk_size,

@@ -31,11 +31,7 @@ pub use shard::Shard;
 /// (FNV-1a, then SplitMix64), so a sample gets the same draws whichever chunk, shard, worker or
 /// retry computes it.
 pub fn sample_seed(seed: u64, id: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = firelight_core::randomize::layer_seed(id);
     let mut z = seed ^ hash;
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

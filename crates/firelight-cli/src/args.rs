@@ -225,26 +225,14 @@ impl TargetArgs {
             } else {
                 "logit of"
             };
-            let (target, description) = if classes.iter().all(|&c| c == classes[0]) {
+            let description = if classes.iter().all(|&c| c == classes[0]) {
                 let class = classes[0];
-                let target = if self.probability {
-                    Target::probability(class)
-                } else {
-                    Target::class(class)
-                };
                 let label = classifier.label(class);
-                (target, format!("{kind} `{label}` (class {class})"))
+                format!("{kind} `{label}` (class {class})")
             } else {
-                let target = if self.probability {
-                    Target::Probability(Classes::PerSample(classes.clone()))
-                } else {
-                    Target::classes(classes.clone())
-                };
-                (
-                    target,
-                    format!("{kind} classes {classes:?}, one per sample"),
-                )
+                format!("{kind} classes {classes:?}, one per sample")
             };
+            let target = class_target(self.probability, classes);
             return Ok(Explained {
                 model: Box::new(model),
                 target,
@@ -275,6 +263,20 @@ impl TargetArgs {
             description: format!("{kind} to `{}` at {layer}", concept.display()),
             slug: format!("_{kind}_{name}"),
         })
+    }
+}
+
+/// The logit (or, with `probability`, the softmax probability) of one class per sample: one
+/// class for every sample when they agree.
+pub(crate) fn class_target(probability: bool, classes: Vec<usize>) -> Target {
+    let all_one = classes
+        .first()
+        .is_some_and(|&first| classes.iter().all(|&c| c == first));
+    match (probability, all_one) {
+        (true, true) => Target::probability(classes[0]),
+        (false, true) => Target::class(classes[0]),
+        (true, false) => Target::Probability(Classes::PerSample(classes)),
+        (false, false) => Target::classes(classes),
     }
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use firelight::bundled::ImageClassifier;
-use firelight::core::Classes;
 use firelight::core::npy::encode_npy;
 use firelight::dataset::{
     Chunk, ChunkResult, Job, OnError, OutputFile, Record, Sample, Shard, file_stem_for,
@@ -18,7 +17,7 @@ use firelight::prelude::*;
 use firelight::viz::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{classifier, device, load_input, resolve_target};
+use crate::args::{class_target, classifier, device, load_input, resolve_target};
 use crate::explain::ExplainArgs;
 use crate::session::{draw, file_safe};
 
@@ -342,12 +341,7 @@ impl<'a> Worker<'a> {
     }
 
     fn target(&self, classes: Vec<usize>) -> Target {
-        match (self.args.target.probability, classes.as_slice()) {
-            (true, [class]) => Target::probability(*class),
-            (false, [class]) => Target::class(*class),
-            (true, _) => Target::Probability(Classes::PerSample(classes)),
-            (false, _) => Target::classes(classes),
-        }
+        class_target(self.args.target.probability, classes)
     }
 
     /// One method over the chunk: one batch, or sample by sample where the method draws random

@@ -18,17 +18,9 @@ use crate::args::{InputArgs, MethodOptionArgs, classifier, device, load_input};
 
 /// A layer name made safe for a file name (ONNX names hold slashes).
 pub(crate) fn file_safe(layer: &str) -> String {
-    let safe: String = layer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    safe.trim_matches('_').to_string()
+    firelight::dataset::file_stem_for(layer)
+        .trim_matches('_')
+        .to_string()
 }
 
 /// How a result is drawn over the photo.
