@@ -36,6 +36,12 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<String>> {
     })
 }
 
+/// Parses a JSON list of class names held in memory; errors name it `source`.
+pub fn parse_labels(text: &str, source: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::Model(format!("{source}: not a list of class names ({e})")))
+}
+
 /// An image classifier with its labels and preprocessing: a bundled one or any ONNX file.
 pub struct ImageClassifier {
     model: Network,
@@ -120,6 +126,25 @@ impl ImageClassifier {
                 .unwrap_or_default(),
             labels,
             preprocess,
+        })
+    }
+
+    /// An ONNX image classifier held in memory (a file a browser page was given), with its class
+    /// names and preprocessing when known (numbered classes and torchvision's ImageNet
+    /// preprocessing otherwise); `name` is what messages call it.
+    pub fn onnx_bytes(
+        name: impl Into<String>,
+        bytes: &[u8],
+        labels: Vec<String>,
+        preprocess: Option<Preprocess>,
+        device: &Device,
+    ) -> Result<Self> {
+        let name = name.into();
+        Ok(Self {
+            model: Network::Onnx(Box::new(OnnxModel::from_named_bytes(&name, bytes, device)?)),
+            name,
+            labels,
+            preprocess: preprocess.unwrap_or_default(),
         })
     }
 

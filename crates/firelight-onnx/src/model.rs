@@ -221,7 +221,13 @@ impl OnnxModel {
 
     /// Loads a model from the bytes of an ONNX file (external data is not available this way).
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
-        let source_name = "<bytes>".to_string();
+        Self::from_named_bytes("<bytes>", bytes, device)
+    }
+
+    /// [`OnnxModel::from_bytes`] for bytes that came from somewhere with a name (a file picked in
+    /// a browser): errors name it `source_name`.
+    pub fn from_named_bytes(source_name: &str, bytes: &[u8], device: &Device) -> Result<Self> {
+        let source_name = source_name.to_string();
         let mut proto = crate::validate::check_bytes(bytes, &source_name)?;
         let graph = match parse(&source_name, || OnnxGraphBuilder::new().parse_bytes(bytes)) {
             Ok(graph) => graph,

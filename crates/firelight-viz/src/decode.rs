@@ -65,6 +65,18 @@ impl RgbImage {
     }
 }
 
+impl RgbImage {
+    /// Decodes a photo held in memory (a file a browser page was given, a download), as
+    /// [`RgbImage::read`] reads one from disk; errors name the photo `name`.
+    pub fn decode(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
+        let name = name.as_ref();
+        let reader = ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::io(name, e))?;
+        decode(name, reader)
+    }
+}
+
 fn open(path: &Path) -> Result<BufReader<std::fs::File>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     Ok(BufReader::new(file))
@@ -86,10 +98,14 @@ fn decode<R: BufRead + Seek>(path: &Path, mut reader: ImageReader<R>) -> Result<
             "unsupported format {name} (firelight reads {SUPPORTED_NAMES})"
         )));
     }
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(path)? {
-        return Err(bad(
-            "truncated JPEG: no end-of-image marker after its last scan".into(),
-        ));
+    if format == ImageFormat::Jpeg {
+        let mut inner = reader.into_inner();
+        if !jpeg_is_complete(path, &mut inner)? {
+            return Err(bad(
+                "truncated JPEG: no end-of-image marker after its last scan".into(),
+            ));
+        }
+        reader = ImageReader::with_format(inner, format);
     }
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
@@ -115,9 +131,17 @@ fn decode<R: BufRead + Seek>(path: &Path, mut reader: ImageReader<R>) -> Result<
 /// scan with grey and reports success (browsers' leniency); PIL, which the PyTorch pipelines read
 /// photos with, refuses such a file, and so do we. Inside a scan every `0xFF` byte is followed by
 /// `0x00` or a restart marker, so `FF DA` (start of scan) and `FF D9` (end of image) are real markers.
-fn jpeg_is_complete(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut reader = open(path)?;
+fn jpeg_is_complete(path: &Path, reader: &mut (impl BufRead + Seek)) -> Result<bool> {
+    use std::io::SeekFrom;
+    let start = reader.stream_position().map_err(|e| Error::io(path, e))?;
+    let complete = jpeg_ends(path, &mut *reader);
+    reader
+        .seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io(path, e))?;
+    complete
+}
+
+fn jpeg_ends(path: &Path, mut reader: impl std::io::Read) -> Result<bool> {
     let mut chunk = [0u8; 1 << 16];
     let (mut previous, mut in_scan, mut ended) = (0u8, false, false);
     loop {

@@ -36,10 +36,15 @@ impl Preprocess {
     pub fn from_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let pre: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-        let bad =
-            |key: &str, what: &str| Error::Model(format!("{}: `{key}` {what}", path.display()));
+        Self::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Parses a preprocessing JSON held in memory (see [`Preprocess::from_json`]); errors name
+    /// it `source`.
+    pub fn from_json_str(text: &str, source: &str) -> Result<Self> {
+        let pre: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Model(format!("{source}: {e}")))?;
+        let bad = |key: &str, what: &str| Error::Model(format!("{source}: `{key}` {what}"));
         let triple = |key: &str| -> Result<[f32; 3]> {
             let v: Vec<f32> = serde_json::from_value(pre[key].clone())
                 .map_err(|_| bad(key, "must be a list of 3 numbers"))?;
