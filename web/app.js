@@ -162,8 +162,12 @@ function renderResult(result) {
   $('result').hidden = false;
 }
 
-async function run() {
-  if (!photo || !info || busy) return;
+// Explains `candidate` (a newly dropped or picked photo) or the current photo. A new photo
+// becomes the current one only once the model could read it: a file that is not an image gets
+// a message and the previous photo stays.
+async function run(candidate = null) {
+  const subject = candidate ?? photo;
+  if (!subject || !info || busy) return;
   busy = true;
   $('explain').disabled = true;
   clearError();
@@ -171,7 +175,9 @@ async function run() {
   const progress = $('progress');
   try {
     status('Predicting…');
-    renderTop5((await call('predict', { photo: photo.bytes })).top);
+    const top = (await call('predict', { photo: subject.bytes, name: subject.name })).top;
+    if (candidate) showPhoto(candidate);
+    renderTop5(top);
     const m = currentMethod();
     const started = performance.now();
     progress.removeAttribute('value');
@@ -179,7 +185,8 @@ async function run() {
     const tick = setInterval(() => status(`Explaining with ${m.name}… ${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
     status(`Explaining with ${m.name}…`);
     try {
-      const result = await call('explain', { photo: photo.bytes, method: m.name, options: options() }, (done, total) => {
+      const request = { photo: subject.bytes, name: subject.name, method: m.name, options: options() };
+      const result = await call('explain', request, (done, total) => {
         progress.max = total;
         progress.value = done;
       });
@@ -199,16 +206,19 @@ async function run() {
   }
 }
 
-async function setPhoto(bytes, name) {
-  photo = { bytes, name };
-  const url = URL.createObjectURL(new Blob([bytes]));
+function showPhoto(candidate) {
+  photo = candidate;
+  const url = URL.createObjectURL(new Blob([candidate.bytes]));
   const img = $('photo');
   img.onload = () => URL.revokeObjectURL(url);
   img.onerror = () => URL.revokeObjectURL(url);
   img.src = url;
   img.hidden = false;
-  img.alt = name;
-  await run();
+  img.alt = candidate.name;
+}
+
+async function setPhoto(bytes, name) {
+  await run({ bytes, name });
 }
 
 async function readFile(file) { return new Uint8Array(await file.arrayBuffer()); }
@@ -262,7 +272,7 @@ async function main() {
     await setPhoto(new Uint8Array(await response.arrayBuffer()), 'chelsea.png');
   });
   $('method').addEventListener('change', methodChanged);
-  $('explain').addEventListener('click', run);
+  $('explain').addEventListener('click', () => run());
   $('model-file').addEventListener('change', modelFile);
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
   startWorker();

@@ -53,13 +53,13 @@ async function handle(kind, args, id) {
     case 'load':
       return { info: await load(args.name, args.model, args.labels ?? undefined, undefined) };
     case 'predict':
-      return { top: JSON.parse(await explainer.predict(args.photo, 5)) };
+      return { top: JSON.parse(await explainer.predict(args.photo, args.name, 5)) };
     case 'cropped':
-      return { png: await explainer.croppedPng(args.photo) };
+      return { png: await explainer.croppedPng(args.photo, args.name) };
     case 'explain': {
       const started = performance.now();
       const progress = (done, total) => self.postMessage({ id, progress: [done, total] });
-      const e = await explainer.explain(args.photo, args.method, JSON.stringify(args.options), progress);
+      const e = await explainer.explain(args.photo, args.name, args.method, JSON.stringify(args.options), progress);
       const result = {
         method: e.method, target: JSON.parse(e.target), layer: e.layer ?? null,
         shape: Array.from(e.shape), side: e.side, map: e.map, picture: e.picturePng, npy: e.npy(),

@@ -23,6 +23,7 @@ mod session;
 mod tabular;
 mod tcav;
 mod visualize;
+mod web;
 
 /// Explain the predictions of an image classifier: which pixels made it say what it said.
 ///
@@ -170,6 +171,15 @@ enum Command {
     Tcav(tcav::TcavArgs),
     /// List the layers (tap points) that layer methods can use, with their operator and shape.
     Layers(layers::LayersArgs),
+    /// Serve the browser page: the same methods in WebAssembly, computed in the visitor's
+    /// browser, nothing uploaded. Build the page once with `web/build.sh`.
+    ///
+    /// Examples:
+    ///   firelight web                  # http://127.0.0.1:8080/
+    ///   firelight web --port 0         # any free port (printed)
+    ///   firelight web --dir my/dist    # a page built elsewhere (any static host serves it too)
+    #[command(verbatim_doc_comment)]
+    Web(web::WebArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -187,6 +197,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Layers(args) => layers::run(args),
+        Command::Web(args) => web::run(args),
     }
 }
 

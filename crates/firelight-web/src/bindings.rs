@@ -85,16 +85,16 @@ impl Explainer {
         self.session.crop()
     }
 
-    /// The `k` most probable classes of a photo (PNG, JPEG, WebP, BMP, TIFF or GIF bytes), as a
-    /// JSON list of `{class, label, probability}`.
-    pub async fn predict(&self, photo: Vec<u8>, k: usize) -> Result<String, JsError> {
-        json(&self.session.predict(&photo, k).map_err(js_error)?)
+    /// The `k` most probable classes of a photo (the PNG, JPEG, WebP, BMP, TIFF or GIF bytes of a
+    /// file named `name`, which messages use), as a JSON list of `{class, label, probability}`.
+    pub async fn predict(&self, photo: Vec<u8>, name: String, k: usize) -> Result<String, JsError> {
+        json(&self.session.predict(&photo, &name, k).map_err(js_error)?)
     }
 
     /// The photo resized and centre-cropped as the network sees it, as PNG bytes.
     #[wasm_bindgen(js_name = croppedPng)]
-    pub async fn cropped_png(&self, photo: Vec<u8>) -> Result<Vec<u8>, JsError> {
-        self.session.cropped_png(&photo).map_err(js_error)
+    pub async fn cropped_png(&self, photo: Vec<u8>, name: String) -> Result<Vec<u8>, JsError> {
+        self.session.cropped_png(&photo, &name).map_err(js_error)
     }
 
     /// The class names as a JSON list (empty when the model came without them).
@@ -118,13 +118,14 @@ impl Explainer {
         json(&WebSession::methods())
     }
 
-    /// Explains a photo with the method named `method` and options as JSON (Captum's names:
+    /// Explains a photo (the bytes of a file named `name`) with the method named `method` and options as JSON (Captum's names:
     /// `target`, `layer`, `n_steps`, `internal_batch_size`, `n_samples`, `stdevs`, `seed`,
     /// `perturbations_per_eval`, `window`, `stride`, `signed`); `progress(done, total)` is called
     /// as perturbation methods run.
     pub async fn explain(
         &self,
         photo: Vec<u8>,
+        name: String,
         method: String,
         options_json: String,
         progress: Option<js_sys::Function>,
@@ -142,7 +143,7 @@ impl Explainer {
         });
         let explanation = self
             .session
-            .explain(&photo, &method, &options, progress)
+            .explain(&photo, &name, &method, &options, progress)
             .map_err(js_error)?;
         Ok(WebExplanation { explanation })
     }

@@ -223,21 +223,23 @@ impl WebSession {
         &self.classifier.labels
     }
 
-    fn photo(&self, photo: &[u8]) -> Result<Photo> {
-        let image = RgbImage::decode("the photo", photo)?;
+    fn photo(&self, photo: &[u8], name: &str) -> Result<Photo> {
+        let image = RgbImage::decode(name, photo)?;
         let cropped = self.classifier.crop(&image);
         let input = self.classifier.input(&cropped, &self.device)?;
         Ok(Photo { cropped, input })
     }
 
-    /// The photo as the network sees it (resized and centre-cropped), as PNG.
-    pub fn cropped_png(&self, photo: &[u8]) -> Result<Vec<u8>> {
-        self.photo(photo)?.cropped.encode_png("the cropped photo")
+    /// The photo (the bytes of a file named `name`, which errors name) as the network sees it,
+    /// resized and centre-cropped, as PNG.
+    pub fn cropped_png(&self, photo: &[u8], name: &str) -> Result<Vec<u8>> {
+        self.photo(photo, name)?.cropped.encode_png(name)
     }
 
-    /// The `k` most probable classes of the photo (any format [`RgbImage::decode`] reads).
-    pub fn predict(&self, photo: &[u8], k: usize) -> Result<Vec<Class>> {
-        let photo = self.photo(photo)?;
+    /// The `k` most probable classes of a photo (the bytes of a file named `name`, in any format
+    /// [`RgbImage::decode`] reads).
+    pub fn predict(&self, photo: &[u8], name: &str, k: usize) -> Result<Vec<Class>> {
+        let photo = self.photo(photo, name)?;
         self.top_k(&photo, k)
     }
 
@@ -296,14 +298,16 @@ impl WebSession {
             .collect()
     }
 
-    /// Explains the photo with the method named `method` (any registry name or alias) and
-    /// `options`; `progress` is told `(done, total)` as perturbation methods run.
+    /// Explains a photo (the bytes of a file named `name`) with the method named `method` (any
+    /// registry name or alias) and `options`; `progress` is told `(done, total)` as perturbation
+    /// methods run.
     ///
     /// Errors: an unknown method (the closest names), an unknown layer (the closest names), a
     /// target out of range or an unknown label, a photo that is not an image.
     pub fn explain(
         &self,
         photo: &[u8],
+        name: &str,
         method: &str,
         options: &ExplainOptions,
         progress: Option<ProgressCallback>,
@@ -328,7 +332,7 @@ impl WebSession {
         if let Some(layer) = &layer {
             self.classifier.model().check_layer(layer)?;
         }
-        let photo = self.photo(photo)?;
+        let photo = self.photo(photo, name)?;
         // Every class, most probable first: the target's probability on this photo comes with it.
         let ranked = self.top_k(&photo, usize::MAX)?;
         let target = match &options.target {

@@ -60,7 +60,13 @@ fn the_session_gives_what_the_library_gives_for_the_same_photo() {
             .to_vec()
             .unwrap();
         let web = session
-            .explain(common::PHOTO, method, &ExplainOptions::default(), None)
+            .explain(
+                common::PHOTO,
+                "chelsea.png",
+                method,
+                &ExplainOptions::default(),
+                None,
+            )
             .unwrap();
         assert_eq!(web.target.class, top);
         assert_eq!(web.values, library, "{method}");
@@ -101,31 +107,34 @@ fn bad_input_gets_a_message_not_a_panic() {
     let session = common::session();
     let message = |r: firelight::core::Result<_>| r.err().expect("an error").to_string();
     let defaults = ExplainOptions::default();
-    assert!(message(session.predict(b"not an image", 5).map(|_| ())).contains("not an image"));
+    assert!(
+        message(session.predict(b"not an image", "notes.txt", 5).map(|_| ()))
+            .contains("not an image")
+    );
     let unknown = message(
         session
-            .explain(common::PHOTO, "gradcan", &defaults, None)
+            .explain(common::PHOTO, "chelsea.png", "gradcan", &defaults, None)
             .map(|_| ()),
     );
     assert!(unknown.contains("gradcam"), "{unknown}");
     let layer = ExplainOptions::from_json(r#"{"layer": "/_conv_head/Conv_outpt_0"}"#).unwrap();
     let unknown = message(
         session
-            .explain(common::PHOTO, "gradcam", &layer, None)
+            .explain(common::PHOTO, "chelsea.png", "gradcam", &layer, None)
             .map(|_| ()),
     );
     assert!(unknown.contains("/_conv_head/Conv_output_0"), "{unknown}");
     let target = ExplainOptions::from_json(r#"{"target": 1000}"#).unwrap();
     let out = message(
         session
-            .explain(common::PHOTO, "saliency", &target, None)
+            .explain(common::PHOTO, "chelsea.png", "saliency", &target, None)
             .map(|_| ()),
     );
     assert!(out.contains("1000"), "{out}");
     assert!(ExplainOptions::from_json(r#"{"n_stpes": 3}"#).is_err());
     let label = ExplainOptions::from_json(r#"{"target": "Tabby"}"#).unwrap();
     let tabby = session
-        .explain(common::PHOTO, "saliency", &label, None)
+        .explain(common::PHOTO, "chelsea.png", "saliency", &label, None)
         .unwrap();
     assert_eq!(
         (tabby.target.class, tabby.target.label.as_str()),

@@ -32,11 +32,22 @@ async fn the_javascript_api_explains_and_reports_bad_input() {
     )
     .await
     .expect("loads");
-    let top: serde_json::Value =
-        serde_json::from_str(&explainer.predict(common::PHOTO.to_vec(), 5).await.unwrap()).unwrap();
+    let top: serde_json::Value = serde_json::from_str(
+        &explainer
+            .predict(common::PHOTO.to_vec(), "chelsea.png".into(), 5)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(top.as_array().unwrap().len(), 5);
     let e = explainer
-        .explain(common::PHOTO.to_vec(), "gradcam".into(), "{}".into(), None)
+        .explain(
+            common::PHOTO.to_vec(),
+            "chelsea.png".into(),
+            "gradcam".into(),
+            "{}".into(),
+            None,
+        )
         .await
         .expect("explains");
     assert_eq!(e.shape(), vec![1, 1, 224, 224]);
@@ -49,6 +60,7 @@ async fn the_javascript_api_explains_and_reports_bad_input() {
     let bad = explainer
         .explain(
             b"not a photo".to_vec(),
+            "notes.txt".into(),
             "saliency".into(),
             "{}".into(),
             None,

@@ -94,7 +94,7 @@ pub fn session() -> WebSession {
 /// The predictions and every case's summary, computed by `session`.
 pub fn compute(session: &WebSession) -> Fixture {
     let top5 = session
-        .predict(PHOTO, 5)
+        .predict(PHOTO, "chelsea.png", 5)
         .expect("predicts")
         .into_iter()
         .map(|c| (c.class, c.probability))
@@ -104,7 +104,7 @@ pub fn compute(session: &WebSession) -> Fixture {
         .map(|(method, options)| {
             let options = ExplainOptions::from_json(options).expect("valid options");
             let e = session
-                .explain(PHOTO, method, &options, None)
+                .explain(PHOTO, "chelsea.png", method, &options, None)
                 .unwrap_or_else(|e| panic!("{method}: {e}"));
             let summary = Summary::of(e.shape.clone(), e.target.class, &e.values);
             (method.to_string(), summary)
