@@ -105,7 +105,7 @@ function methodChanged() {
   $('method-about').textContent = `${m.about}. Matches ${m.reference}.`;
   $('layer-row').hidden = !m.needs_layer;
   $('steps-row').hidden = !has('n_steps');
-  $('window-row').hidden = !has('sliding_window_shapes');
+  $('window-row').hidden = !has('window');
 }
 
 function options() {
@@ -114,7 +114,7 @@ function options() {
   const chosen = {};
   if (m.needs_layer) chosen.layer = $('layer').value;
   if (has('n_steps')) chosen.n_steps = Number($('n-steps').value);
-  if (has('sliding_window_shapes')) {
+  if (has('window')) {
     chosen.window = Number($('window').value);
     chosen.stride = Math.max(1, Math.floor(chosen.window / 2));
   }
