@@ -105,7 +105,7 @@ fn bad_input_gets_a_message_not_a_panic() {
             .contains("labels.json")
     );
     let session = common::session();
-    let message = |r: firelight::core::Result<_>| r.err().expect("an error").to_string();
+    let message = |r: firelight::core::Result<()>| r.expect_err("an error").to_string();
     let defaults = ExplainOptions::default();
     assert!(
         message(session.predict(b"not an image", "notes.txt", 5).map(|_| ()))
