@@ -20,20 +20,11 @@ pub fn default_image() -> PathBuf {
     models_dir().join("images").join("chelsea.png")
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
-}
-
 /// Reads a JSON list of class names.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<String>> {
     let path = path.as_ref();
-    serde_json::from_value(read_json(path)?).map_err(|e| {
-        Error::Model(format!(
-            "{}: not a list of class names ({e})",
-            path.display()
-        ))
-    })
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_labels(&text, &path.display().to_string())
 }
 
 /// Parses a JSON list of class names held in memory; errors name it `source`.

@@ -44,6 +44,16 @@ impl RgbImage {
         decode(path, reader)
     }
 
+    /// Decodes a photo held in memory (a file a browser page was given, a download), as
+    /// [`RgbImage::read`] reads one from disk; errors name the photo `name`.
+    pub fn decode(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
+        let name = name.as_ref();
+        let reader = ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::io(name, e))?;
+        decode(name, reader)
+    }
+
     /// Reads a PNG (any bit depth and colour type; see [`RgbImage::read`] for the conversion).
     /// Anything else, whatever its name, is refused.
     pub fn read_png(path: impl AsRef<Path>) -> Result<Self> {
@@ -62,18 +72,6 @@ impl RgbImage {
             path,
             ImageReader::with_format(open(path)?, ImageFormat::Jpeg),
         )
-    }
-}
-
-impl RgbImage {
-    /// Decodes a photo held in memory (a file a browser page was given, a download), as
-    /// [`RgbImage::read`] reads one from disk; errors name the photo `name`.
-    pub fn decode(name: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
-        let name = name.as_ref();
-        let reader = ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| Error::io(name, e))?;
-        decode(name, reader)
     }
 }
 

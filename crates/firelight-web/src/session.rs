@@ -1,6 +1,6 @@
 //! What the page asks of a model, in plain Rust: load it from bytes, predict, list layers and
-//! methods, explain a photo. The wasm-bindgen layer ([`crate::bindings`]) only converts to and
-//! from JavaScript values, so everything here is also tested natively.
+//! methods, explain a photo. The wasm-bindgen layer (the `bindings` module, built for wasm32) only
+//! converts to and from JavaScript values, so everything here is also tested natively.
 
 use firelight::bundled::{ImageClassifier, Prediction, Preprocess, parse_labels};
 use firelight::core::budget;
@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const WEB_MAX_BYTES: u64 = 1536 << 20;
 
 /// Rows per forward/backward of the path and sampling methods when the page does not say:
-/// Captum's default (all `n_steps` rows at once) would need about 3 GiB of activations for
-/// EfficientNet-Lite0's 50 steps, more than a tab may have.
+/// Captum's default (all `n_steps` rows at once) holds the activations and gradients of 50 copies
+/// of the photo at once, more than a tab may have; 8 rows at a time give the same numbers.
 pub const WEB_INTERNAL_BATCH_SIZE: usize = 8;
 
 /// Options of one explanation, as the page sends them (Captum's names; every field optional).
@@ -179,6 +179,9 @@ impl WebSession {
     /// Loads an ONNX image classifier from the bytes of its file. `labels_json` is a JSON list of
     /// class names and `preprocess_json` its preprocessing (`resize`, `crop`, `mean`, `std`),
     /// both optional; `name` is what messages call the model.
+    ///
+    /// Sets the process-wide memory budget ([`budget::set_max_bytes`]) to [`WEB_MAX_BYTES`]: in a
+    /// page the process is the worker, which holds this one model.
     ///
     /// Errors: bytes that are not an ONNX model, an operator the interpreter does not run (named
     /// with its node), a model whose weights exceed [`WEB_MAX_BYTES`].
