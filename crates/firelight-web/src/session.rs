@@ -7,7 +7,7 @@ use firelight::core::budget;
 use firelight::core::npy::encode_npy;
 use firelight::methods::{Family, MethodConfig, Overrides, ProgressCallback, RunContext};
 use firelight::prelude::*;
-use firelight::viz::{RgbImage, default_explanation_map, default_explanation_picture};
+use firelight::viz::{RgbImage, default_explanation_map};
 use serde::{Deserialize, Serialize};
 
 /// The memory budget of a page: a wasm32 module addresses 4 GiB at most, and a browser tab
@@ -221,7 +221,7 @@ impl WebSession {
         self.classifier.preprocess.crop
     }
 
-    /// How many classes the model has (from its labels; 0 when it came without them).
+    /// The class names (empty when the model came without them).
     pub fn labels(&self) -> &[String] {
         &self.classifier.labels
     }
@@ -356,21 +356,19 @@ impl WebSession {
         let shape = attribution.shape().to_vec();
         let values = attribution.to_vec()?;
         let side = photo.cropped.width;
-        let (map, picture) = match info.family {
-            Family::Layer => (Vec::new(), None),
-            Family::Cam => {
-                let picture = default_explanation_map(&photo.cropped, &values, side, side)?;
-                (values.clone(), Some(picture))
-            }
+        // The map over the photo: the CAM itself, or the channel sum of an input attribution
+        // (what the default picture draws); layer attributions are not maps over the photo.
+        let map = match info.family {
+            Family::Layer => Vec::new(),
+            Family::Cam => values.clone(),
             Family::Gradient | Family::Perturbation => {
-                let (map, _, _) = firelight::viz::visualize::sum_channels(&attribution)?;
-                let picture = default_explanation_picture(&photo.cropped, &attribution)?;
-                (map, Some(picture))
+                firelight::viz::visualize::sum_channels(&attribution)?.0
             }
         };
-        let picture_png = match picture {
-            Some(p) => p.encode_png("the explanation picture")?,
-            None => Vec::new(),
+        let picture_png = match map.is_empty() {
+            true => Vec::new(),
+            false => default_explanation_map(&photo.cropped, &map, side, side)?
+                .encode_png("the explanation picture")?,
         };
         Ok(Explanation {
             method: info.name.to_string(),
