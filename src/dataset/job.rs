@@ -356,10 +356,10 @@ impl Job {
                 // Made on the first chunk, so a worker with nothing to do loads no model.
                 let worker = match &mut worker {
                     Some(worker) => worker,
-                    None => worker.insert(make_worker(k)?),
+                    None => worker.insert(caught(index, || make_worker(k))?),
                 };
                 let chunk = self.chunk(index);
-                let result = worker(&chunk)?;
+                let result = caught(index, || worker(&chunk))?;
                 errors.fetch_add(
                     result.records.iter().filter(|r| r.error.is_some()).count(),
                     Ordering::SeqCst,
@@ -442,4 +442,22 @@ impl Job {
         }
         write_atomic(&self.out.join(marker_name(chunk.index)), lines.as_bytes())
     }
+}
+
+/// Runs `work` for chunk `index`, turning a panic inside it (a device that went away mid-chunk: a
+/// remote server stopped, a GPU lost) into an error that says the finished chunks are kept. The
+/// panic's own message has already gone to stderr; the chunk leaves no files behind, since a
+/// chunk's files are written only after it is computed.
+fn caught<T>(index: usize, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        Err(Error::Model(format!(
+            "chunk {index} stopped: {message}; the chunks finished before it are kept, and the \
+             same command resumes the job"
+        )))
+    })
 }

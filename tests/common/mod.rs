@@ -4,7 +4,8 @@
 use firelight::prelude::*;
 
 /// The device the tests run on: flex (CPU), or the one `FIRELIGHT_TEST_DEVICE` names
-/// (`wgpu`, `cuda`) when the matching feature is built:
+/// (`wgpu`, `cuda`; `remote`: flex served over WebSocket on loopback by the test process itself)
+/// when the matching feature is built:
 /// `FIRELIGHT_TEST_DEVICE=wgpu cargo test --workspace --features wgpu`.
 pub fn device() -> Device {
     match std::env::var("FIRELIGHT_TEST_DEVICE").as_deref() {
@@ -13,8 +14,22 @@ pub fn device() -> Device {
         Ok("wgpu") => Device::wgpu(Default::default()),
         #[cfg(feature = "cuda")]
         Ok("cuda") => Device::cuda(0),
+        #[cfg(feature = "remote")]
+        Ok("remote") => remote_device(),
         Ok(other) => panic!("FIRELIGHT_TEST_DEVICE={other}: not a device this build has"),
     }
+}
+
+/// A device of a flex server this test process runs on loopback (started on first use).
+#[cfg(feature = "remote")]
+pub fn remote_device() -> Device {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let url = URL.get_or_init(|| {
+        firelight::core::remote::DeviceServer::new([Device::flex()])
+            .spawn_local()
+            .expect("a loopback server")
+    });
+    firelight::core::remote::connect(url, None).expect("the loopback server")
 }
 
 /// Host values of a tensor.

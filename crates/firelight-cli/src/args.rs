@@ -115,18 +115,131 @@ pub(crate) struct InputArgs {
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct DeviceArgs {
-    /// Where to compute: flex (CPU, the default), wgpu or cuda (when built with those features);
-    /// cpu (CubeCL's CPU backend) needs an LLVM bundle at build time and is not in this build.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Flex)]
-    pub(crate) device: DeviceChoice,
+    /// Where to compute: flex (CPU, the default), wgpu or cuda (builds with those features), or
+    /// a device another machine serves, ws://HOST:PORT (`firelight serve` there; builds with
+    /// --features remote), gradients included. A data-set job (--inputs) takes several: repeat
+    /// --device, one worker per device. cpu (CubeCL's CPU backend) needs an LLVM bundle at build
+    /// time and is not in this build.
+    #[arg(long, value_parser = parse_device, default_value = "flex", value_name = "DEVICE")]
+    pub(crate) device: Vec<DeviceSpec>,
+    /// The token the remote servers ask for (`firelight serve --token`).
+    #[arg(long, env = "FIRELIGHT_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum DeviceChoice {
+impl DeviceArgs {
+    /// The one device of a command that computes on one.
+    pub(crate) fn open(&self) -> Result<Device> {
+        if self.device.len() > 1 {
+            return Err(Error::parameter(
+                "device",
+                self.describe(),
+                "several devices are for data-set jobs (--inputs), one worker each; give one",
+            ));
+        }
+        self.device[0].open(self.token.as_deref())
+    }
+
+    /// Worker `k`'s device: the devices in turn.
+    pub(crate) fn for_worker(&self, k: usize) -> &DeviceSpec {
+        &self.device[k % self.device.len()]
+    }
+
+    /// What the devices compute on, for a job's settings: a job computed on one server resumes
+    /// on another (the numbers are the server backend's, not its address's).
+    pub(crate) fn kind(&self) -> String {
+        let mut kinds: Vec<&str> = self.device.iter().map(DeviceSpec::kind).collect();
+        kinds.dedup();
+        kinds.join("+")
+    }
+
+    fn describe(&self) -> String {
+        let names: Vec<String> = self.device.iter().map(ToString::to_string).collect();
+        names.join(",")
+    }
+}
+
+/// A device named on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum DeviceSpec {
     Flex,
     Wgpu,
     Cuda,
     Cpu,
+    /// A device another machine serves: `ws://host:port`.
+    Remote(String),
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Remote(url) => f.write_str(url),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// `--device`: a backend name or a `ws://` URL.
+pub(crate) fn parse_device(text: &str) -> std::result::Result<DeviceSpec, String> {
+    match text.to_lowercase().as_str() {
+        "flex" => Ok(DeviceSpec::Flex),
+        "wgpu" => Ok(DeviceSpec::Wgpu),
+        "cuda" => Ok(DeviceSpec::Cuda),
+        "cpu" => Ok(DeviceSpec::Cpu),
+        _ if text.starts_with("ws://") || text.starts_with("wss://") => {
+            #[cfg(feature = "remote")]
+            firelight::core::remote::check_url(text).map_err(|e| e.to_string())?;
+            Ok(DeviceSpec::Remote(text.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not a device: flex, wgpu, cuda, or ws://HOST:PORT for a served one"
+        )),
+    }
+}
+
+impl DeviceSpec {
+    fn kind(&self) -> &'static str {
+        match self {
+            DeviceSpec::Flex => "flex",
+            DeviceSpec::Wgpu => "wgpu",
+            DeviceSpec::Cuda => "cuda",
+            DeviceSpec::Cpu => "cpu",
+            DeviceSpec::Remote(_) => "remote",
+        }
+    }
+
+    /// The device, connected if it is remote.
+    pub(crate) fn open(&self, token: Option<&str>) -> Result<Device> {
+        match self {
+            DeviceSpec::Flex => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            DeviceSpec::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[cfg(feature = "cuda")]
+            DeviceSpec::Cuda => Ok(Device::cuda(0)),
+            DeviceSpec::Cpu => Err(Error::parameter(
+                "device",
+                "cpu",
+                "CubeCL's CPU backend is not in this build (its build downloads LLVM); flex is the CPU backend",
+            )),
+            #[cfg(feature = "remote")]
+            DeviceSpec::Remote(url) => firelight::core::remote::connect(url, token),
+            #[cfg(not(feature = "remote"))]
+            DeviceSpec::Remote(url) => {
+                let _ = token;
+                Err(Error::parameter(
+                    "device",
+                    url,
+                    "this build has no remote devices; rebuild with --features remote",
+                ))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::parameter(
+                "device",
+                other,
+                "this build has only flex; rebuild with --features wgpu or --features cuda",
+            )),
+        }
+    }
 }
 
 /// What is explained: a class (logit or probability), or likeness to a concept image.
@@ -298,27 +411,6 @@ pub(crate) fn default_embedding_layer(model: &dyn Model) -> Result<String> {
                 "the model has no global pooling layer; give --embedding-layer (see `firelight layers`)",
             )
         })
-}
-
-pub(crate) fn device(choice: DeviceChoice) -> Result<Device> {
-    match choice {
-        DeviceChoice::Flex => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        DeviceChoice::Wgpu => Ok(Device::wgpu(Default::default())),
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => Ok(Device::cuda(0)),
-        DeviceChoice::Cpu => Err(Error::parameter(
-            "device",
-            "cpu",
-            "CubeCL's CPU backend is not in this build (its build downloads LLVM); flex is the CPU backend",
-        )),
-        #[allow(unreachable_patterns)]
-        other => Err(Error::parameter(
-            "device",
-            format!("{other:?}").to_lowercase(),
-            "this build has only flex; rebuild with --features wgpu or --features cuda",
-        )),
-    }
 }
 
 /// The photo (when the input is one) and the model input.

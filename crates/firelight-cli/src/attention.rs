@@ -16,7 +16,7 @@ use firelight::viz::{
     Colormap, Preprocess, RgbImage, TokenLine, head_view, overlay, titled_grid, token_strip,
 };
 
-use crate::args::{DeviceArgs, device, load_input};
+use crate::args::{DeviceArgs, load_input};
 use crate::explain_text::{TextInputArgs, shorten, target_classes};
 use crate::session::{file_safe, spinner};
 
@@ -93,7 +93,7 @@ pub(crate) fn run(args: AttentionArgs) -> Result<()> {
             "must be in [0, 1)",
         ));
     }
-    let device = device(args.device.device)?;
+    let device = args.device.open()?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     match args.image.clone() {
         Some(image) => vision(&args, image, &device),

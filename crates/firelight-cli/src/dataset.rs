@@ -17,7 +17,7 @@ use firelight::prelude::*;
 use firelight::viz::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{class_target, classifier, device, load_input, resolve_target};
+use crate::args::{DeviceSpec, class_target, classifier, load_input, resolve_target};
 use crate::explain::ExplainArgs;
 use crate::session::{draw, file_safe};
 
@@ -49,10 +49,11 @@ pub(crate) struct DatasetArgs {
         conflicts_with = "shard"
     )]
     pub(crate) shards: Option<usize>,
-    /// Chunks explained at once on this machine, each by a worker with a model of its own and its
-    /// share of the cores.
-    #[arg(long, default_value_t = 1, requires = "data_set")]
-    pub(crate) workers: usize,
+    /// Chunks explained at once, each by a worker with a model of its own: on this machine, each
+    /// with its share of the cores; with several --device, one worker per device (the default),
+    /// each on its device in turn. Default: 1, or the number of devices.
+    #[arg(long, requires = "data_set")]
+    pub(crate) workers: Option<usize>,
     /// A sample that cannot be read or explained: fail the job, naming it, or skip it (its index
     /// line carries the error, and it is reported).
     #[arg(long, value_enum, default_value_t = OnErrorChoice::Fail, requires = "data_set")]
@@ -134,15 +135,24 @@ pub(crate) fn explain(
         "command": "explain",
         "methods": methods.iter().map(|m| m.info().name).collect::<Vec<_>>(),
         "model": format!("{:?}", args.input.model),
-        "device": format!("{:?}", args.input.device.device),
+        "device": args.input.device.kind(),
         "target": format!("{:?}", args.target),
         "options": format!("{:?}", args.options),
         "pictures": data.pictures.then(|| format!("{:?}", args.drawing())),
     });
+    let devices = args.input.device.device.len();
+    let workers = data.workers.unwrap_or(devices);
+    if workers < devices {
+        return Err(Error::parameter(
+            "workers",
+            workers,
+            format!("{devices} devices were given; each needs a worker of its own"),
+        ));
+    }
     let job = Job::new(&args.out, samples)
         .chunk_size(data.chunk_size)
         .shard(shard)
-        .workers(data.workers)
+        .workers(workers)
         .on_error(match data.on_error {
             OnErrorChoice::Fail => OnError::Fail,
             OnErrorChoice::Skip => OnError::Skip,
@@ -163,8 +173,8 @@ pub(crate) fn explain(
     );
     bar.enable_steady_tick(Duration::from_millis(250));
     let summary = job.run(
-        |_| {
-            let worker = Worker::new(args, &methods, &job)?;
+        |k| {
+            let worker = Worker::new(args, &methods, &job, k)?;
             Ok(move |chunk: &Chunk<'_>| worker.explain(chunk))
         },
         |done, total| {
@@ -173,7 +183,13 @@ pub(crate) fn explain(
         },
     );
     bar.finish_and_clear();
-    let summary = summary?;
+    let summary = summary.inspect_err(|_| {
+        let left = job.pending().len();
+        eprintln!(
+            "finished chunks kept: {} ({left} to do); the same command resumes the job",
+            pending - left
+        );
+    })?;
     println!(
         "explained {} samples in {} chunks ({} were done already){}",
         summary.samples,
@@ -201,8 +217,22 @@ struct Worker<'a> {
     args: &'a ExplainArgs,
     methods: &'a [MethodConfig],
     job: &'a Job,
+    spec: DeviceSpec,
     device: Device,
     classifier: ImageClassifier,
+}
+
+/// Whether something still listens at a `ws://host:port` URL.
+fn answers(url: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let authority = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    authority.to_socket_addrs().is_ok_and(|mut addresses| {
+        addresses.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+    })
 }
 
 /// A sample read and predicted.
@@ -214,8 +244,15 @@ struct Loaded<'s> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(args: &'a ExplainArgs, methods: &'a [MethodConfig], job: &'a Job) -> Result<Self> {
-        let device = device(args.input.device.device)?;
+    /// Worker `k`, on its device.
+    fn new(
+        args: &'a ExplainArgs,
+        methods: &'a [MethodConfig],
+        job: &'a Job,
+        k: usize,
+    ) -> Result<Self> {
+        let spec = args.input.device.for_worker(k).clone();
+        let device = spec.open(args.input.device.token.as_deref())?;
         let classifier = classifier(&args.input.model, &device)?;
         if let Some(layer) = &args.options.layer {
             classifier.model().check_layer(layer)?;
@@ -224,12 +261,25 @@ impl<'a> Worker<'a> {
             args,
             methods,
             job,
+            spec,
             device,
             classifier,
         })
     }
 
+    /// Chunk `chunk`'s files and index lines. A failure on a remote device whose server no
+    /// longer answers is blamed on the server, not on the model.
     fn explain(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
+        self.explain_chunk(chunk).map_err(|e| match &self.spec {
+            DeviceSpec::Remote(url) if !answers(url) => Error::Device {
+                device: url.clone(),
+                reason: format!("the server went away during chunk {} ({e})", chunk.index),
+            },
+            _ => e,
+        })
+    }
+
+    fn explain_chunk(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
         let mut result = ChunkResult::default();
         let mut loaded = Vec::new();
         let mut tensors: Vec<DynTensor> = Vec::new();

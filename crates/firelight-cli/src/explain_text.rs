@@ -15,7 +15,7 @@ use firelight::viz::{TokenLine, token_strip};
 
 use firelight::methods::MethodConfig;
 
-use crate::args::{DeviceArgs, MethodOptionArgs, device};
+use crate::args::{DeviceArgs, MethodOptionArgs};
 use crate::session::method_bar;
 
 /// The sentence explained when none is given.
@@ -214,7 +214,7 @@ pub(crate) fn target_classes(
 pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let method = text_method(&args)?;
     let name = method.info().name;
-    let device = device(args.device.device)?;
+    let device = args.device.open()?;
     let (texts, classifier, encoded) = args.input.load(&device)?;
     let probabilities = classifier.probabilities(&encoded)?;
     let classes = target_classes(&classifier, &probabilities, args.target.as_deref())?;

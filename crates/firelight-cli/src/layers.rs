@@ -2,7 +2,7 @@
 
 use firelight::prelude::*;
 
-use crate::args::{DeviceArgs, ModelArgs, classifier, device};
+use crate::args::{DeviceArgs, ModelArgs, classifier};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct LayersArgs {
@@ -13,7 +13,7 @@ pub(crate) struct LayersArgs {
 }
 
 pub(crate) fn run(args: LayersArgs) -> Result<()> {
-    let classifier = classifier(&args.model, &device(args.device.device)?)?;
+    let classifier = classifier(&args.model, &args.device.open()?)?;
     let layers = classifier.model().layers();
     let width = layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for layer in layers {

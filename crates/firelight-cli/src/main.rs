@@ -19,6 +19,7 @@ mod merge;
 mod named;
 mod predict;
 mod sanity;
+mod serve;
 mod session;
 mod tabular;
 mod tcav;
@@ -171,6 +172,16 @@ enum Command {
     Tcav(tcav::TcavArgs),
     /// List the layers (tap points) that layer methods can use, with their operator and shape.
     Layers(layers::LayersArgs),
+    /// Host this machine's device (a GPU, or flex on a big CPU) for firelight on other machines:
+    /// they pass `--device ws://HOST:PORT` and every method runs here, gradients included. Only
+    /// inputs and what the client reads cross the wire. Needs a build with --features remote.
+    ///
+    /// Examples:
+    ///   firelight serve --device cuda --host 0.0.0.0 --port 3000 --token s3cret
+    ///   firelight explain --device ws://gpu-box:3000 --token s3cret --method integrated_gradients
+    ///   firelight explain --inputs photos/ --device ws://gpu-a:3000 --device ws://gpu-b:3000
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
     /// Serve the browser page: the same methods in WebAssembly, computed in the visitor's
     /// browser, nothing uploaded. Build the page once with `web/build.sh`.
     ///
@@ -197,6 +208,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tcav(args) => tcav::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Layers(args) => layers::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Web(args) => web::run(args),
     }
 }

@@ -9,7 +9,6 @@ use firelight::methods::{Family, RunContext};
 use firelight::onnx::OnnxModel;
 use firelight::prelude::*;
 
-use crate::args::device;
 use crate::explain::ExplainArgs;
 use crate::session::{file_safe, method_bar};
 
@@ -33,7 +32,7 @@ pub(crate) fn parse_named_file(text: &str) -> std::result::Result<NamedFile, Str
 }
 
 pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
-    let device = device(args.input.device.device)?;
+    let device = args.input.device.open()?;
     let path = Path::new(&args.input.model.model);
     if !path.is_file() {
         return Err(Error::parameter(

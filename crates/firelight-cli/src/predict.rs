@@ -3,7 +3,7 @@
 use firelight::bundled::default_image;
 use firelight::prelude::*;
 
-use crate::args::{InputArgs, classifier, device, load_input};
+use crate::args::{InputArgs, classifier, load_input};
 use crate::session::print_predictions;
 
 #[derive(clap::Args, Debug)]
@@ -16,7 +16,7 @@ pub(crate) struct PredictArgs {
 }
 
 pub(crate) fn run(args: PredictArgs) -> Result<()> {
-    let device = device(args.input.device.device)?;
+    let device = args.input.device.open()?;
     let classifier = classifier(&args.input.model, &device)?;
     let path = args.input.image.clone().unwrap_or_else(default_image);
     let (_, tensor) = load_input(&classifier, &path, &device)?;

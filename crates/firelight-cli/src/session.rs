@@ -14,7 +14,7 @@ use firelight::viz::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{InputArgs, MethodOptionArgs, classifier, device, load_input};
+use crate::args::{InputArgs, MethodOptionArgs, classifier, load_input};
 
 /// A layer name made safe for a file name (ONNX names hold slashes).
 pub(crate) fn file_safe(layer: &str) -> String {
@@ -157,7 +157,7 @@ impl Session {
     ) -> Result<Self> {
         let methods = options.configs(methods)?;
         let layer = options.layer.as_deref();
-        let device = device(input.device.device)?;
+        let device = input.device.open()?;
         let classifier = classifier(&input.model, &device)?;
         let path = input.image.clone().unwrap_or_else(default_image);
         let (photo, tensor) = load_input(&classifier, &path, &device)?;

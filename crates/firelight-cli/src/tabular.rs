@@ -12,7 +12,7 @@ use firelight::tabular::{Table, TabularModel};
 use firelight::viz::{grouped_bar_chart, summary_bar_chart, summary_dot_plot};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{MethodOptionArgs, device};
+use crate::args::MethodOptionArgs;
 use crate::explain::ExplainArgs;
 
 /// The methods a tabular explanation runs when `--method` is not given: the gradient method and
@@ -39,7 +39,7 @@ fn open_model(name: &str, device: &Device) -> Result<TabularModel> {
 }
 
 pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
-    let device = device(args.input.device.device)?;
+    let device = args.input.device.open()?;
     let tabular = open_model(&args.input.model.model, &device)?;
     let features = &tabular.spec.features;
     let table = match (&args.rows, &args.row) {

@@ -17,7 +17,7 @@ use firelight::text::concepts::{PooledText, read_sentences};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
-use crate::args::{DeviceArgs, ModelArgs, classifier, device};
+use crate::args::{DeviceArgs, ModelArgs, classifier};
 
 /// Flags of `firelight tcav`. Every flag may instead be given in the `--config` TOML file (flags
 /// win); see `TcavFile` for its keys.
@@ -315,7 +315,7 @@ pub(crate) fn run(mut args: TcavArgs) -> Result<()> {
         ));
     }
 
-    let device = device(args.device.device)?;
+    let device = args.device.open()?;
     // Declared here so that the model TCAV borrows outlives the experiment.
     let image_classifier;
     let text_classifier;

@@ -12,7 +12,7 @@ use firelight::grad::{
 use firelight::prelude::*;
 use firelight::viz::{RgbImage, titled_grid};
 
-use crate::args::{DeviceArgs, ModelArgs, classifier, device};
+use crate::args::{DeviceArgs, ModelArgs, classifier};
 use crate::session::{file_safe, method_bar};
 
 /// How the picture is parameterised.
@@ -206,7 +206,7 @@ fn saved_direction(path: &Path, layer: &str) -> Result<(String, Vec<f32>)> {
 }
 
 pub(crate) fn run(args: VisualizeArgs) -> Result<()> {
-    let device = device(args.device.device)?;
+    let device = args.device.open()?;
     let classifier = classifier(&args.model, &device)?;
     let model = classifier.model();
     model.check_layer(&args.layer)?;

@@ -130,6 +130,14 @@ pub enum Error {
     /// The model could not run the given input.
     #[error("model error: {0}")]
     Model(String),
+    /// A device that cannot be reached or that went away (a remote server).
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The device as the user named it (`ws://host:port`).
+        device: String,
+        /// What happened, and what to do about it.
+        reason: String,
+    },
     /// An ONNX file that cannot be read, parsed or prepared.
     #[error("ONNX model {source_name}: {reason}")]
     Onnx {

@@ -18,7 +18,8 @@
 //!   input methods explain that layer's value (word embeddings of token ids);
 //! - [`budget`]: the memory budget untrusted models are held to;
 //! - [`Error`]: typed errors that say what was wrong and what was expected;
-//! - [`npy`]: float32 `.npy` reading and atomic writing.
+//! - [`npy`]: float32 `.npy` reading and atomic writing;
+//! - `remote` (feature `remote`): devices on other machines, and serving this machine's.
 //!
 //! Tensors carry no backend type (Burn 0.22): the [`Device`] picks the backend at run time.
 
@@ -39,6 +40,8 @@ pub mod neuron;
 pub mod npy;
 pub mod randomize;
 pub mod relu;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod target;
 pub mod tensor;
 pub mod value;

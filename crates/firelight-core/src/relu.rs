@@ -15,6 +15,7 @@ use crate::model::ReluPolicy;
 #[backend_extension(
     Flex: cfg(feature = "flex"),
     Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Remote: cfg(feature = "remote"),
     Autodiff,
 )]
 pub trait ReluPolicyOps: Backend {
@@ -33,6 +34,11 @@ impl ReluPolicyOps for burn::backend::Flex {}
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 impl ReluPolicyOps for burn_cubecl::CubeBackend {}
+
+// The autodiff rule runs on the client, so the server only ever sees ordinary ReLUs: the default
+// bodies are all a remote device needs, and no custom op has to be registered on the server.
+#[cfg(feature = "remote")]
+impl ReluPolicyOps for burn::backend::Remote {}
 
 mod autodiff {
     use super::ReluPolicyOps;

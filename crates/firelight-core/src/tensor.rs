@@ -164,8 +164,11 @@ impl DynTensor {
 
     /// The values on the host, row-major.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
+        // A failed read (a remote device that went away) is an error, not a panic.
         self.flat
-            .to_data()
+            .clone()
+            .try_into_data()
+            .map_err(|e| Error::Model(format!("reading tensor values: {e}")))?
             .convert::<f32>()
             .try_into_vec::<f32>()
             .map_err(|e| Error::Model(format!("reading tensor values: {e:?}")))
