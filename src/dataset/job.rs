@@ -20,6 +20,27 @@ pub enum OnError {
     Skip,
 }
 
+impl OnError {
+    /// The line for a sample that failed: with [`OnError::Skip`] its error is recorded; with
+    /// [`OnError::Fail`] the job stops, naming the sample.
+    pub fn failure(self, position: usize, sample: &Sample, error: &Error) -> Result<Record> {
+        match self {
+            OnError::Fail => Err(Error::parameter(
+                "inputs",
+                sample.path.display(),
+                format!(
+                    "sample `{}` failed: {error} (--on-error skip records it and goes on)",
+                    sample.id
+                ),
+            )),
+            OnError::Skip => Ok(Record {
+                error: Some(error.to_string()),
+                ..Record::new(position, sample)
+            }),
+        }
+    }
+}
+
 /// One line of a job's index: a sample explained by one method (or the error that stopped it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -236,23 +257,9 @@ impl Job {
             .collect()
     }
 
-    /// The line for a sample that failed: with [`OnError::Skip`] its error is recorded; with
-    /// [`OnError::Fail`] the job stops, naming the sample.
+    /// The line for a sample that failed, by the job's [`OnError`] ([`OnError::failure`]).
     pub fn failure(&self, position: usize, sample: &Sample, error: &Error) -> Result<Record> {
-        match self.on_error {
-            OnError::Fail => Err(Error::parameter(
-                "inputs",
-                sample.path.display(),
-                format!(
-                    "sample `{}` failed: {error} (--on-error skip records it and goes on)",
-                    sample.id
-                ),
-            )),
-            OnError::Skip => Ok(Record {
-                error: Some(error.to_string()),
-                ..Record::new(position, sample)
-            }),
-        }
+        self.on_error.failure(position, sample, error)
     }
 
     fn job_file(&self) -> JobFile {
@@ -435,8 +442,12 @@ impl Job {
             }
             write_atomic(&path, &file.bytes)?;
         }
+        // In sample order (a worker may record a failure before the samples ahead of it), each
+        // sample's methods in the order they ran.
+        let mut records: Vec<&Record> = result.records.iter().collect();
+        records.sort_by_key(|r| r.sample);
         let mut lines = String::new();
-        for record in &result.records {
+        for record in records {
             lines.push_str(&serde_json::to_string(record).expect("records serialise"));
             lines.push('\n');
         }

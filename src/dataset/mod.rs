@@ -24,7 +24,7 @@ mod shard;
 
 pub use job::{Chunk, ChunkResult, Job, JobSummary, OnError, OutputFile, Record};
 pub use merge::{MergeSummary, merge};
-pub use samples::{Sample, read_samples};
+pub use samples::{Sample, TextColumns, read_samples, read_text_samples};
 pub use shard::Shard;
 
 /// The seed of a stochastic method for one sample: the user's `seed` mixed with the sample's id

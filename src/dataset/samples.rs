@@ -22,6 +22,10 @@ pub struct Sample {
     /// What to explain for this sample (a class index or name), from the manifest's `target`
     /// column; `None` leaves it to the job's own target.
     pub target: Option<String>,
+    /// The sample itself, for a sample that is a line or a cell of [`Sample::path`] (text data
+    /// sets) rather than the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The samples of `source`: a folder (searched recursively for photos and `.npy` tensors, in the
@@ -88,6 +92,7 @@ fn folder_samples(root: &Path) -> Result<Vec<Sample>> {
                     id,
                     path,
                     target: None,
+                    text: None,
                 });
             }
         }
@@ -129,6 +134,120 @@ fn manifest_samples(manifest: &Path) -> Result<Vec<Sample>> {
             id: field(id_column).unwrap_or(path).to_string(),
             path: base.join(path),
             target: field(target_column).map(String::from),
+            text: None,
+        });
+    }
+    Ok(samples)
+}
+
+/// Which columns of a table of texts hold what (`--text-column`, `--id-column`,
+/// `--target-column`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextColumns {
+    /// The texts (default `text`).
+    pub text: String,
+    /// Each row's id (default: an `id` column, else an unnamed first column such as the index
+    /// pandas writes, else `row-000001` by row number).
+    pub id: Option<String>,
+    /// The class to explain per row (default `target`, if there is one).
+    pub target: Option<String>,
+}
+
+impl Default for TextColumns {
+    fn default() -> Self {
+        Self {
+            text: "text".into(),
+            id: None,
+            target: None,
+        }
+    }
+}
+
+/// The samples of a text data set: a `.csv` or `.tsv` table whose `columns.text` column holds
+/// the texts (ids from `columns.id`, by default an `id` or unnamed first column or the row number; targets from
+/// `columns.target`, default a `target` column), or any other file with one text per line
+/// (empty lines passed over; ids `line-000017` by 1-based line number, so they stay the same
+/// whichever lines are empty).
+pub fn read_text_samples(source: &Path, columns: &TextColumns) -> Result<Vec<Sample>> {
+    let extension = source
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
+    let samples = match extension.as_deref() {
+        Some(kind @ ("csv" | "tsv")) => table_texts(source, kind == "tsv", columns)?,
+        _ => {
+            let content = std::fs::read_to_string(source).map_err(|e| Error::io(source, e))?;
+            content
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .map(|(n, line)| Sample {
+                    id: format!("line-{:06}", n + 1),
+                    path: source.to_path_buf(),
+                    target: None,
+                    text: Some(line.to_string()),
+                })
+                .collect()
+        }
+    };
+    if samples.is_empty() {
+        return Err(Error::parameter(
+            "inputs",
+            source.display(),
+            "holds no texts (one per line, or a table's text column)",
+        ));
+    }
+    check_unique(&samples)?;
+    Ok(samples)
+}
+
+fn table_texts(source: &Path, tabs: bool, columns: &TextColumns) -> Result<Vec<Sample>> {
+    let bad = |reason: String| Error::parameter("inputs", source.display(), reason);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(if tabs { b'\t' } else { b',' })
+        .from_path(source)
+        .map_err(|e| bad(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let names = || headers.iter().collect::<Vec<_>>().join(", ");
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let named = |name: &Option<String>, default: &str, what: &str| match name {
+        Some(name) => column(name)
+            .map(Some)
+            .ok_or_else(|| bad(format!("no {what} column `{name}` (it has {})", names()))),
+        None => Ok(column(default)),
+    };
+    let text_column = column(&columns.text).ok_or_else(|| {
+        bad(format!(
+            "no text column `{}` (it has {}); --text-column names another",
+            columns.text,
+            names()
+        ))
+    })?;
+    // Without an `id` column, an unnamed first column (the index pandas writes) holds the ids.
+    let id_column = named(&columns.id, "id", "id")?.or_else(|| {
+        (columns.id.is_none() && headers.get(0).is_some_and(|h| h.trim().is_empty())).then_some(0)
+    });
+    let target_column = named(&columns.target, "target", "target")?;
+    let mut samples = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(format!("row {}: {e}", row + 1)))?;
+        let field = |column: Option<usize>| {
+            column
+                .and_then(|c| record.get(c))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let Some(text) = field(Some(text_column)) else {
+            return Err(bad(format!("row {} has no text", row + 1)));
+        };
+        samples.push(Sample {
+            id: field(id_column).map_or_else(|| format!("row-{:06}", row + 1), String::from),
+            path: source.to_path_buf(),
+            target: field(target_column).map(String::from),
+            text: Some(text.to_string()),
         });
     }
     Ok(samples)
@@ -200,6 +319,41 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("--rows")
+        );
+    }
+
+    #[test]
+    fn texts_come_from_lines_or_a_table_column() {
+        let dir = scratch("texts");
+        let lines = dir.join("reviews.txt");
+        std::fs::write(&lines, "Great pills.\n\n  \nAwful.\n").unwrap();
+        let samples = read_text_samples(&lines, &TextColumns::default()).unwrap();
+        let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["line-000001", "line-000004"]);
+        assert_eq!(samples[1].text.as_deref(), Some("Awful."));
+
+        let table = dir.join("reviews.tsv");
+        std::fs::write(&table, "\tdrug\treview\trating\n7\tA\t\"Fine, \"\"really\"\"\"\tpositive\n9\tB\tBad\tnegative\n").unwrap();
+        let columns = TextColumns {
+            text: "review".into(),
+            id: None,
+            target: Some("rating".into()),
+        };
+        let samples = read_text_samples(&table, &columns).unwrap();
+        assert_eq!(samples[0].id, "7");
+        assert_eq!(samples[0].text.as_deref(), Some("Fine, \"really\""));
+        assert_eq!(samples[1].target.as_deref(), Some("negative"));
+        let no_text = read_text_samples(&table, &TextColumns::default()).unwrap_err();
+        assert!(no_text.to_string().contains("review"), "{no_text}");
+        let wrong = TextColumns {
+            target: Some("label".into()),
+            ..columns
+        };
+        assert!(
+            read_text_samples(&table, &wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("`label`")
         );
     }
 

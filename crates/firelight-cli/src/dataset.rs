@@ -1,7 +1,7 @@
 //! `firelight explain --inputs`: a whole data set, chunk by chunk, resumable, sharded over a
 //! scheduler's tasks and spread over a pool of workers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -17,19 +17,20 @@ use firelight::prelude::*;
 use firelight::viz::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{DeviceSpec, class_target, classifier, load_input, resolve_target};
+use crate::args::{DeviceArgs, DeviceSpec, class_target, classifier, load_input, resolve_target};
 use crate::explain::ExplainArgs;
 use crate::session::{draw, file_safe};
 
-/// The options of a data-set job (`firelight explain --inputs`).
+/// The options of a data-set job (`firelight explain --inputs`, `explain-text --inputs`).
 #[derive(clap::Args, Debug)]
 pub(crate) struct DatasetArgs {
-    /// Explain a whole data set instead of one photo: a folder of photos and .npy tensors
-    /// (searched recursively) or a manifest CSV with a `path` column (and optional `id` and
-    /// `target` columns). Results go to --out chunk by chunk, then an index (index.jsonl: sample,
-    /// id, input, method, target, prediction, score, output file); the same command again resumes
-    /// a job that stopped.
-    #[arg(long = "inputs", value_name = "FOLDER|MANIFEST.csv")]
+    /// Explain a whole data set instead of one input. `explain`: a folder of photos and .npy
+    /// tensors (searched recursively) or a manifest CSV with a `path` column (and optional `id`
+    /// and `target` columns). `explain-text`: a file with one text per line, or a .csv or .tsv
+    /// with a text column (--text-column). Results go to --out chunk by chunk, then an index
+    /// (index.jsonl: sample, id, input, method, target, prediction, score, output file); the same
+    /// command again resumes a job that stopped.
+    #[arg(long = "inputs", value_name = "FOLDER|FILE")]
     pub(crate) data_set: Option<PathBuf>,
     /// Samples per chunk: explained as one batch, written and resumed as one.
     #[arg(long, default_value_t = 8, requires = "data_set")]
@@ -58,7 +59,7 @@ pub(crate) struct DatasetArgs {
     /// line carries the error, and it is reported).
     #[arg(long, value_enum, default_value_t = OnErrorChoice::Fail, requires = "data_set")]
     pub(crate) on_error: OnErrorChoice,
-    /// Also draw each photo's map as a PNG beside its .npy.
+    /// Also draw each photo's map as a PNG beside its .npy (photo data sets).
     #[arg(long, requires = "data_set")]
     pub(crate) pictures: bool,
 }
@@ -70,16 +71,21 @@ pub(crate) enum OnErrorChoice {
     Skip,
 }
 
+impl From<OnErrorChoice> for OnError {
+    fn from(choice: OnErrorChoice) -> Self {
+        match choice {
+            OnErrorChoice::Fail => OnError::Fail,
+            OnErrorChoice::Skip => OnError::Skip,
+        }
+    }
+}
+
 fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
     Shard::parse(text).map_err(|e| e.to_string())
 }
 
 /// Runs the data-set job `args` describes.
-pub(crate) fn explain(
-    args: &ExplainArgs,
-    inputs: &std::path::Path,
-    methods: &[String],
-) -> Result<()> {
+pub(crate) fn explain(args: &ExplainArgs, inputs: &Path, methods: &[String]) -> Result<()> {
     let data = &args.dataset;
     for (given, flag) in [
         (args.input.image.is_some(), "--image"),
@@ -114,6 +120,46 @@ pub(crate) fn explain(
             ),
         ));
     }
+    // Everything that changes the numbers or the files: a restart with other settings is refused.
+    let settings = serde_json::json!({
+        "command": "explain",
+        "methods": methods.iter().map(|m| m.info().name).collect::<Vec<_>>(),
+        "model": format!("{:?}", args.input.model),
+        "device": args.input.device.kind(),
+        "target": format!("{:?}", args.target),
+        "options": format!("{:?}", args.options),
+        "pictures": data.pictures.then(|| format!("{:?}", args.drawing())),
+    });
+    run_job(
+        data,
+        &args.input.device,
+        &args.out,
+        inputs,
+        samples,
+        settings,
+        |k| {
+            let worker = Worker::new(args, &methods, k)?;
+            Ok(move |chunk: &Chunk<'_>| worker.explain(chunk))
+        },
+    )
+}
+
+/// Runs a data-set job over `samples` into `out` with the shard, chunk size, workers and error
+/// policy of `data`: worker `k` comes from `make_worker(k)`, on device `k` of `devices`.
+/// Prints the plan, a progress bar and the summary; a job that stops says what is kept.
+pub(crate) fn run_job<M, W>(
+    data: &DatasetArgs,
+    devices: &DeviceArgs,
+    out: &Path,
+    inputs: &Path,
+    samples: Vec<Sample>,
+    settings: serde_json::Value,
+    make_worker: M,
+) -> Result<()>
+where
+    M: Fn(usize) -> Result<W> + Sync,
+    W: FnMut(&Chunk<'_>) -> Result<ChunkResult>,
+{
     let from_env = match data.shard {
         Some(_) => None,
         None => Shard::from_env(data.shards)?,
@@ -130,33 +176,20 @@ pub(crate) fn explain(
         }
         (None, None, None) => Shard::WHOLE,
     };
-    // Everything that changes the numbers or the files: a restart with other settings is refused.
-    let settings = serde_json::json!({
-        "command": "explain",
-        "methods": methods.iter().map(|m| m.info().name).collect::<Vec<_>>(),
-        "model": format!("{:?}", args.input.model),
-        "device": args.input.device.kind(),
-        "target": format!("{:?}", args.target),
-        "options": format!("{:?}", args.options),
-        "pictures": data.pictures.then(|| format!("{:?}", args.drawing())),
-    });
-    let devices = args.input.device.device.len();
-    let workers = data.workers.unwrap_or(devices);
-    if workers < devices {
+    let device_count = devices.device.len();
+    let workers = data.workers.unwrap_or(device_count);
+    if workers < device_count {
         return Err(Error::parameter(
             "workers",
             workers,
-            format!("{devices} devices were given; each needs a worker of its own"),
+            format!("{device_count} devices were given; each needs a worker of its own"),
         ));
     }
-    let job = Job::new(&args.out, samples)
+    let job = Job::new(out, samples)
         .chunk_size(data.chunk_size)
         .shard(shard)
         .workers(workers)
-        .on_error(match data.on_error {
-            OnErrorChoice::Fail => OnError::Fail,
-            OnErrorChoice::Skip => OnError::Skip,
-        })
+        .on_error(data.on_error.into())
         .settings(settings);
     let pending = job.pending().len();
     println!(
@@ -164,7 +197,7 @@ pub(crate) fn explain(
         inputs.display(),
         job.chunk_count(),
         data.chunk_size,
-        args.out.display()
+        out.display()
     );
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -172,16 +205,10 @@ pub(crate) fn explain(
             .expect("a valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(250));
-    let summary = job.run(
-        |k| {
-            let worker = Worker::new(args, &methods, &job, k)?;
-            Ok(move |chunk: &Chunk<'_>| worker.explain(chunk))
-        },
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    );
+    let summary = job.run(make_worker, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
     bar.finish_and_clear();
     let summary = summary.inspect_err(|_| {
         let left = job.pending().len();
@@ -206,7 +233,7 @@ pub(crate) fn explain(
             "{} chunks of other shards are not done yet; the last shard writes the index, or run \
              `firelight merge {}` once they are",
             summary.others_pending,
-            args.out.display()
+            out.display()
         ),
     }
     Ok(())
@@ -216,7 +243,7 @@ pub(crate) fn explain(
 struct Worker<'a> {
     args: &'a ExplainArgs,
     methods: &'a [MethodConfig],
-    job: &'a Job,
+    on_error: OnError,
     spec: DeviceSpec,
     device: Device,
     classifier: ImageClassifier,
@@ -245,12 +272,7 @@ struct Loaded<'s> {
 
 impl<'a> Worker<'a> {
     /// Worker `k`, on its device.
-    fn new(
-        args: &'a ExplainArgs,
-        methods: &'a [MethodConfig],
-        job: &'a Job,
-        k: usize,
-    ) -> Result<Self> {
+    fn new(args: &'a ExplainArgs, methods: &'a [MethodConfig], k: usize) -> Result<Self> {
         let spec = args.input.device.for_worker(k).clone();
         let device = spec.open(args.input.device.token.as_deref())?;
         let classifier = classifier(&args.input.model, &device)?;
@@ -260,7 +282,7 @@ impl<'a> Worker<'a> {
         Ok(Self {
             args,
             methods,
-            job,
+            on_error: args.dataset.on_error.into(),
             spec,
             device,
             classifier,
@@ -349,7 +371,7 @@ impl<'a> Worker<'a> {
         sample: &Sample,
         e: &Error,
     ) -> Result<()> {
-        let record = self.job.failure(position, sample, e)?;
+        let record = self.on_error.failure(position, sample, e)?;
         eprintln!("skipped {}: {e}", sample.path.display());
         result.records.push(record);
         Ok(())

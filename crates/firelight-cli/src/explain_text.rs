@@ -16,6 +16,8 @@ use firelight::viz::{TokenLine, token_strip};
 use firelight::methods::MethodConfig;
 
 use crate::args::{DeviceArgs, MethodOptionArgs};
+use crate::dataset::DatasetArgs;
+use crate::explain_text_dataset::TextColumnArgs;
 use crate::session::method_bar;
 
 /// The sentence explained when none is given.
@@ -24,40 +26,45 @@ const DEFAULT_TEXT: &str = "It was a fantastic performance!";
 #[derive(clap::Args, Debug)]
 pub(crate) struct ExplainTextArgs {
     #[command(flatten)]
-    input: TextInputArgs,
+    pub(crate) input: TextInputArgs,
     /// How to attribute.
     #[arg(long, default_value = "layer_integrated_gradients", long_help = text_method_help())]
     method: String,
     /// What the perturbation methods put in place of a token.
     #[arg(long, value_enum, default_value_t = ReplacementChoice::Pad)]
-    replacement: ReplacementChoice,
+    pub(crate) replacement: ReplacementChoice,
     /// The class to explain, by label or index (default: each sentence's predicted class).
     #[arg(long)]
-    target: Option<String>,
+    pub(crate) target: Option<String>,
     /// Merge word pieces into words (their scores summed); perturbation methods then take
     /// words, not tokens, as their features.
     #[arg(long)]
-    words: bool,
+    pub(crate) words: bool,
     /// Score tokens by the L2 norm of their attribution instead of its signed sum.
     #[arg(long)]
-    l2: bool,
+    pub(crate) l2: bool,
     #[command(flatten)]
-    options: MethodOptionArgs,
-    /// Where to write explain_text.html, explain_text.png and explain_text.json.
+    pub(crate) options: MethodOptionArgs,
+    /// Where to write explain_text.html, explain_text.png and explain_text.json (a data-set job:
+    /// its chunks, attributions/ and index.jsonl).
     #[arg(long, default_value = "firelight-out")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     #[command(flatten)]
-    device: DeviceArgs,
+    pub(crate) device: DeviceArgs,
+    #[command(flatten)]
+    pub(crate) dataset: DatasetArgs,
+    #[command(flatten)]
+    pub(crate) columns: TextColumnArgs,
 }
 
 /// The sentences and the text model: what `explain-text` and `attention` share.
 #[derive(clap::Args, Debug)]
 pub(crate) struct TextInputArgs {
     /// The sentences (default: "It was a fantastic performance!").
-    texts: Vec<String>,
+    pub(crate) texts: Vec<String>,
     /// A file with one sentence per line (empty lines skipped), after the others.
     #[arg(long)]
-    text_file: Option<PathBuf>,
+    pub(crate) text_file: Option<PathBuf>,
     /// An ONNX text classifier taking input_ids and attention_mask (and token_type_ids);
     /// default: the bundled all-MiniLM-L6-v2 sentiment model (negative, neutral, positive).
     /// `attention --image` takes a vision transformer here.
@@ -65,11 +72,11 @@ pub(crate) struct TextInputArgs {
     pub(crate) model: Option<PathBuf>,
     /// Its tokenizer.json (default: the one next to the model).
     #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    pub(crate) tokenizer: Option<PathBuf>,
     /// Refuse sentences longer than the model's positions instead of cutting them (with a
     /// warning that says how many tokens were dropped).
     #[arg(long)]
-    no_truncate: bool,
+    pub(crate) no_truncate: bool,
 }
 
 impl TextInputArgs {
@@ -89,7 +96,7 @@ impl TextInputArgs {
 
 /// What a perturbation method puts in place of a token.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum ReplacementChoice {
+pub(crate) enum ReplacementChoice {
     /// `[PAD]` (Captum's text tutorials).
     Pad,
     /// `[MASK]`: what a masked language model saw in training.
@@ -213,6 +220,9 @@ pub(crate) fn target_classes(
 
 pub(crate) fn run(args: ExplainTextArgs) -> Result<()> {
     let method = text_method(&args)?;
+    if let Some(inputs) = &args.dataset.data_set {
+        return crate::explain_text_dataset::explain(&args, inputs, method);
+    }
     let name = method.info().name;
     let device = args.device.open()?;
     let (texts, classifier, encoded) = args.input.load(&device)?;

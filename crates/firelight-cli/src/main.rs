@@ -14,6 +14,7 @@ mod dataset;
 mod evaluate;
 mod explain;
 mod explain_text;
+mod explain_text_dataset;
 mod layers;
 mod merge;
 mod named;

@@ -441,3 +441,215 @@ fn shards_out_of_range_and_unknown_data_sets_are_refused() {
     let refused = fail(&["merge", out], &[]);
     assert!(refused.contains("job.json"), "{refused}");
 }
+
+/// The bundled drug reviews (a real text data set: `models/minilm_sentiment/inputs`).
+fn reviews() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/minilm_sentiment/inputs/drug_reviews.tsv")
+}
+
+/// The `scores` of each attribution file an index names, by sample id.
+fn text_scores(dir: &Path) -> BTreeMap<String, Vec<f64>> {
+    records(&dir.join("index.jsonl"))
+        .into_iter()
+        .map(|r| {
+            let file: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join(r.output.as_ref().unwrap())).unwrap(),
+            )
+            .unwrap();
+            let scores = file["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            (r.id, scores)
+        })
+        .collect()
+}
+
+#[test]
+fn a_text_data_set_job_gives_the_one_shot_numbers_and_its_seeded_shards_the_whole_runs_bytes() {
+    let reviews = reviews();
+    let reviews = reviews.to_str().unwrap();
+    // Layer IG over the reviews in chunks of 5 (each padded to its own longest review) against
+    // `explain-text --text-file` on all twelve at once.
+    let job = scratch("text-job");
+    let printed = succeed(
+        &[
+            "explain-text",
+            "--inputs",
+            reviews,
+            "--text-column",
+            "review",
+            "--out",
+            job.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--target",
+            "negative",
+            "--chunk-size",
+            "5",
+        ],
+        &[],
+    );
+    assert!(
+        printed.contains("explained 12 samples in 3 chunks"),
+        "{printed}"
+    );
+    let table = std::fs::read_to_string(reviews).unwrap();
+    let lines: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(2).unwrap())
+        .collect();
+    let text_file = scratch("text-lines").join("reviews.txt");
+    std::fs::write(&text_file, lines.join("\n")).unwrap();
+    let one_shot = scratch("text-one-shot");
+    succeed(
+        &[
+            "explain-text",
+            "--text-file",
+            text_file.to_str().unwrap(),
+            "--out",
+            one_shot.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--target",
+            "negative",
+        ],
+        &[],
+    );
+    let one_shot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(one_shot.join("explain_text.json")).unwrap())
+            .unwrap();
+    let index = records(&job.join("index.jsonl"));
+    let scores = text_scores(&job);
+    assert_eq!(index.len(), 12);
+    for (record, sentence) in index.iter().zip(one_shot["sentences"].as_array().unwrap()) {
+        assert_eq!(record.target_label.as_deref(), Some("negative"));
+        let want: Vec<f64> = sentence["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let got = &scores[&record.id];
+        assert_eq!(got.len(), want.len(), "{}", record.id);
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * scale, "{}: {g} vs {w}", record.id);
+        }
+    }
+
+    // LIME, seeded per review by its id: two shards in chunks of 2 give the bytes of one run in
+    // chunks of 3; the rating column is each review's target.
+    let lime = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "explain-text",
+            "--inputs",
+            reviews,
+            "--text-column",
+            "review",
+            "--target-column",
+            "rating",
+            "--method",
+            "lime",
+            "--samples",
+            "8",
+            "--words",
+            "--out",
+        ];
+        let out = out.to_str().unwrap().to_string();
+        let mut owned: Vec<String> = args.drain(..).map(String::from).collect();
+        owned.push(out);
+        owned.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        succeed(&args, &[])
+    };
+    let whole = scratch("text-lime-whole");
+    lime(&whole, &["--chunk-size", "3"]);
+    let sharded = scratch("text-lime-shards");
+    lime(&sharded, &["--chunk-size", "2", "--shard", "0/2"]);
+    let printed = lime(&sharded, &["--chunk-size", "2", "--shard", "1/2"]);
+    assert!(printed.contains("index:"), "{printed}");
+    assert_eq!(
+        std::fs::read(sharded.join("index.jsonl")).unwrap(),
+        std::fs::read(whole.join("index.jsonl")).unwrap()
+    );
+    let (whole_files, sharded_files) = (
+        tree(&whole.join("attributions")),
+        tree(&sharded.join("attributions")),
+    );
+    assert_eq!(whole_files.len(), 12);
+    assert_eq!(sharded_files, whole_files);
+    let ratings: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(3).unwrap())
+        .collect();
+    for (record, rating) in records(&whole.join("index.jsonl")).iter().zip(ratings) {
+        assert_eq!(record.target_label.as_deref(), Some(rating));
+    }
+}
+
+#[test]
+fn a_text_table_without_its_column_or_with_an_unknown_class_is_reported() {
+    let reviews = reviews();
+    let out = scratch("text-bad");
+    let no_column = fail(
+        &[
+            "explain-text",
+            "--inputs",
+            reviews.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        no_column.contains("no text column `text`") && no_column.contains("review"),
+        "{no_column}"
+    );
+    let table = scratch("text-bad-table").join("set.csv");
+    std::fs::write(
+        &table,
+        "id,text,target\na,Wonderful pills.,positive\nb,Awful.,furious\n",
+    )
+    .unwrap();
+    let table = table.to_str().unwrap();
+    let run = |policy: &str, out: &Path| {
+        let out = out.to_str().unwrap();
+        let args = [
+            "explain-text",
+            "--inputs",
+            table,
+            "--method",
+            "occlusion",
+            "--out",
+            out,
+            "--on-error",
+            policy,
+        ];
+        firelight(&args, &[]).output().expect("the binary runs")
+    };
+    let failed = run("fail", &out);
+    assert!(!failed.status.success());
+    let failed = text(&failed);
+    assert!(
+        failed.contains("sample `b` failed") && failed.contains("furious"),
+        "{failed}"
+    );
+    let skipped_out = scratch("text-bad-skip");
+    let skipped = run("skip", &skipped_out);
+    assert!(skipped.status.success());
+    let skipped = text(&skipped);
+    assert!(
+        skipped.contains("1 index lines carry an error"),
+        "{skipped}"
+    );
+    let index = records(&skipped_out.join("index.jsonl"));
+    let by_id = |id: &str| index.iter().find(|r| r.id == id).unwrap();
+    assert!(by_id("a").error.is_none() && by_id("a").score.is_some());
+    assert!(by_id("b").error.as_deref().unwrap().contains("furious"));
+}
