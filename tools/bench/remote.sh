@@ -47,6 +47,7 @@ run() { # name, then the devices
 echo "| run | wall (s) | images/s | loopback MiB |"
 echo "|---|---:|---:|---:|"
 run local
+run "local, 2 workers" --workers 2
 a="$(serve a)"
 run "one server" --device "$a"
 b="$(serve b)"
