@@ -266,7 +266,12 @@ impl Job {
         let mut listing = String::new();
         for sample in &self.samples {
             let target = sample.target.as_deref().unwrap_or("");
-            listing.push_str(&format!("{}\0{target}\n", sample.id));
+            listing.push_str(&format!("{}\0{target}", sample.id));
+            // A text sample's text is the sample: a file whose lines changed is another job.
+            if let Some(text) = &sample.text {
+                listing.push_str(&format!("\0{text}"));
+            }
+            listing.push('\n');
         }
         let hash = firelight_core::randomize::layer_seed(&listing);
         JobFile {

@@ -14,7 +14,9 @@ method=("$@")
 [ ${#method[@]} -eq 0 ] && method=(--method integrated_gradients)
 
 work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# The servers start in command substitutions (subshells), so they are not this shell's jobs:
+# their PIDs go to a file, for the trap.
+trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir "$work/in"
 photos=(chelsea.png coffee.png astronaut.png rocket.jpg)
 for i in $(seq 0 $((count - 1))); do
@@ -26,6 +28,7 @@ lo_bytes() { awk '/^ *lo:/ { print $2 }' /proc/net/dev; }
 
 serve() { # prints the URL of a new server
     "$bin" serve --port 0 > "$work/server$1.log" 2>&1 &
+    echo $! > "$work/server$1.pid"
     until grep -q "ws://" "$work/server$1.log" 2>/dev/null; do sleep 0.05; done
     grep -o "ws://[0-9.:]*" "$work/server$1.log" | head -1
 }

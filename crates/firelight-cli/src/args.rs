@@ -149,6 +149,7 @@ impl DeviceArgs {
     /// on another (the numbers are the server backend's, not its address's).
     pub(crate) fn kind(&self) -> String {
         let mut kinds: Vec<&str> = self.device.iter().map(DeviceSpec::kind).collect();
+        kinds.sort_unstable();
         kinds.dedup();
         kinds.join("+")
     }

@@ -249,6 +249,18 @@ struct Worker<'a> {
     classifier: ImageClassifier,
 }
 
+/// `e`, the failure of chunk `chunk`, blamed on the device when it is remote and its server no
+/// longer answers (the model's own message about a failed read says nothing of a network).
+pub(crate) fn blame_device(spec: &DeviceSpec, chunk: usize, e: Error) -> Error {
+    match spec {
+        DeviceSpec::Remote(url) if !answers(url) => Error::Device {
+            device: url.clone(),
+            reason: format!("the server went away during chunk {chunk} ({e})"),
+        },
+        _ => e,
+    }
+}
+
 /// Whether something still listens at a `ws://host:port` URL.
 fn answers(url: &str) -> bool {
     use std::net::{TcpStream, ToSocketAddrs};
@@ -292,13 +304,8 @@ impl<'a> Worker<'a> {
     /// Chunk `chunk`'s files and index lines. A failure on a remote device whose server no
     /// longer answers is blamed on the server, not on the model.
     fn explain(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
-        self.explain_chunk(chunk).map_err(|e| match &self.spec {
-            DeviceSpec::Remote(url) if !answers(url) => Error::Device {
-                device: url.clone(),
-                reason: format!("the server went away during chunk {} ({e})", chunk.index),
-            },
-            _ => e,
-        })
+        self.explain_chunk(chunk)
+            .map_err(|e| blame_device(&self.spec, chunk.index, e))
     }
 
     fn explain_chunk(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {

@@ -11,7 +11,8 @@ use firelight::methods::{MethodConfig, Overrides};
 use firelight::prelude::*;
 use firelight::text::{Encoded, Reduction, TextClassifier, TextOptions, TokenScores, Truncation};
 
-use crate::dataset::run_job;
+use crate::args::DeviceSpec;
+use crate::dataset::{blame_device, run_job};
 use crate::explain_text::ExplainTextArgs;
 
 /// Which columns of a text table hold the texts, the ids and the targets.
@@ -90,6 +91,7 @@ pub(crate) fn explain(args: &ExplainTextArgs, inputs: &Path, method: MethodConfi
 struct TextWorker<'a> {
     args: &'a ExplainTextArgs,
     method: &'a MethodConfig,
+    spec: DeviceSpec,
     classifier: TextClassifier,
     layer: String,
     on_error: OnError,
@@ -118,10 +120,8 @@ struct Item<'s> {
 
 impl<'a> TextWorker<'a> {
     fn new(args: &'a ExplainTextArgs, method: &'a MethodConfig, k: usize) -> Result<Self> {
-        let device = args
-            .device
-            .for_worker(k)
-            .open(args.device.token.as_deref())?;
+        let spec = args.device.for_worker(k).clone();
+        let device = spec.open(args.device.token.as_deref())?;
         let model = args
             .input
             .model
@@ -143,6 +143,7 @@ impl<'a> TextWorker<'a> {
         Ok(Self {
             args,
             method,
+            spec,
             classifier,
             layer,
             on_error: args.dataset.on_error.into(),
@@ -168,6 +169,11 @@ impl<'a> TextWorker<'a> {
     }
 
     fn explain(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
+        self.explain_chunk(chunk)
+            .map_err(|e| blame_device(&self.spec, chunk.index, e))
+    }
+
+    fn explain_chunk(&self, chunk: &Chunk<'_>) -> Result<ChunkResult> {
         let mut result = ChunkResult::default();
         let items: Vec<Item<'_>> = chunk
             .positioned()

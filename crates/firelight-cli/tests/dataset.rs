@@ -652,4 +652,15 @@ fn a_text_table_without_its_column_or_with_an_unknown_class_is_reported() {
     let by_id = |id: &str| index.iter().find(|r| r.id == id).unwrap();
     assert!(by_id("a").error.is_none() && by_id("a").score.is_some());
     assert!(by_id("b").error.as_deref().unwrap().contains("furious"));
+    // The same ids with another text are another job: refused, not mixed into this one.
+    std::fs::write(
+        table,
+        "id,text,target\na,Dreadful pills.,positive\nb,Awful.,furious\n",
+    )
+    .unwrap();
+    let changed = text(&run("skip", &skipped_out));
+    assert!(
+        changed.contains("holds a job with other samples"),
+        "{changed}"
+    );
 }

@@ -62,9 +62,9 @@ impl Baseline {
         let baseline = match self {
             Baseline::Zeros => inputs.with_flat(Tensor::zeros([batch, features], &device)),
             // Not `Tensor::full`: under autodiff it is made on the host and uploaded.
-            Baseline::Constant(c) => inputs.with_flat(
-                Tensor::<2>::zeros([batch, features], &device).add_scalar(*c),
-            ),
+            Baseline::Constant(c) => {
+                inputs.with_flat(Tensor::<2>::zeros([batch, features], &device).add_scalar(*c))
+            }
             Baseline::Tensor(t) | Baseline::Distribution(t) => {
                 inputs.check_same_sample_shape(t, "baselines vs inputs (sample shape)")?;
                 let flat = t.flat().clone().to_device(&device).detach();
