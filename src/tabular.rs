@@ -208,6 +208,108 @@ impl Table {
         Ok(Self { labels, rows })
     }
 
+    /// The rows of a CSV file (header checked as [`Table::read_csv`] does) as data-set samples,
+    /// each row's cells in feature order in its [`Sample::content`], unparsed: a bad cell fails
+    /// only its own sample when the job runs ([`Table::from_sample`]). Ids are an `id` column's,
+    /// else `row-000001` by row number.
+    ///
+    /// [`Sample::content`]: crate::dataset::Sample::content
+    pub fn read_samples(
+        path: impl AsRef<Path>,
+        features: &[String],
+    ) -> Result<Vec<crate::dataset::Sample>> {
+        let path = path.as_ref();
+        let fail = |reason: String| Error::Model(format!("{}: {reason}", path.display()));
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_path(path)
+            .map_err(|e| match e.kind() {
+                csv::ErrorKind::Io(_) => Error::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+                ),
+                _ => fail(e.to_string()),
+            })?;
+        let mut header: Vec<String> = reader
+            .headers()
+            .map_err(|e| fail(format!("cannot read the header: {e}")))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let id_column = header.iter().position(|h| h.eq_ignore_ascii_case("id"));
+        if let Some(id) = id_column {
+            // Out of the feature check, which refuses other columns.
+            header[id] = String::new();
+        }
+        let features_only: Vec<String> = header.iter().filter(|h| !h.is_empty()).cloned().collect();
+        let order = column_order(&features_only, features).map_err(fail)?;
+        let positions: Vec<usize> = (0..header.len())
+            .filter(|&c| Some(c) != id_column)
+            .collect();
+        let mut samples = Vec::new();
+        for (index, record) in reader.records().enumerate() {
+            let line = index + 2;
+            let record = record.map_err(|e| fail(format!("line {line}: {e}")))?;
+            let cells: Vec<&str> = order
+                .iter()
+                .map(|&f| record.get(positions[f]).unwrap_or(""))
+                .collect();
+            let id = id_column
+                .and_then(|c| record.get(c))
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| format!("row-{:06}", index + 1), str::to_string);
+            samples.push(crate::dataset::Sample {
+                id,
+                path: path.to_path_buf(),
+                target: None,
+                content: Some(cells.join(",")),
+            });
+        }
+        if samples.is_empty() {
+            return Err(fail("no rows under the header".into()));
+        }
+        Ok(samples)
+    }
+
+    /// A data-set sample's row ([`Table::read_samples`]), labelled by its id; fails naming the
+    /// column of a missing or non-numeric cell.
+    pub fn from_sample(sample: &crate::dataset::Sample, features: &[String]) -> Result<Self> {
+        let fail = |reason: String| Error::Model(format!("row `{}`: {reason}", sample.id));
+        let content = sample.content.as_deref().unwrap_or_default();
+        let cells: Vec<&str> = content.split(',').collect();
+        if cells.len() != features.len() {
+            return Err(fail(format!(
+                "{} cells for {} features",
+                cells.len(),
+                features.len()
+            )));
+        }
+        let row = cells
+            .iter()
+            .zip(features)
+            .map(|(cell, name)| parse_cell(cell, name))
+            .collect::<std::result::Result<Vec<f32>, String>>()
+            .map_err(fail)?;
+        Ok(Self {
+            labels: vec![sample.id.clone()],
+            rows: vec![row],
+        })
+    }
+
+    /// These tables' rows, one after another.
+    pub fn concat(tables: Vec<Table>) -> Self {
+        let mut all = Self {
+            labels: Vec::new(),
+            rows: Vec::new(),
+        };
+        for table in tables {
+            all.labels.extend(table.labels);
+            all.rows.extend(table.rows);
+        }
+        all
+    }
+
     /// One row from `name=value` pairs (`age=54,sex=2,bmi=36.1,...`): every feature once.
     pub fn parse_row(text: &str, features: &[String]) -> Result<Self> {
         let fail = |reason: String| Error::Model(format!("--row `{text}`: {reason}"));

@@ -267,9 +267,10 @@ impl Job {
         for sample in &self.samples {
             let target = sample.target.as_deref().unwrap_or("");
             listing.push_str(&format!("{}\0{target}", sample.id));
-            // A text sample's text is the sample: a file whose lines changed is another job.
-            if let Some(text) = &sample.text {
-                listing.push_str(&format!("\0{text}"));
+            // A text's words or a row's cells are the sample: a file whose lines changed is
+            // another job.
+            if let Some(content) = &sample.content {
+                listing.push_str(&format!("\0{content}"));
             }
             listing.push('\n');
         }

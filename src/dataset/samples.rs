@@ -22,10 +22,11 @@ pub struct Sample {
     /// What to explain for this sample (a class index or name), from the manifest's `target`
     /// column; `None` leaves it to the job's own target.
     pub target: Option<String>,
-    /// The sample itself, for a sample that is a line or a cell of [`Sample::path`] (text data
-    /// sets) rather than the whole file.
+    /// The sample itself, for a sample that is a part of [`Sample::path`] rather than the whole
+    /// file: a text (a line, or a table's text cell), or a table row's cells in feature order,
+    /// comma-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub content: Option<String>,
 }
 
 /// The samples of `source`: a folder (searched recursively for photos and `.npy` tensors, in the
@@ -92,7 +93,7 @@ fn folder_samples(root: &Path) -> Result<Vec<Sample>> {
                     id,
                     path,
                     target: None,
-                    text: None,
+                    content: None,
                 });
             }
         }
@@ -112,7 +113,8 @@ fn manifest_samples(manifest: &Path) -> Result<Vec<Sample>> {
     };
     let Some(path_column) = column("path") else {
         return Err(bad(format!(
-            "a manifest needs a `path` column (it has {}); tabular rows are explained with --rows",
+            "a manifest needs a `path` column (it has {}); a tabular model's rows are a data set \
+             with --model (the tabular model) --inputs rows.csv, or explained at once with --rows",
             headers.iter().collect::<Vec<_>>().join(", ")
         )));
     };
@@ -134,7 +136,7 @@ fn manifest_samples(manifest: &Path) -> Result<Vec<Sample>> {
             id: field(id_column).unwrap_or(path).to_string(),
             path: base.join(path),
             target: field(target_column).map(String::from),
-            text: None,
+            content: None,
         });
     }
     Ok(samples)
@@ -184,7 +186,7 @@ pub fn read_text_samples(source: &Path, columns: &TextColumns) -> Result<Vec<Sam
                     id: format!("line-{:06}", n + 1),
                     path: source.to_path_buf(),
                     target: None,
-                    text: Some(line.to_string()),
+                    content: Some(line.to_string()),
                 })
                 .collect()
         }
@@ -247,7 +249,7 @@ fn table_texts(source: &Path, tabs: bool, columns: &TextColumns) -> Result<Vec<S
             id: field(id_column).map_or_else(|| format!("row-{:06}", row + 1), String::from),
             path: source.to_path_buf(),
             target: field(target_column).map(String::from),
-            text: Some(text.to_string()),
+            content: Some(text.to_string()),
         });
     }
     Ok(samples)
@@ -330,7 +332,7 @@ mod tests {
         let samples = read_text_samples(&lines, &TextColumns::default()).unwrap();
         let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["line-000001", "line-000004"]);
-        assert_eq!(samples[1].text.as_deref(), Some("Awful."));
+        assert_eq!(samples[1].content.as_deref(), Some("Awful."));
 
         let table = dir.join("reviews.tsv");
         std::fs::write(&table, "\tdrug\treview\trating\n7\tA\t\"Fine, \"\"really\"\"\"\tpositive\n9\tB\tBad\tnegative\n").unwrap();
@@ -341,7 +343,7 @@ mod tests {
         };
         let samples = read_text_samples(&table, &columns).unwrap();
         assert_eq!(samples[0].id, "7");
-        assert_eq!(samples[0].text.as_deref(), Some("Fine, \"really\""));
+        assert_eq!(samples[0].content.as_deref(), Some("Fine, \"really\""));
         assert_eq!(samples[1].target.as_deref(), Some("negative"));
         let no_text = read_text_samples(&table, &TextColumns::default()).unwrap_err();
         assert!(no_text.to_string().contains("review"), "{no_text}");

@@ -117,6 +117,23 @@ impl From<ColormapChoice> for Colormap {
 
 pub(crate) fn explain(args: ExplainArgs) -> Result<()> {
     if let Some(inputs) = &args.dataset.data_set {
+        if crate::tabular::is_tabular(&args.input.model.model) {
+            if args.rows.is_some() || args.row.is_some() {
+                return Err(Error::parameter(
+                    "inputs",
+                    inputs.display(),
+                    "--rows and --row are for rows explained at once; a data-set job reads its \
+                     rows from --inputs",
+                ));
+            }
+            let methods = args.method.clone().unwrap_or_else(|| {
+                crate::tabular::DEFAULT_METHODS
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            });
+            return crate::tabular_dataset::explain(&args, inputs, &methods);
+        }
         let methods = args
             .method
             .clone()

@@ -180,7 +180,7 @@ impl<'a> TextWorker<'a> {
             .map(|(position, sample)| Item {
                 position,
                 sample,
-                text: sample.text.as_deref().unwrap_or_default(),
+                text: sample.content.as_deref().unwrap_or_default(),
                 record: Record::new(position, sample),
             })
             .collect();

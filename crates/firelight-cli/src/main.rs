@@ -23,6 +23,7 @@ mod sanity;
 mod serve;
 mod session;
 mod tabular;
+mod tabular_dataset;
 mod tcav;
 mod visualize;
 mod web;

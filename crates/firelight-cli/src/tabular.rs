@@ -30,7 +30,7 @@ pub(crate) fn is_tabular(model: &str) -> bool {
         || (model.ends_with(".onnx") && Path::new(model).with_file_name("model.json").is_file())
 }
 
-fn open_model(name: &str, device: &Device) -> Result<TabularModel> {
+pub(crate) fn open_model(name: &str, device: &Device) -> Result<TabularModel> {
     if name == "diabetes_mlp" {
         TabularModel::diabetes_mlp(device)
     } else {
@@ -129,7 +129,7 @@ pub(crate) fn explain(args: &ExplainArgs, methods: &[String]) -> Result<()> {
 }
 
 /// The methods by name, with the options applied; tabular inputs have no layer or CAM.
-fn configs(options: &MethodOptionArgs, methods: &[String]) -> Result<Vec<MethodConfig>> {
+pub(crate) fn configs(options: &MethodOptionArgs, methods: &[String]) -> Result<Vec<MethodConfig>> {
     let configs = options.configs(methods)?;
     if let Some(m) = configs
         .iter()

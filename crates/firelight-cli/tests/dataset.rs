@@ -664,3 +664,145 @@ fn a_text_table_without_its_column_or_with_an_unknown_class_is_reported() {
         "{changed}"
     );
 }
+
+#[test]
+fn a_tabular_data_set_job_gives_the_one_shot_numbers_and_its_seeded_methods_ignore_the_chunks() {
+    let rows =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/diabetes_mlp/test_rows.csv");
+    let rows = rows.to_str().unwrap();
+    let job = |out: &Path, chunk: &str| {
+        succeed(
+            &[
+                "explain",
+                "--model",
+                "diabetes_mlp",
+                "--inputs",
+                rows,
+                "--out",
+                out.to_str().unwrap(),
+                "--method",
+                "integrated_gradients,feature_ablation,kernel_shap",
+                "--chunk-size",
+                chunk,
+            ],
+            &[],
+        )
+    };
+    let by16 = scratch("rows-16");
+    let printed = job(&by16, "16");
+    assert!(
+        printed.contains("explained 89 samples in 6 chunks"),
+        "{printed}"
+    );
+    let by7 = scratch("rows-7");
+    job(&by7, "7");
+    // KernelSHAP is seeded per row by its id and runs row by row: other chunks, the same numbers
+    // (the predictions beside them come from the chunk's batch, rounded as its size has it).
+    let shap = |dir: &Path| {
+        tree(&dir.join("attributions"))
+            .into_iter()
+            .filter(|(name, _)| name.contains("kernel_shap"))
+            .map(|(name, bytes)| {
+                let file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                (name, file["attributions"].to_string())
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(shap(&by16).len(), 89);
+    assert_eq!(shap(&by16), shap(&by7));
+
+    // The deterministic methods equal `--rows`, which explains all 89 rows in one batch.
+    let once = scratch("rows-once");
+    succeed(
+        &[
+            "explain",
+            "--model",
+            "diabetes_mlp",
+            "--rows",
+            rows,
+            "--out",
+            once.to_str().unwrap(),
+            "--method",
+            "integrated_gradients,feature_ablation",
+        ],
+        &[],
+    );
+    let once: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(once.join("diabetes_mlp_attributions.json")).unwrap(),
+    )
+    .unwrap();
+    for (r, row) in once["rows"].as_array().unwrap().iter().enumerate() {
+        for method in ["integrated_gradients", "feature_ablation"] {
+            let file = by16.join(format!("attributions/row-{:06}.{method}.json", r + 1));
+            let got: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            let numbers = |v: &serde_json::Value| -> Vec<f64> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            };
+            let (got, want) = (
+                numbers(&got["attributions"]),
+                numbers(&row["attributions"][method]),
+            );
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * scale,
+                    "row {} {method}: {g} vs {w}",
+                    r + 1
+                );
+            }
+        }
+    }
+
+    // A bad cell fails its row alone under --on-error skip; feature_permutation is refused.
+    let table = scratch("rows-bad").join("rows.csv");
+    let text_rows = std::fs::read_to_string(rows).unwrap();
+    let mut lines: Vec<String> = text_rows.lines().take(4).map(String::from).collect();
+    lines[2] = lines[2].replacen(|c: char| c.is_ascii_digit(), "x", 1);
+    std::fs::write(&table, lines.join("\n")).unwrap();
+    let out = scratch("rows-bad-out");
+    let skipped = succeed(
+        &[
+            "explain",
+            "--model",
+            "diabetes_mlp",
+            "--inputs",
+            table.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--method",
+            "feature_ablation",
+            "--on-error",
+            "skip",
+        ],
+        &[],
+    );
+    assert!(
+        skipped.contains("1 index lines carry an error"),
+        "{skipped}"
+    );
+    let index = records(&out.join("index.jsonl"));
+    assert!(
+        index[1].error.as_deref().unwrap().contains("not a number"),
+        "{index:?}"
+    );
+    let refused = fail(
+        &[
+            "explain",
+            "--model",
+            "diabetes_mlp",
+            "--inputs",
+            rows,
+            "--out",
+            scratch("rows-perm").to_str().unwrap(),
+            "--method",
+            "feature_permutation",
+        ],
+        &[],
+    );
+    assert!(refused.contains("depend on the chunks"), "{refused}");
+}
