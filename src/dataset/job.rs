@@ -156,6 +156,22 @@ pub struct Job {
     on_error: OnError,
     workers: usize,
     settings: serde_json::Value,
+    written: Option<Written>,
+}
+
+/// Told the names (relative to the job's folder) of the files a job has just written, whole and
+/// under their final names: `job.json`, each chunk's files with its marker last, `index.jsonl`.
+/// A copy made in that order (to object storage, say) is a job folder that resumes as this one.
+#[derive(Clone)]
+pub struct Written(pub std::sync::Arc<WrittenFn>);
+
+/// The callback inside [`Written`].
+pub type WrittenFn = dyn Fn(&[String]) -> Result<()> + Send + Sync;
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Written(..)")
+    }
 }
 
 /// What `job.json` holds: what makes two runs the same job.
@@ -190,6 +206,20 @@ impl Job {
             on_error: OnError::Fail,
             workers: 1,
             settings: serde_json::Value::Null,
+            written: None,
+        }
+    }
+
+    /// Calls `written` with the names of the files the job writes, as soon as each is whole.
+    pub fn on_written(mut self, written: Written) -> Self {
+        self.written = Some(written);
+        self
+    }
+
+    fn tell(&self, names: &[String]) -> Result<()> {
+        match &self.written {
+            Some(written) => (written.0)(names),
+            None => Ok(()),
         }
     }
 
@@ -328,7 +358,8 @@ impl Job {
         }
         let mut text = serde_json::to_string_pretty(&wanted).expect("JSON values serialise");
         text.push('\n');
-        write_atomic(&path, text.as_bytes())
+        write_atomic(&path, text.as_bytes())?;
+        self.tell(&["job.json".to_string()])
     }
 
     /// Computes this shard's chunks that are not done with `make_worker(k)`'s workers (one per
@@ -414,7 +445,9 @@ impl Job {
             .filter(|&c| !self.is_done(c))
             .count();
         let index = if others_pending == 0 {
-            Some(merge(std::slice::from_ref(&self.out), &self.out)?.index)
+            let index = merge(std::slice::from_ref(&self.out), &self.out)?.index;
+            self.tell(&["index.jsonl".to_string()])?;
+            Some(index)
         } else {
             None
         };
@@ -457,7 +490,10 @@ impl Job {
             lines.push_str(&serde_json::to_string(record).expect("records serialise"));
             lines.push('\n');
         }
-        write_atomic(&self.out.join(marker_name(chunk.index)), lines.as_bytes())
+        write_atomic(&self.out.join(marker_name(chunk.index)), lines.as_bytes())?;
+        let mut names: Vec<String> = result.files.iter().map(|f| f.name.clone()).collect();
+        names.push(marker_name(chunk.index));
+        self.tell(&names)
     }
 }
 

@@ -21,11 +21,25 @@ mod job;
 mod merge;
 mod samples;
 mod shard;
+#[cfg(feature = "object-store")]
+mod store;
 
-pub use job::{Chunk, ChunkResult, Job, JobSummary, OnError, OutputFile, Record};
+pub use job::{
+    Chunk, ChunkResult, Job, JobSummary, OnError, OutputFile, Record, Written, WrittenFn,
+};
 pub use merge::{MergeSummary, merge};
 pub use samples::{Sample, TextColumns, read_samples, read_text_samples};
 pub use shard::Shard;
+#[cfg(feature = "object-store")]
+pub use store::ObjectStoreOut;
+
+/// Whether `out` names object storage (`s3://`, `gs://`, `az://`, `file://`, ...) rather than a
+/// folder: a scheme of letters and digits, then `://`.
+pub fn is_store_url(out: &str) -> bool {
+    out.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
 
 /// The seed of a stochastic method for one sample: the user's `seed` mixed with the sample's id
 /// (FNV-1a, then SplitMix64), so a sample gets the same draws whichever chunk, shard, worker or
@@ -55,6 +69,14 @@ pub fn file_stem_for(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn store_urls_are_told_from_folders() {
+        assert!(super::is_store_url("s3://bucket/audit"));
+        assert!(super::is_store_url("file:///tmp/audit"));
+        assert!(!super::is_store_url("audit/out"));
+        assert!(!super::is_store_url("/tmp/a://b"));
+    }
+
     use super::*;
 
     #[test]

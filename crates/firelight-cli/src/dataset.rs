@@ -9,7 +9,7 @@ use firelight::bundled::ImageClassifier;
 use firelight::core::npy::encode_npy;
 use firelight::dataset::{
     Chunk, ChunkResult, Job, OnError, OutputFile, Record, Sample, Shard, file_stem_for,
-    read_samples, sample_seed,
+    is_store_url, read_samples, sample_seed,
 };
 use firelight::methods::{Family, MethodConfig, Overrides, RunContext};
 use firelight::perturb::FeatureMask;
@@ -185,12 +185,14 @@ where
             format!("{device_count} devices were given; each needs a worker of its own"),
         ));
     }
-    let job = Job::new(out, samples)
+    let target = Output::open(out)?;
+    let job = Job::new(target.folder(), samples)
         .chunk_size(data.chunk_size)
         .shard(shard)
         .workers(workers)
         .on_error(data.on_error.into())
         .settings(settings);
+    let job = target.attach(job);
     let pending = job.pending().len();
     println!(
         "{}: {} chunks of {} (shard {shard}: {pending} to do) into {}",
@@ -227,8 +229,8 @@ where
             n => format!("; {n} index lines carry an error (--on-error skip)"),
         }
     );
-    match summary.index {
-        Some(index) => println!("index: {}", index.display()),
+    match target.finish(summary.index)? {
+        Some(index) => println!("index: {index}"),
         None => println!(
             "{} chunks of other shards are not done yet; the last shard writes the index, or run \
              `firelight merge {}` once they are",
@@ -237,6 +239,91 @@ where
         ),
     }
     Ok(())
+}
+
+/// Where a job's results go: a folder, or object storage through a local staging folder.
+enum Output<'p> {
+    Folder(&'p Path),
+    #[cfg(feature = "object-store")]
+    Store {
+        store: firelight::dataset::ObjectStoreOut,
+        staging: PathBuf,
+        url: String,
+    },
+}
+
+impl<'p> Output<'p> {
+    /// `out` as a folder, or as object storage when it is a URL (`s3://bucket/prefix`, ...),
+    /// whose markers are downloaded first so that the job resumes from what the store holds.
+    fn open(out: &'p Path) -> Result<Self> {
+        let url = out.to_str().filter(|o| is_store_url(o));
+        match url {
+            None => Ok(Output::Folder(out)),
+            #[cfg(feature = "object-store")]
+            Some(url) => {
+                let store = firelight::dataset::ObjectStoreOut::open(url)?;
+                let staging = store.staging();
+                let done = store.download_state(&staging)?;
+                println!(
+                    "{url}: {done} chunks there already; staging in {}",
+                    staging.display()
+                );
+                Ok(Output::Store {
+                    store,
+                    staging,
+                    url: url.trim_end_matches('/').to_string(),
+                })
+            }
+            #[cfg(not(feature = "object-store"))]
+            Some(url) => Err(Error::parameter(
+                "out",
+                url,
+                "object storage (s3://, gs://, az://) needs a build with --features object-store",
+            )),
+        }
+    }
+
+    /// The local folder the job writes.
+    fn folder(&self) -> &Path {
+        match self {
+            Output::Folder(out) => out,
+            #[cfg(feature = "object-store")]
+            Output::Store { staging, .. } => staging,
+        }
+    }
+
+    /// `job`, uploading what it writes when the output is a store.
+    fn attach(&self, job: Job) -> Job {
+        match self {
+            Output::Folder(_) => job,
+            #[cfg(feature = "object-store")]
+            Output::Store { store, staging, .. } => job.on_written(store.uploader(staging)),
+        }
+    }
+
+    /// Where the index is, once every chunk of every shard is done: the job's own, or (in a
+    /// store, where other shards' markers land while this one runs) one merged from the markers
+    /// there now.
+    fn finish(&self, index: Option<PathBuf>) -> Result<Option<String>> {
+        match self {
+            Output::Folder(_) => Ok(index.map(|i| i.display().to_string())),
+            #[cfg(feature = "object-store")]
+            Output::Store {
+                store,
+                staging,
+                url,
+            } => {
+                if index.is_none() {
+                    store.download_state(staging)?;
+                    if firelight::dataset::merge(std::slice::from_ref(staging), staging).is_err() {
+                        return Ok(None);
+                    }
+                    store.upload(staging, "index.jsonl")?;
+                }
+                Ok(Some(format!("{url}/index.jsonl")))
+            }
+        }
+    }
 }
 
 /// One worker's model and what it needs to explain a chunk.

@@ -806,3 +806,54 @@ fn a_tabular_data_set_job_gives_the_one_shot_numbers_and_its_seeded_methods_igno
     );
     assert!(refused.contains("depend on the chunks"), "{refused}");
 }
+
+/// Object storage through `file://` (the same `object_store` code path as S3, GCS and Azure, minus
+/// the network): two shards on "two machines" (each its own staging folder) fill one store, the
+/// second merges the index there, and the store holds the bytes of a local single run.
+#[cfg(feature = "object-store")]
+#[test]
+fn shards_writing_to_object_storage_give_the_single_runs_bytes() {
+    let inputs = photos("store-inputs", 5);
+    let inputs = inputs.to_str().unwrap();
+    let whole = reference(inputs, "store-reference");
+    let store = scratch("store");
+    let url = format!("file://{}", store.display());
+    for (shard, machine) in [("0/2", "machine-a"), ("1/2", "machine-b")] {
+        let staging = scratch(machine);
+        let printed = succeed(
+            &job_args(inputs, &url, &["--shard", shard]),
+            &[("TMPDIR", staging.to_str().unwrap())],
+        );
+        assert!(printed.contains("chunks there already"), "{printed}");
+    }
+    assert_eq!(
+        tree(&store),
+        tree(&whole),
+        "the store differs from the local run"
+    );
+    // Resuming a finished job from a third machine computes nothing.
+    let staging = scratch("machine-c");
+    let printed = succeed(
+        &job_args(inputs, &url, &[]),
+        &[("TMPDIR", staging.to_str().unwrap())],
+    );
+    assert!(
+        printed.contains("explained 0 samples in 0 chunks (3 were done already)"),
+        "{printed}"
+    );
+
+    let no_credentials = firelight(&job_args(inputs, "s3://bucket/audit", &[]), &[])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env_remove("AWS_SKIP_SIGNATURE")
+        .output()
+        .unwrap();
+    let said = text(&no_credentials);
+    assert!(!no_credentials.status.success());
+    assert!(
+        said.contains("no credentials") && said.contains("AWS_ACCESS_KEY_ID"),
+        "{said}"
+    );
+}
