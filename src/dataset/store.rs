@@ -135,8 +135,19 @@ impl ObjectStoreOut {
     }
 
     /// Downloads what a restart needs into `staging`: `job.json` and the chunks' markers (the
-    /// attributions stay in the store).
+    /// attributions stay in the store). What was staged before goes first: the store is the
+    /// truth, and a marker left from a store since emptied would skip a chunk it lacks.
     pub fn download_state(&self, staging: &Path) -> Result<usize> {
+        for stale in [staging.join("chunks"), staging.join("attributions")] {
+            if stale.exists() {
+                std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+            }
+        }
+        for stale in [staging.join("job.json"), staging.join("index.jsonl")] {
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+            }
+        }
         std::fs::create_dir_all(staging.join("chunks")).map_err(|e| Error::io(staging, e))?;
         let mut names = vec!["job.json".to_string()];
         let chunks = self.location("chunks");

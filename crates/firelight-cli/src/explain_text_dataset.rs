@@ -200,13 +200,13 @@ impl<'a> TextWorker<'a> {
         let probabilities = self.classifier.probabilities(&encoded)?;
         let mut targets = Vec::with_capacity(kept.len());
         let mut explained = Vec::with_capacity(kept.len());
-        for (item, p) in kept.into_iter().zip(&probabilities) {
-            match self.predict(item, p) {
-                Ok((item, class)) => {
+        for (mut item, p) in kept.into_iter().zip(&probabilities) {
+            match self.predict(&mut item, p) {
+                Ok(class) => {
                     targets.push(class);
                     explained.push(item);
                 }
-                Err((item, e)) => self.fail(&mut result, &item, &e)?,
+                Err(e) => self.fail(&mut result, &item, &e)?,
             }
         }
         if explained.is_empty() {
@@ -266,14 +266,9 @@ impl<'a> TextWorker<'a> {
             .unwrap_or_else(|| class.to_string())
     }
 
-    /// The item's prediction and the class to explain (its target column's, else --target, else
-    /// the prediction), recorded; the item back with the error when its target is not a class.
-    #[allow(clippy::result_large_err)]
-    fn predict<'s>(
-        &self,
-        mut item: Item<'s>,
-        probabilities: &[f32],
-    ) -> std::result::Result<(Item<'s>, usize), (Item<'s>, Error)> {
+    /// Records the item's prediction, and returns the class to explain (its target column's,
+    /// else --target, else the prediction); fails when its target is not a class.
+    fn predict(&self, item: &mut Item<'_>, probabilities: &[f32]) -> Result<usize> {
         let top = (0..probabilities.len())
             .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
             .unwrap_or(0);
@@ -285,14 +280,14 @@ impl<'a> TextWorker<'a> {
             .target
             .as_deref()
             .or(self.args.target.as_deref());
-        let class = match spec.map(|s| self.classifier.class(s)).transpose() {
-            Ok(class) => class.unwrap_or(top),
-            Err(e) => return Err((item, e)),
-        };
+        let class = spec
+            .map(|s| self.classifier.class(s))
+            .transpose()?
+            .unwrap_or(top);
         item.record.target = Some(class);
         item.record.target_label = Some(self.label(class));
         item.record.score = probabilities.get(class).copied();
-        Ok((item, class))
+        Ok(class)
     }
 
     /// `method` over `encoded` for `classes`: per text, its token (or word) scores and its
