@@ -59,7 +59,9 @@ pub(crate) struct ExplainArgs {
     /// The reference input: `zeros` (the mean photo after normalisation), `black`, or a .npy tensor.
     #[arg(long, default_value = "zeros")]
     pub(crate) baseline: String,
-    /// Folder for the outputs.
+    /// Folder for the outputs; a data-set job's may also be object storage, s3://BUCKET/PREFIX,
+    /// gs://..., az://... or file://... (builds with --features object-store; credentials from
+    /// the AWS_*, GOOGLE_* or AZURE_* environment variables).
     #[arg(long, default_value = "firelight-out")]
     pub(crate) out: PathBuf,
     #[command(flatten)]
