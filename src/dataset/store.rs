@@ -114,11 +114,15 @@ impl ObjectStoreOut {
         Error::parameter("out", &self.url, format!("cannot {what} `{name}`: {e}"))
     }
 
-    /// A local staging folder for this store's job (under the system's temporary folder, one per
-    /// URL, so a restart on this machine reuses it).
+    /// A local staging folder for this store's job, under the system's temporary folder and
+    /// this process's own: shards started on one machine must not share one (each clears its
+    /// staging when it starts). The store holds the state, so nothing staged is needed later.
     pub fn staging(&self) -> PathBuf {
         let hash = firelight_core::randomize::layer_seed(&self.url);
-        std::env::temp_dir().join(format!("firelight-staging-{hash:016x}"))
+        std::env::temp_dir().join(format!(
+            "firelight-staging-{hash:016x}-{}",
+            std::process::id()
+        ))
     }
 
     /// Uploads the staged file `name` (relative to `staging`).

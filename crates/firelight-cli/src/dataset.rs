@@ -231,6 +231,10 @@ where
     );
     match target.finish(summary.index)? {
         Some(index) => println!("index: {index}"),
+        None if is_store_url(&out.to_string_lossy()) => println!(
+            "chunks of other shards are not in the store yet; the last shard to finish merges \
+             the index there"
+        ),
         None => println!(
             "{} chunks of other shards are not done yet; the last shard writes the index, or run \
              `firelight merge {}` once they are",
@@ -316,10 +320,13 @@ impl<'p> Output<'p> {
                 if index.is_none() {
                     store.download_state(staging)?;
                     if firelight::dataset::merge(std::slice::from_ref(staging), staging).is_err() {
+                        let _ = std::fs::remove_dir_all(staging);
                         return Ok(None);
                     }
                     store.upload(staging, "index.jsonl")?;
                 }
+                // Everything is in the store; the staged markers are copies.
+                let _ = std::fs::remove_dir_all(staging);
                 Ok(Some(format!("{url}/index.jsonl")))
             }
         }
