@@ -695,6 +695,26 @@ impl MethodConfig {
         all
     }
 
+    /// Whether the method draws random numbers (it has a seed).
+    pub fn is_stochastic(&self) -> bool {
+        self.clone()
+            .apply(&Overrides {
+                seed: Some(0),
+                ..Overrides::default()
+            })
+            .contains(&"seed")
+    }
+
+    /// This method with its seed set to `seed` (unchanged when it has none).
+    pub fn seeded(&self, seed: u64) -> MethodConfig {
+        let mut own = self.clone();
+        own.apply(&Overrides {
+            seed: Some(seed),
+            ..Overrides::default()
+        });
+        own
+    }
+
     /// Whether the method takes [`RunContext::feature_mask`] (the perturbation methods but
     /// Occlusion, which slides its window, and Layer Feature Ablation, which masks the layer).
     pub fn uses_feature_mask(&self) -> bool {

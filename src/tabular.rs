@@ -164,23 +164,7 @@ impl Table {
     pub fn read_csv(path: impl AsRef<Path>, features: &[String]) -> Result<Self> {
         let path = path.as_ref();
         let fail = |reason: String| Error::Model(format!("{}: {reason}", path.display()));
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .flexible(true)
-            .from_path(path)
-            .map_err(|e| match e.kind() {
-                csv::ErrorKind::Io(_) => Error::io(
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
-                ),
-                _ => fail(e.to_string()),
-            })?;
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| fail(format!("cannot read the header: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let (mut reader, header) = open_csv(path)?;
         let order = column_order(&header, features).map_err(fail)?;
         let mut labels = Vec::new();
         let mut rows = Vec::new();
@@ -220,23 +204,7 @@ impl Table {
     ) -> Result<Vec<crate::dataset::Sample>> {
         let path = path.as_ref();
         let fail = |reason: String| Error::Model(format!("{}: {reason}", path.display()));
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .flexible(true)
-            .from_path(path)
-            .map_err(|e| match e.kind() {
-                csv::ErrorKind::Io(_) => Error::io(
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
-                ),
-                _ => fail(e.to_string()),
-            })?;
-        let mut header: Vec<String> = reader
-            .headers()
-            .map_err(|e| fail(format!("cannot read the header: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let (mut reader, mut header) = open_csv(path)?;
         let id_column = header.iter().position(|h| h.eq_ignore_ascii_case("id"));
         if let Some(id) = id_column {
             // Out of the feature check, which refuses other columns.
@@ -346,6 +314,29 @@ impl Table {
 }
 
 /// For each feature, the column holding it; fails naming missing, unknown and repeated columns.
+/// A CSV reader on `path` (cells trimmed) and its header.
+fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
+    let fail = |reason: String| Error::Model(format!("{}: {reason}", path.display()));
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| match e.kind() {
+            csv::ErrorKind::Io(_) => Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+            ),
+            _ => fail(e.to_string()),
+        })?;
+    let header = reader
+        .headers()
+        .map_err(|e| fail(format!("cannot read the header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    Ok((reader, header))
+}
+
 fn column_order(
     columns: &[String],
     features: &[String],

@@ -11,7 +11,7 @@ use firelight::dataset::{
     Chunk, ChunkResult, Job, OnError, OutputFile, Record, Sample, Shard, file_stem_for,
     is_store_url, read_samples, sample_seed,
 };
-use firelight::methods::{Family, MethodConfig, Overrides, RunContext};
+use firelight::methods::{Family, MethodConfig, RunContext};
 use firelight::perturb::FeatureMask;
 use firelight::prelude::*;
 use firelight::viz::RgbImage;
@@ -532,13 +532,7 @@ impl<'a> Worker<'a> {
             layer: self.args.options.layer.clone(),
             ..RunContext::default()
         };
-        let stochastic = method
-            .clone()
-            .apply(&Overrides {
-                seed: Some(0),
-                ..Overrides::default()
-            })
-            .contains(&"seed");
+        let stochastic = method.is_stochastic();
         let classes: Vec<usize> = loaded
             .iter()
             .map(|l| l.record.target.unwrap_or(0))
@@ -546,11 +540,7 @@ impl<'a> Worker<'a> {
         let rows: Vec<DynTensor> = if stochastic || method.uses_feature_mask() {
             let mut rows = Vec::with_capacity(loaded.len());
             for (row, item) in loaded.iter().enumerate() {
-                let mut own = method.clone();
-                own.apply(&Overrides {
-                    seed: Some(sample_seed(self.args.options.seed, &item.sample.id)),
-                    ..Overrides::default()
-                });
+                let own = method.seeded(sample_seed(self.args.options.seed, &item.sample.id));
                 let context = RunContext {
                     feature_mask: self
                         .args

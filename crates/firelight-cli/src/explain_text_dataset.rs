@@ -7,7 +7,7 @@ use firelight::dataset::{
     Chunk, ChunkResult, OnError, OutputFile, Record, Sample, TextColumns, file_stem_for,
     read_text_samples, sample_seed,
 };
-use firelight::methods::{MethodConfig, Overrides};
+use firelight::methods::MethodConfig;
 use firelight::prelude::*;
 use firelight::text::{Encoded, Reduction, TextClassifier, TextOptions, TokenScores, Truncation};
 
@@ -133,13 +133,7 @@ impl<'a> TextWorker<'a> {
             .layer
             .clone()
             .unwrap_or_else(|| classifier.embedding.clone());
-        let stochastic = method
-            .clone()
-            .apply(&Overrides {
-                seed: Some(0),
-                ..Overrides::default()
-            })
-            .contains(&"seed");
+        let stochastic = method.is_stochastic();
         Ok(Self {
             args,
             method,
@@ -184,20 +178,29 @@ impl<'a> TextWorker<'a> {
                 record: Record::new(position, sample),
             })
             .collect();
-        // A text the model refuses (too long with --no-truncate) fails alone, not its chunk.
-        let mut kept = Vec::with_capacity(items.len());
-        for item in items {
-            match self.classifier.encode(&[item.text], self.truncation()) {
-                Ok(_) => kept.push(item),
-                Err(e) => self.fail(&mut result, &item, &e)?,
+        let texts: Vec<&str> = items.iter().map(|i| i.text).collect();
+        let (kept, encoded) = match self.classifier.encode(&texts, self.truncation()) {
+            Ok(encoded) => (items, encoded),
+            Err(_) => {
+                // A text the model refuses (too long with --no-truncate) fails alone, not its
+                // chunk: the texts one by one find which.
+                let mut kept = Vec::with_capacity(items.len());
+                for item in items {
+                    match self.classifier.encode(&[item.text], self.truncation()) {
+                        Ok(_) => kept.push(item),
+                        Err(e) => self.fail(&mut result, &item, &e)?,
+                    }
+                }
+                if kept.is_empty() {
+                    return Ok(result);
+                }
+                let texts: Vec<&str> = kept.iter().map(|i| i.text).collect();
+                let encoded = self.classifier.encode(&texts, self.truncation())?;
+                (kept, encoded)
             }
-        }
-        let texts: Vec<&str> = kept.iter().map(|i| i.text).collect();
-        if texts.is_empty() {
-            return Ok(result);
-        }
-        let encoded = self.classifier.encode(&texts, self.truncation())?;
+        };
         let probabilities = self.classifier.probabilities(&encoded)?;
+        let encoded_rows = kept.len();
         let mut targets = Vec::with_capacity(kept.len());
         let mut explained = Vec::with_capacity(kept.len());
         for (mut item, p) in kept.into_iter().zip(&probabilities) {
@@ -215,16 +218,17 @@ impl<'a> TextWorker<'a> {
         let scores = if self.stochastic {
             let mut scores = Vec::with_capacity(explained.len());
             for (item, &class) in explained.iter().zip(&targets) {
-                let mut own = self.method.clone();
-                own.apply(&Overrides {
-                    seed: Some(sample_seed(self.args.options.seed, &item.sample.id)),
-                    ..Overrides::default()
-                });
+                let own = self
+                    .method
+                    .seeded(sample_seed(self.args.options.seed, &item.sample.id));
                 let alone = self.classifier.encode(&[item.text], self.truncation())?;
                 scores.extend(self.attribute(&own, &alone, vec![class])?);
             }
             scores
+        } else if explained.len() == encoded_rows {
+            self.attribute(self.method, &encoded, targets.clone())?
         } else {
+            // Some targets were not classes: the others, encoded again without them.
             let texts: Vec<&str> = explained.iter().map(|i| i.text).collect();
             let encoded = self.classifier.encode(&texts, self.truncation())?;
             self.attribute(self.method, &encoded, targets.clone())?

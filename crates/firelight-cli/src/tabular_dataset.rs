@@ -6,7 +6,7 @@ use std::path::Path;
 use firelight::dataset::{
     Chunk, ChunkResult, OnError, OutputFile, Record, file_stem_for, sample_seed,
 };
-use firelight::methods::{MethodConfig, Overrides, RunContext};
+use firelight::methods::{MethodConfig, RunContext};
 use firelight::prelude::*;
 use firelight::tabular::{Table, TabularModel};
 
@@ -121,13 +121,7 @@ impl<'a> RowWorker<'a> {
         let target = Target::class(0);
         for method in self.methods {
             let name = method.info().name;
-            let stochastic = method
-                .clone()
-                .apply(&Overrides {
-                    seed: Some(0),
-                    ..Overrides::default()
-                })
-                .contains(&"seed");
+            let stochastic = method.is_stochastic();
             let context = RunContext {
                 feature_mask: self
                     .args
@@ -140,11 +134,7 @@ impl<'a> RowWorker<'a> {
             let values: Vec<Vec<f32>> = if stochastic {
                 let mut values = Vec::with_capacity(kept.len());
                 for (row, (_, sample)) in kept.iter().enumerate() {
-                    let mut own = method.clone();
-                    own.apply(&Overrides {
-                        seed: Some(sample_seed(self.args.options.seed, &sample.id)),
-                        ..Overrides::default()
-                    });
+                    let own = method.seeded(sample_seed(self.args.options.seed, &sample.id));
                     let alone = Table {
                         labels: vec![table.labels[row].clone()],
                         rows: vec![table.rows[row].clone()],
