@@ -652,6 +652,35 @@ fn a_text_table_without_its_column_or_with_an_unknown_class_is_reported() {
     let by_id = |id: &str| index.iter().find(|r| r.id == id).unwrap();
     assert!(by_id("a").error.is_none() && by_id("a").score.is_some());
     assert!(by_id("b").error.as_deref().unwrap().contains("furious"));
+    // A text too long for the model's positions, with --no-truncate, fails alone.
+    let long = scratch("text-bad-long").join("set.csv");
+    let words = "good ".repeat(600);
+    std::fs::write(
+        &long,
+        format!("id,text\na,Wonderful pills.\nb,{words}\nc,Awful.\n"),
+    )
+    .unwrap();
+    let long_out = scratch("text-bad-long-out");
+    let args = [
+        "explain-text",
+        "--inputs",
+        long.to_str().unwrap(),
+        "--method",
+        "occlusion",
+        "--out",
+        long_out.to_str().unwrap(),
+        "--on-error",
+        "skip",
+        "--no-truncate",
+    ];
+    succeed(&args, &[]);
+    let index = records(&long_out.join("index.jsonl"));
+    let ok: Vec<&str> = index
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(ok, ["a", "c"], "{index:?}");
     // The same ids with another text are another job: refused, not mixed into this one.
     std::fs::write(
         table,
