@@ -355,10 +355,15 @@ fn vgg16_lrp_matches_zennit_and_captum() {
     };
     let mut failures = Vec::new();
     for (reference, got, tolerance) in [
+        // No further from float64 than torch's own float32 result (3.7e-4): firelight's
+        // Winograd 3x3 convolutions round differently from im2col (1.9e-4 with them, 7.2e-5
+        // without: `FIRELIGHT_KERNELS=burn`), both inside float32's own error here.
         (
             "epsilon_plus_flat",
             relevance(LrpComposite::EpsilonPlusFlat, 1.0),
-            1e-4,
+            manifest["float32_rel_l2"]["epsilon_plus_flat"]
+                .as_f64()
+                .unwrap(),
         ),
         ("captum_lrp", relevance(LrpComposite::Captum, logit), 3e-3),
     ] {

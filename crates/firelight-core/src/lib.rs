@@ -16,6 +16,7 @@
 //!   batched perturb-and-score loop;
 //! - [`LayerAsInput`]: a model fed at one of its layers (Captum's interpretable embedding), so
 //!   input methods explain that layer's value (word embeddings of token ids);
+//! - [`conv`]: 2-D convolution through firelight's Winograd kernel on flex (3x3, stride 1);
 //! - [`budget`]: the memory budget untrusted models are held to;
 //! - [`Error`]: typed errors that say what was wrong and what was expected;
 //! - [`npy`]: float32 `.npy` reading and atomic writing;
@@ -29,6 +30,7 @@ pub mod attribution;
 pub mod baseline;
 pub mod batch;
 pub mod budget;
+pub mod conv;
 pub mod deeplift;
 pub mod error;
 pub mod gradients;

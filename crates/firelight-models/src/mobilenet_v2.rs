@@ -5,6 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::{Device, Tensor};
+use firelight_core::conv::conv2d_module;
 use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{ConvSpec, WeightSource, batch_norm, grouped_conv2d, linear};
@@ -35,7 +36,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>, taps: &Taps<'_>) -> Tensor<4> {
-        let y = self.bn.forward(self.conv.forward(x));
+        let y = self.bn.forward(conv2d_module(&self.conv, x));
         if self.relu6 {
             taps.nonlinear(y, |t| t.clamp(0.0, 6.0))
         } else {

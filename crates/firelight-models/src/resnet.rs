@@ -5,6 +5,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
+use firelight_core::conv::conv2d_module;
 use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{WeightSource, batch_norm, conv2d, linear};
@@ -77,14 +78,14 @@ impl BasicBlock {
         let skip = match &self.downsample {
             Some((conv, bn)) => taps.tap(
                 &format!("{n}.downsample"),
-                bn.forward(conv.forward(x.clone())),
+                bn.forward(conv2d_module(conv, x.clone())),
             )?,
             None => x.clone(),
         };
-        let y = taps.tap(&format!("{n}.conv1"), self.conv1.forward(x))?;
+        let y = taps.tap(&format!("{n}.conv1"), conv2d_module(&self.conv1, x))?;
         let y = taps.tap(&format!("{n}.bn1"), self.bn1.forward(y))?;
         let y = taps.tap(&format!("{n}.relu1"), taps.relu(y))?;
-        let y = taps.tap(&format!("{n}.conv2"), self.conv2.forward(y))?;
+        let y = taps.tap(&format!("{n}.conv2"), conv2d_module(&self.conv2, y))?;
         let y = taps.tap(&format!("{n}.bn2"), self.bn2.forward(y))?;
         let y = taps.tap(&format!("{n}.add"), y + skip)?;
         taps.tap(n, taps.relu(y))
@@ -162,7 +163,7 @@ impl Model for ResNet18 {
     fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
         let input = inputs.single_float()?;
         let x = crate::check_image_input(input, 3, 32)?;
-        let x = taps.tap("conv1", self.conv1.forward(x))?;
+        let x = taps.tap("conv1", conv2d_module(&self.conv1, x))?;
         let x = taps.tap("bn1", self.bn1.forward(x))?;
         let x = taps.tap("relu", taps.relu(x))?;
         let mut x = taps.tap("maxpool", taps.max_pool2d(x, self.maxpool.clone()))?;

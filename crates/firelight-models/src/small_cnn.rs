@@ -5,6 +5,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
+use firelight_core::conv::conv2d_module;
 use firelight_core::{Inputs, LayerInfo, Model, Result, Taps};
 
 use crate::weights::{WeightSource, batch_norm, conv2d, linear};
@@ -75,21 +76,21 @@ impl Model for SmallCnn {
     fn forward(&self, inputs: &Inputs, taps: &mut Taps<'_>) -> Result<Tensor<2>> {
         let input = inputs.single_float()?;
         let x = crate::check_image_input(input, 3, 2)?;
-        let x = taps.tap("conv1", self.conv1.forward(x))?;
+        let x = taps.tap("conv1", conv2d_module(&self.conv1, x))?;
         let x = taps.tap("bn1", self.bn1.forward(x))?;
         let x = taps.tap("relu1", taps.relu(x))?;
 
         let skip = x.clone();
-        let y = taps.tap("layer1.conv1", self.block_conv1.forward(x))?;
+        let y = taps.tap("layer1.conv1", conv2d_module(&self.block_conv1, x))?;
         let y = taps.tap("layer1.bn1", self.block_bn1.forward(y))?;
         let y = taps.tap("layer1.relu1", taps.relu(y))?;
-        let y = taps.tap("layer1.conv2", self.block_conv2.forward(y))?;
+        let y = taps.tap("layer1.conv2", conv2d_module(&self.block_conv2, y))?;
         let y = taps.tap("layer1.bn2", self.block_bn2.forward(y))?;
         let y = taps.tap("layer1.add", y + skip)?;
         let x = taps.tap("layer1.relu2", taps.relu(y))?;
 
         let x = taps.tap("maxpool", taps.max_pool2d(x, self.maxpool.clone()))?;
-        let x = taps.tap("conv2", self.conv2.forward(x))?;
+        let x = taps.tap("conv2", conv2d_module(&self.conv2, x))?;
         let x = taps.tap("relu2", taps.relu(x))?;
         let x = taps.tap("avgpool", self.avgpool.forward(x))?;
         let [batch, channels, _, _] = x.dims();

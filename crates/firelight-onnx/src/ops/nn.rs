@@ -1,8 +1,9 @@
 //! Network layers: convolution, pooling, normalisation, matrix products, softmax, dropout.
 
-use burn::tensor::module::{avg_pool2d, conv1d, conv2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::module::{avg_pool2d, conv1d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, activation};
+use firelight_core::conv::conv2d;
 use firelight_core::lrp::{self, AffineKind};
 use firelight_core::{Error, ReluPolicy, Result};
 use onnx_ir::Node;
