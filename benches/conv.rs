@@ -25,6 +25,8 @@ fn filled<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
 fn main() {
     let reps = reps();
     let filter = case_filter();
+    // `FIRELIGHT_BENCH_ONLY=firelight|burn` times one side only (for a profile).
+    let only = std::env::var("FIRELIGHT_BENCH_ONLY").unwrap_or_default();
     let device = Device::flex();
     println!("case                         batch  burn (s)  firelight (s)  speed-up");
     for batch in [1usize, 8, 25] {
@@ -54,8 +56,6 @@ fn main() {
                     })
                     .as_secs_f64()
                 };
-                // `FIRELIGHT_BENCH_ONLY=firelight|burn` times one side only (for a profile).
-                let only = std::env::var("FIRELIGHT_BENCH_ONLY").unwrap_or_default();
                 let theirs = if only == "firelight" {
                     f64::NAN
                 } else {

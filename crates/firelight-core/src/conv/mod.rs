@@ -18,6 +18,9 @@ use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 
 /// Convolutions with firelight's kernels; the default bodies are Burn's ops.
+///
+/// With and without a bias are two methods because `backend_extension` routes tensors and
+/// plain values but not an `Option` of a tensor.
 #[backend_extension(
     Flex: cfg(feature = "flex"),
     Cube: cfg(any(feature = "wgpu", feature = "cuda")),
@@ -244,7 +247,7 @@ mod autodiff {
     }
 
     /// The convolution of `x` by constant `weight` and `bias` on `B`, with [`ConvOfInput`]'s
-    /// backward; `None` where the weights take gradients, which Burn's own rule computes.
+    /// backward; Burn's own rule where the weights take gradients, since it computes theirs.
     fn conv_of_input<B: ConvOps, C: CheckpointStrategy>(
         x: FloatTensor<Autodiff<B, C>>,
         weight: FloatTensor<Autodiff<B, C>>,
