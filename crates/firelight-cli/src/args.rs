@@ -116,8 +116,8 @@ pub(crate) struct InputArgs {
 #[derive(clap::Args, Debug)]
 pub(crate) struct DeviceArgs {
     /// Where to compute: flex (CPU, the default), wgpu or cuda (builds with those features), or
-    /// a device another machine serves, ws://HOST:PORT (`firelight serve` there; builds with
-    /// --features remote), gradients included. A data-set job (--inputs) takes several: repeat
+    /// a device another machine serves, ws://HOST:PORT (`firelight serve` there; the
+    /// default build has it), gradients included. A data-set job (--inputs) takes several: repeat
     /// --device, one worker per device. cpu (CubeCL's CPU backend) needs an LLVM bundle at build
     /// time and is not in this build.
     #[arg(long, value_parser = parse_device, default_value = "flex", value_name = "DEVICE")]
@@ -230,7 +230,7 @@ impl DeviceSpec {
                 Err(Error::parameter(
                     "device",
                     url,
-                    "this build has no remote devices; rebuild with --features remote",
+                    "this build has no remote devices; rebuild with the default features (or --features remote)",
                 ))
             }
             #[allow(unreachable_patterns)]

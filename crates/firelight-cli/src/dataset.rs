@@ -282,7 +282,7 @@ impl<'p> Output<'p> {
             Some(url) => Err(Error::parameter(
                 "out",
                 url,
-                "object storage (s3://, gs://, az://) needs a build with --features object-store",
+                "object storage (s3://, gs://, az://) needs a build with the default features (or --features object-store)",
             )),
         }
     }

@@ -60,7 +60,7 @@ pub(crate) struct ExplainArgs {
     #[arg(long, default_value = "zeros")]
     pub(crate) baseline: String,
     /// Folder for the outputs; a data-set job's may also be object storage, s3://BUCKET/PREFIX,
-    /// gs://..., az://... or file://... (builds with --features object-store; credentials from
+    /// gs://..., az://... or file://... (feature object-store, on by default; credentials from
     /// the AWS_*, GOOGLE_* or AZURE_* environment variables).
     #[arg(long, default_value = "firelight-out")]
     pub(crate) out: PathBuf,

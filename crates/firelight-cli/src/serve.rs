@@ -63,6 +63,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     Err(Error::parameter(
         "device",
         &args.device,
-        "this build cannot serve devices; rebuild with --features remote",
+        "this build cannot serve devices; rebuild with the default features (or --features remote)",
     ))
 }
