@@ -9,6 +9,9 @@ Models, as torch modules (what the ONNX files were exported from):
   efficientnet_lite0  the ImageNet EfficientNet-Lite0 of tools/models/export_efficientnet_lite0.py
                       (models/efficientnet_lite0), 224x224 input. Note: the ONNX file has batch norm
                       folded into the convolutions, the torch module computes it separately.
+  efficientnet_b0     torchvision's EfficientNet-B0 with seeded random weights
+                      (tools/models/export_torchvision_random.py), 224x224 input; not in the
+                      default --models (firelight's bench needs its exported ONNX file).
 
 Cases per model, batch 1 and 8, input `torch.manual_seed(0); torch.randn(batch, 3, 224, 224)`,
 targets `[(i * 97) % 1000 for i in range(batch)]`:
@@ -50,7 +53,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-MODELS = ["resnet18", "efficientnet_lite0"]
+MODELS = ["resnet18", "efficientnet_lite0", "efficientnet_b0"]
 N_STEPS = 50
 
 
@@ -116,6 +119,12 @@ def build(name):
             if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)):
                 m.inplace = False
         return model
+    if name == "efficientnet_b0":
+        # torchvision's, seeded random weights: the ONNX file of
+        # tools/models/export_torchvision_random.py (SiLU and squeeze-excitation gates).
+        sys.path.insert(0, os.path.join(ROOT, "tools", "models"))
+        from export_torchvision_random import build_model
+        return build_model(name)
     raise SystemExit(f"unknown model {name!r} (known: {', '.join(MODELS)})")
 
 
@@ -200,7 +209,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--models", default=",".join(MODELS),
+    p.add_argument("--models", default="resnet18,efficientnet_lite0",
                    help="comma-separated: " + ", ".join(MODELS))
     p.add_argument("--quick", action="store_true", help="batch 1, n_steps 4, one rep (smoke test)")
     p.add_argument("--json", help="also write every row to this file")

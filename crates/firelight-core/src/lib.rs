@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod attribution;
 pub mod baseline;
 pub mod batch;

@@ -66,10 +66,19 @@ impl ConvOps for burn_cubecl::CubeBackend {}
 #[cfg(feature = "remote")]
 impl ConvOps for burn::backend::Remote {}
 
+/// Whether `FIRELIGHT_KERNELS=burn` asks for Burn's own kernels everywhere (to compare, or to
+/// rule firelight's out when something looks wrong), convolutions and [`crate::activation`]'s
+/// alike; read once.
+#[cfg(feature = "flex")]
+pub(crate) fn burn_kernels_only() -> bool {
+    static BURN_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BURN_ONLY.get_or_init(|| std::env::var("FIRELIGHT_KERNELS").is_ok_and(|v| v == "burn"))
+}
+
 #[cfg(feature = "flex")]
 mod flex {
-    use super::ConvOps;
     use super::winograd::{Conv3x3, WeightLayout, conv3x3};
+    use super::{ConvOps, burn_kernels_only};
     use burn::backend::Flex;
     use burn::backend::TensorMetadata;
     use burn::backend::ops::ModuleOps;
@@ -84,13 +93,6 @@ mod flex {
     const MIN_TILES: usize = 32;
     /// Below this many channels on either side, the 16 products are too thin for gemm.
     const MIN_CHANNELS: usize = 8;
-
-    /// Whether `FIRELIGHT_KERNELS=burn` asks for Burn's own kernels everywhere (to compare, or to
-    /// rule firelight's out when something looks wrong); read once.
-    fn burn_kernels_only() -> bool {
-        static BURN_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *BURN_ONLY.get_or_init(|| std::env::var("FIRELIGHT_KERNELS").is_ok_and(|v| v == "burn"))
-    }
 
     /// The Winograd shape of a convolution, when it is one Winograd computes exactly: f32, 3x3,
     /// stride 1, undilated, ungrouped, and big enough to pay.

@@ -193,7 +193,7 @@ pub(super) fn eval(
         }
         N::Reciprocal(_) => unary_float(x()?, |t| t.recip())?,
         N::Sqrt(_) => unary_float(x()?, |t| t.sqrt())?,
-        N::Exp(_) => unary_float(x()?, |t| t.exp())?,
+        N::Exp(_) => unary_float(x()?, firelight_core::activation::exp)?,
         N::Log(_) => unary_float(x()?, |t| t.log())?,
         N::Ceil(_) => unary_float(x()?, |t| t.ceil())?,
         N::Floor(_) => unary_float(x()?, |t| t.floor())?,
@@ -203,7 +203,7 @@ pub(super) fn eval(
         N::Cos(_) => unary_float(x()?, |t| t.cos())?,
         N::Tan(_) => unary_float(x()?, |t| t.clone().sin() / t.cos())?,
         N::Tanh(_) => nonlinear(x()?, ctx, |t| t.tanh())?,
-        N::Sigmoid(_) => nonlinear(x()?, ctx, activation::sigmoid)?,
+        N::Sigmoid(_) => nonlinear(x()?, ctx, firelight_core::activation::sigmoid)?,
         N::Relu(_) if ctx.relu == ReluPolicy::DeepLift => {
             nonlinear(x()?, ctx, burn::tensor::activation::relu)?
         }
