@@ -91,6 +91,38 @@ fn winograd_cases() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Depthwise cases (every group one input channel, one or two outputs each), which take the
+/// direct depthwise path both ways: any kernel, stride, dilation and padding.
+fn depthwise_cases() -> impl Strategy<Value = Case> {
+    (
+        1usize..4,
+        1usize..12,
+        prop_oneof![Just(1usize), Just(1), Just(2)],
+        1usize..20,
+        1usize..20,
+        prop_oneof![Just([3usize, 3]), Just([5, 5]), Just([1, 1]), Just([3, 1])],
+        prop_oneof![Just([1usize, 1]), Just([2, 2]), Just([1, 2]), Just([3, 3])],
+        prop_oneof![Just([1usize, 1]), Just([1, 1]), Just([2, 1])],
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(batch, channels, m, h, w, kernel, stride, dilation, (pt, pb, pl, pr), bias)| Case {
+                batch,
+                channels_in: channels,
+                channels_out: channels * m,
+                groups: channels,
+                height: h + (kernel[0] - 1) * dilation[0],
+                width: w + (kernel[1] - 1) * dilation[1],
+                kernel,
+                stride,
+                dilation,
+                padding: [(pt, pb), (pl, pr)],
+                bias,
+            },
+        )
+}
+
 fn random<const D: usize>(shape: [usize; D], rng: &mut StdRng, device: &Device) -> Tensor<D> {
     let n = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -170,6 +202,11 @@ proptest! {
     }
 
     #[test]
+    fn depthwise_equals_burns_forward_and_backward(case in depthwise_cases(), seed in 0u64..1000) {
+        check(&case, seed);
+    }
+
+    #[test]
     fn winograd_equals_burns_forward_and_backward(case in winograd_cases(), seed in 0u64..1000) {
         check(&case, seed);
     }
@@ -193,6 +230,33 @@ fn resnet_shaped_3x3_convolutions_equal_burns() {
             bias: true,
         };
         check(&case, 3);
+    }
+}
+
+/// The depthwise layers of EfficientNet and MobileNet (3x3 and 5x5, strides 1 and 2, "same"
+/// padding, uneven where TensorFlow pads the end more).
+#[test]
+fn efficientnet_shaped_depthwise_convolutions_equal_burns() {
+    for (channels, size, k, stride, padding) in [
+        (32, 24, 3, 1, [(1, 1), (1, 1)]),
+        (24, 23, 3, 2, [(0, 1), (0, 1)]),
+        (16, 14, 5, 2, [(2, 2), (2, 2)]),
+        (40, 7, 5, 1, [(2, 2), (2, 2)]),
+    ] {
+        let case = Case {
+            batch: 2,
+            channels_in: channels,
+            channels_out: channels,
+            groups: channels,
+            height: size,
+            width: size,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            padding,
+            bias: true,
+        };
+        check(&case, 4);
     }
 }
 

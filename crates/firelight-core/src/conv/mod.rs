@@ -5,10 +5,15 @@
 //! forward and, because the input gradient of a stride-1 convolution is itself a 3x3 stride-1
 //! convolution (with the kernel flipped and its channel axes swapped), backward too, in place of
 //! flex's im2col + gemm forward and col2im transposed convolution backward. Every other
-//! convolution, and every other backend, runs Burn's own op. It is a backend extension, as the
+//! convolution, and every other backend, runs Burn's own op. The input gradients of depthwise
+//! convolutions (MobileNet, EfficientNet) of any kernel, stride and dilation run directly, plane
+//! by plane (`depthwise`), in place of flex's grouped transposed convolution; their forward pass
+//! is flex's, which already runs them directly. It is a backend extension, as the
 //! ReLU policies are, so Burn itself is not forked. `FIRELIGHT_KERNELS=burn` in the environment
 //! turns firelight's kernels off (Burn's ops everywhere), for comparison.
 
+#[cfg(feature = "flex")]
+mod depthwise;
 #[cfg(feature = "flex")]
 mod winograd;
 
@@ -77,6 +82,7 @@ pub(crate) fn burn_kernels_only() -> bool {
 
 #[cfg(feature = "flex")]
 mod flex {
+    use super::depthwise::{self, Depthwise};
     use super::winograd::{Conv3x3, WeightLayout, conv3x3};
     use super::{ConvOps, burn_kernels_only};
     use burn::backend::Flex;
@@ -123,6 +129,35 @@ mod flex {
             && shape.is_valid()
             && shape.tiles() >= MIN_TILES;
         fits.then_some(shape)
+    }
+
+    /// The depthwise shape of a convolution, when it is one: f32, every group one input channel
+    /// (`weight` is `[channels * multiplier, 1, kh, kw]`).
+    fn depthwise_shape(
+        x: &FloatTensor<Flex>,
+        weight: &FloatTensor<Flex>,
+        options: &ConvOptions<2>,
+    ) -> Option<Depthwise> {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || burn_kernels_only() {
+            return None;
+        }
+        let [batch, channels, height, width] = x.shape().dims();
+        let [channels_out, weight_in, kh, kw] = weight.shape().dims();
+        let fits = options.groups == channels
+            && weight_in == 1
+            && channels > 0
+            && channels_out % channels == 0;
+        let shape = Depthwise {
+            batch,
+            channels,
+            multiplier: channels_out / channels.max(1),
+            size: [height, width],
+            kernel: [kh, kw],
+            stride: options.stride,
+            dilation: options.dilation,
+            padding: options.padding,
+        };
+        (fits && shape.is_valid()).then_some(shape)
     }
 
     /// `tensor`'s values in row-major order, borrowed when they already are.
@@ -182,6 +217,13 @@ mod flex {
             output_grad: FloatTensor<Self>,
             options: ConvOptions<2>,
         ) -> FloatTensor<Self> {
+            if let Some(shape) = depthwise_shape(&x, &weight, &options)
+                && output_grad.shape().dims::<4>() == shape.out_dims()
+            {
+                let grad =
+                    depthwise::input_gradient(&values(&output_grad), &values(&weight), &shape);
+                return tensor(grad, shape.in_dims());
+            }
             // The input gradient of a stride-1 convolution padded (b, e) is the output gradient
             // convolved with the flipped, transposed kernel, padded (2 - b, 2 - e).
             let backward = winograd_shape(&x, &weight, &options).and_then(|forward| {
