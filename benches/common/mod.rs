@@ -12,6 +12,15 @@ use firelight::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// As the command does (its `keep_freed_memory`): mimalloc keeps freed memory for reuse rather
+/// than purging it after a second (`mi_option_purge_delay`, option 15 of mimalloc v3); run once,
+/// before the first timed call.
+fn keep_freed_memory() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: sets one of mimalloc's options, which it reads when it next purges.
+    ONCE.call_once(|| unsafe { libmimalloc_sys::mi_option_set(15, -1) });
+}
+
 /// Repetitions per case: `FIRELIGHT_BENCH_REPS`, default 3.
 pub fn reps() -> usize {
     std::env::var("FIRELIGHT_BENCH_REPS")
@@ -43,6 +52,7 @@ pub fn median(mut times: Vec<Duration>) -> Duration {
 
 /// The median of `reps` calls of `f`, after one warm-up call (allocations, thread pools).
 pub fn time(reps: usize, mut f: impl FnMut()) -> Duration {
+    keep_freed_memory();
     f();
     median(
         (0..reps)
