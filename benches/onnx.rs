@@ -7,9 +7,10 @@
 //! - the rule methods next to Saliency on ResNet-18 (ONNX), batch 1 and 8: DeepLift (inputs and
 //!   references as one batch of twice the rows) and LRP (EpsilonPlusFlat, batch norms merged);
 //!   `tools/parity/bench_lrp_zennit.py` times zennit on the same network;
-//! - torchvision's EfficientNet-B0 (SiLU, squeeze-excitation; random weights, exported by
-//!   `tools/models/export_torchvision_random.py`, path in `FIRELIGHT_BENCH_EFFICIENTNET_B0`):
-//!   Saliency at batch 1 and 8 and Integrated Gradients (50 steps) at batch 1;
+//! - torchvision's EfficientNet-B0, RegNet-Y-400MF and ConvNeXt-Tiny (random weights, exported by
+//!   `tools/models/export_torchvision_random.py` into the folder `FIRELIGHT_BENCH_TORCHVISION`;
+//!   `FIRELIGHT_BENCH_EFFICIENTNET_B0` names EfficientNet-B0's file alone): Saliency and
+//!   Integrated Gradients (50 steps) at batch 1 and 8;
 //! - text: Layer Integrated Gradients (50 steps) at the word embeddings of the bundled
 //!   all-MiniLM-L6-v2 sentiment model, one 32-token sentence and a batch of 16 of them;
 //!   `tools/text/bench_captum_text.py` times Captum on the same model.
@@ -196,42 +197,56 @@ fn main() {
         }
     }
 
-    if wanted("efficientnet_b0") {
-        // SiLU and squeeze-excitation gates: a sigmoid per activation, which flex computes with
-        // a scalar libm call per element and firelight's kernels (`firelight_core::activation`)
-        // vectorised; `FIRELIGHT_KERNELS=burn` runs Burn's for comparison.
-        match std::env::var_os("FIRELIGHT_BENCH_EFFICIENTNET_B0") {
-            None => println!(
-                "\nEfficientNet-B0: skipped (set FIRELIGHT_BENCH_EFFICIENTNET_B0 to the ONNX file \
-                 of tools/models/export_torchvision_random.py)"
-            ),
-            Some(path) => {
-                let model = OnnxModel::load(&path, &device).expect("EfficientNet-B0");
-                let kernels = std::env::var("FIRELIGHT_KERNELS").unwrap_or("firelight".into());
-                println!(
-                    "\nEfficientNet-B0 (torchvision, ONNX), {kernels} kernels (seconds, median)"
-                );
-                println!("case                 batch  seconds  inputs/s");
-                let row = |name: &str, batch: usize, t: Duration| {
-                    println!(
-                        "{name:<20} {batch:>5}  {:>7.3}  {:>8.3}",
-                        t.as_secs_f64(),
-                        batch as f64 / t.as_secs_f64()
-                    )
-                };
-                for batch in [1usize, 8] {
-                    let (x, target) = input(batch, &device);
-                    let t = time(reps, || {
-                        Saliency::new(&model)
-                            .attribute(&x, &target)
-                            .expect("saliency");
-                    });
-                    row("saliency", batch, t);
-                }
-                let (x, target) = input(1, &device);
-                let t = time(reps.clamp(1, 2), || ig(&model, &x, &target, 50));
-                row("ig50 (ibs 50)", 1, t);
-            }
+    // torchvision classifiers with random weights (tools/models/export_torchvision_random.py):
+    // EfficientNet-B0 (SiLU and squeeze-excitation gates: a sigmoid per activation, vectorised
+    // by `firelight_core::activation`; depthwise convolutions), RegNet-Y-400MF (grouped
+    // convolutions, squeeze-excitation) and ConvNeXt-Tiny (7x7 depthwise convolutions,
+    // LayerNorm, GELU through Erf, MatMul). `FIRELIGHT_KERNELS=burn` runs Burn's kernels.
+    for name in ["efficientnet_b0", "regnet_y_400mf", "convnext_tiny"] {
+        if !wanted(name) {
+            continue;
+        }
+        let path = std::env::var_os("FIRELIGHT_BENCH_TORCHVISION")
+            .map(|dir| PathBuf::from(dir).join(format!("{name}.onnx")))
+            .or_else(|| {
+                (name == "efficientnet_b0")
+                    .then(|| std::env::var_os("FIRELIGHT_BENCH_EFFICIENTNET_B0").map(PathBuf::from))
+                    .flatten()
+            })
+            .filter(|path| path.exists());
+        let Some(path) = path else {
+            println!(
+                "\n{name}: skipped (set FIRELIGHT_BENCH_TORCHVISION to the folder of \
+                 tools/models/export_torchvision_random.py --models {name})"
+            );
+            continue;
+        };
+        let model = OnnxModel::load(&path, &device).expect(name);
+        let kernels = std::env::var("FIRELIGHT_KERNELS").unwrap_or("firelight".into());
+        println!("\n{name} (torchvision, ONNX), {kernels} kernels (seconds, median)");
+        println!("case                 batch  seconds  inputs/s");
+        let row = |case: &str, batch: usize, t: Duration| {
+            println!(
+                "{case:<20} {batch:>5}  {:>7.3}  {:>8.3}",
+                t.as_secs_f64(),
+                batch as f64 / t.as_secs_f64()
+            )
+        };
+        for batch in [1usize, 8] {
+            let (x, target) = input(batch, &device);
+            let t = time(reps, || {
+                Saliency::new(&model)
+                    .attribute(&x, &target)
+                    .expect("saliency");
+            });
+            row("saliency", batch, t);
+        }
+        for batch in [1usize, 8] {
+            let (x, target) = input(batch, &device);
+            // Batch 8 is 400 forward and backward passes: one timed call after the warm-up.
+            let reps = if batch == 1 { reps.clamp(1, 2) } else { 1 };
+            let t = time(reps, || ig(&model, &x, &target, 50));
+            row("ig50 (ibs 50)", batch, t);
         }
     }
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """torchvision classifiers with seeded random weights, exported to ONNX (batch axis dynamic): the
-SiLU networks of the CPU benchmarks (`cargo bench --bench onnx efficientnet_b0`, whose Captum side
-is `tools/parity/bench_captum_onnx_models.py --models efficientnet_b0`). Nothing is downloaded:
+networks of the CPU benchmarks (`cargo bench --bench onnx efficientnet_b0|regnet_y_400mf|convnext_tiny`,
+whose Captum side is `tools/parity/bench_captum_onnx_models.py --models NAME`). Nothing is downloaded:
 torchvision builds the architecture, `torch.manual_seed(0)` draws the weights, and the torch module
 Captum runs is the same `build_model(name)`.
 
     pip install torch torchvision onnx
     python tools/models/export_torchvision_random.py --out /tmp/tv [--models efficientnet_b0]
-    # writes /tmp/tv/efficientnet_b0.onnx; export FIRELIGHT_BENCH_EFFICIENTNET_B0=/tmp/tv/efficientnet_b0.onnx
+    # writes /tmp/tv/efficientnet_b0.onnx; FIRELIGHT_BENCH_TORCHVISION=/tmp/tv cargo bench --bench onnx efficientnet_b0
 """
 import argparse
 import os
@@ -32,7 +32,7 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory for NAME.onnx")
-    parser.add_argument("--models", default="efficientnet_b0", help=f"comma-separated: {MODELS}")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {MODELS}")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name in args.models.split(","):

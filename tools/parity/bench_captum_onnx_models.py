@@ -9,9 +9,9 @@ Models, as torch modules (what the ONNX files were exported from):
   efficientnet_lite0  the ImageNet EfficientNet-Lite0 of tools/models/export_efficientnet_lite0.py
                       (models/efficientnet_lite0), 224x224 input. Note: the ONNX file has batch norm
                       folded into the convolutions, the torch module computes it separately.
-  efficientnet_b0     torchvision's EfficientNet-B0 with seeded random weights
-                      (tools/models/export_torchvision_random.py), 224x224 input; not in the
-                      default --models (firelight's bench needs its exported ONNX file).
+  efficientnet_b0     torchvision's EfficientNet-B0, RegNet-Y-400MF and ConvNeXt-Tiny with seeded
+  regnet_y_400mf      random weights (tools/models/export_torchvision_random.py), 224x224 input;
+  convnext_tiny       not in the default --models (firelight's bench needs their ONNX files).
 
 Cases per model, batch 1 and 8, input `torch.manual_seed(0); torch.randn(batch, 3, 224, 224)`,
 targets `[(i * 97) % 1000 for i in range(batch)]`:
@@ -53,7 +53,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-MODELS = ["resnet18", "efficientnet_lite0", "efficientnet_b0"]
+TORCHVISION = ["efficientnet_b0", "regnet_y_400mf", "convnext_tiny"]
+MODELS = ["resnet18", "efficientnet_lite0"] + TORCHVISION
 N_STEPS = 50
 
 
@@ -119,9 +120,9 @@ def build(name):
             if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)):
                 m.inplace = False
         return model
-    if name == "efficientnet_b0":
-        # torchvision's, seeded random weights: the ONNX file of
-        # tools/models/export_torchvision_random.py (SiLU and squeeze-excitation gates).
+    if name in TORCHVISION:
+        # torchvision's, seeded random weights: the ONNX files of
+        # tools/models/export_torchvision_random.py.
         sys.path.insert(0, os.path.join(ROOT, "tools", "models"))
         from export_torchvision_random import build_model
         return build_model(name)

@@ -1,11 +1,11 @@
-//! `firelight_core::activation::{sigmoid, exp}` (firelight's vectorised kernels on flex) against
-//! Burn's own `sigmoid` and `exp`, forward and input gradient, on random shapes and values,
+//! `firelight_core::activation::{sigmoid, exp, tanh, erf, gelu}` (firelight's vectorised kernels
+//! on flex) against Burn's own ops, forward and input gradient, on random shapes and values,
 //! contiguous and not (a transposed or sliced view, a tensor shared with the graph), small and
 //! split over threads: the same numbers to float rounding.
 
 use burn::tensor::{Tensor, TensorData, activation};
 use firelight_core::Device;
-use firelight_core::activation::{exp, sigmoid};
+use firelight_core::activation::{erf, exp, gelu, sigmoid, tanh};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -85,22 +85,32 @@ fn run(
 fn check(shape: [usize; 3], scale: f32, view: View, seed: u64) {
     let device = Device::flex();
     let x = random(shape, scale, &mut StdRng::seed_from_u64(seed), &device);
-    for (name, ours, burns) in [
+    // Burn's GELU is `x (1 + erf(x / sqrt 2)) / 2`, which cancels left of 0: an ulp of erf
+    // near -1 is 2^-24 absolute, times |x|. Ours keeps its relative precision there (its unit
+    // tests check it against the exact value), so the two differ by that much.
+    let gelu_slack = 2.0 * f32::EPSILON * scale;
+    for (name, ours, burns, absolute) in [
         (
             "sigmoid",
             &sigmoid::<3> as &dyn Fn(Tensor<3>) -> Tensor<3>,
             &activation::sigmoid::<3> as &dyn Fn(Tensor<3>) -> Tensor<3>,
+            0.0,
         ),
-        ("exp", &exp::<3>, &|t: Tensor<3>| t.exp()),
+        ("exp", &exp::<3>, &|t: Tensor<3>| t.exp(), 0.0),
+        ("tanh", &tanh::<3>, &|t: Tensor<3>| t.tanh(), 0.0),
+        // erf is within 4 ulp of the exact value, Burn's (libm's erff) within 1.
+        ("erf", &erf::<3>, &|t: Tensor<3>| t.erf(), f32::EPSILON),
+        ("gelu", &gelu::<3>, &activation::gelu::<3>, gelu_slack),
     ] {
         let (y, grad) = run(ours, &x, view, seed);
         let (want_y, want_grad) = run(burns, &x, view, seed);
         let what = format!("{name} of {shape:?} (scale {scale}, {view:?})");
-        assert_close(&y, &want_y, 0.0, &format!("{what}: values"));
-        // Sigmoid's gradient y (1 - y) cancels near y = 1: an ulp of y there moves it by
-        // 2^-24 absolute, in Burn's value as in ours.
+        assert_close(&y, &want_y, absolute, &format!("{what}: values"));
+        // Sigmoid's gradient y (1 - y) and tanh's 1 - y^2 cancel near |y| = 1: an ulp of y
+        // there moves them by 2^-24 absolute, in Burn's value as in ours; GELU's cancels as
+        // its value does.
         let largest = want_grad.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let absolute = 4.0 * f32::EPSILON * largest;
+        let absolute = 4.0 * f32::EPSILON * largest + absolute;
         assert_close(
             &grad,
             &want_grad,
@@ -114,7 +124,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn sigmoid_and_exp_equal_burns_forward_and_backward(
+    fn activations_equal_burns_forward_and_backward(
         shape in (1usize..4, 1usize..40, 1usize..40),
         scale in prop_oneof![Just(1.0f32), Just(10.0), Just(80.0)],
         view in prop_oneof![Just(View::Owned), Just(View::Transposed), Just(View::Sliced)],
@@ -142,7 +152,17 @@ fn nan_and_infinities_come_out_as_burns_do() {
     let s = values(sigmoid(x.clone() * 1.0));
     assert!(s[0].is_nan());
     assert_eq!(&s[1..], &[1.0, 0.0, 0.5]);
-    let e = values(exp(x * 1.0));
+    let e = values(exp(x.clone() * 1.0));
     assert!(e[0].is_nan());
     assert_eq!(&e[1..], &[f32::INFINITY, 0.0, 1.0]);
+    let t = values(tanh(x.clone() * 1.0));
+    assert!(t[0].is_nan());
+    assert_eq!(&t[1..], &[1.0, -1.0, 0.0]);
+    let e = values(erf(x.clone() * 1.0));
+    assert!(e[0].is_nan());
+    assert_eq!(&e[1..], &[1.0, -1.0, 0.0]);
+    // GELU at -inf is -inf * 0, NaN, in Burn's formula as in ours.
+    let (g, want) = (values(gelu(x.clone() * 1.0)), values(activation::gelu(x)));
+    assert!(g[0].is_nan() && g[3] == 0.0 && g[1] == f32::INFINITY);
+    assert_eq!(g[2].is_nan(), want[2].is_nan());
 }

@@ -178,9 +178,9 @@ impl Block {
     }
 }
 
-/// BERT's exact GELU, `x Φ(x)` (the ONNX export's `Erf` form).
+/// BERT's exact GELU, `x Φ(x)` (the ONNX export's `Erf` form), in one vectorised pass on flex.
 fn gelu(x: Tensor<3>) -> Tensor<3> {
-    x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
+    firelight_core::activation::gelu(x)
 }
 
 /// A BERT sentence classifier: embeddings, encoder blocks, the mean of the unmasked tokens, a
