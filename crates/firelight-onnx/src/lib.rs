@@ -19,6 +19,7 @@
 //! ```
 
 mod fold;
+mod fuse;
 mod initializers;
 mod model;
 mod names;

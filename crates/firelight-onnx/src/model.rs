@@ -67,6 +67,9 @@ pub struct OnnxModel {
     /// MatMul), the tap name of its attention probabilities: the file's Softmax output where
     /// the node was fused from one, `<output>/probabilities` otherwise.
     attention_taps: HashMap<usize, String>,
+    /// The exact-GELU chains of five element-wise nodes, by the index of their first node: run as
+    /// one kernel where nothing looks inside them ([`crate::fuse`]).
+    pub(crate) gelu_chains: HashMap<usize, crate::fuse::GeluChain>,
     /// onnx-ir's names of the graph inputs and outputs, which the values are stored under.
     input_keys: Vec<String>,
     output_keys: Vec<String>,
@@ -397,8 +400,10 @@ impl OnnxModel {
             })
             .collect();
 
+        let gelu_chains = crate::fuse::gelu_chains(&graph.nodes, &output_keys);
         let mut model = Self {
             source_name,
+            gelu_chains,
             nodes: graph.nodes,
             constants,
             inputs,
@@ -582,6 +587,7 @@ impl OnnxModel {
             node_names: self.node_names.clone(),
             tap_names: self.tap_names.clone(),
             attention_taps: self.attention_taps.clone(),
+            gelu_chains: self.gelu_chains.clone(),
             input_keys: self.input_keys.clone(),
             output_keys: self.output_keys.clone(),
             source_name: format!("{} (randomised: {})", self.source_name, layers.len()),
@@ -685,7 +691,28 @@ impl OnnxModel {
                 .position(|n| matches!(onnx_op_type(n).as_str(), "Conv" | "Gemm")),
             _ => None,
         };
+        // Chains of nodes run as one kernel, where no hook looks at their intermediate values
+        // and the pass has no rule of its own for nonlinear nodes.
+        let fuse =
+            !taps.is_watching() && !matches!(policy, ReluPolicy::DeepLift | ReluPolicy::Lrp(_));
+        let mut fused_away = std::collections::HashSet::new();
         for (index, (node, dead)) in self.nodes.iter().zip(&self.dead_after).enumerate() {
+            if fused_away.contains(&index) {
+                drop_dead(&mut values, dead);
+                continue;
+            }
+            if fuse
+                && let Some(chain) = self.gelu_chains.get(&index)
+                && let Some(outputs) = self.fused_gelu(chain, &values)?
+            {
+                let output = &self.nodes[chain.output_node].outputs()[0].name;
+                for (lane_values, value) in values.iter_mut().zip(outputs) {
+                    lane_values.insert(output.clone(), value);
+                }
+                fused_away.extend(chain.members[1..].iter().copied());
+                drop_dead(&mut values, dead);
+                continue;
+            }
             let name = &self.node_names[index];
             let ctx = Context {
                 relu: policy,
@@ -814,11 +841,7 @@ impl OnnxModel {
                     lane_values.insert(arg.name.clone(), value);
                 }
             }
-            for lane_values in &mut values {
-                for name in dead {
-                    lane_values.remove(name);
-                }
-            }
+            drop_dead(&mut values, dead);
         }
         self.outputs
             .iter()
@@ -834,6 +857,38 @@ impl OnnxModel {
                 join_rows(per_lane, &lanes, batch)
             })
             .collect()
+    }
+
+    /// The exact GELU of `chain`'s input in each lane, through one kernel; `None` where the
+    /// chain must run node by node (an input that is not a float value, or of lower rank than
+    /// the chain's constants, which would widen it).
+    fn fused_gelu(
+        &self,
+        chain: &crate::fuse::GeluChain,
+        values: &[HashMap<String, Value>],
+    ) -> Result<Option<Vec<Value>>> {
+        let inputs: Option<Vec<&Value>> = values
+            .iter()
+            .map(|lane| {
+                lane.get(&chain.input)
+                    .filter(|v| v.kind() == Kind::Float && v.rank() >= chain.constant_rank)
+            })
+            .collect();
+        let Some(inputs) = inputs else {
+            return Ok(None);
+        };
+        let name = &self.node_names[chain.output_node];
+        let context = || format!("ONNX node `{name}` (GELU of five nodes, fused)");
+        inputs
+            .into_iter()
+            .map(|v| {
+                guarded(context, || {
+                    let y = firelight_core::activation::gelu(v.as_float());
+                    Ok(Value::float6(y, v.shape().to_vec()))
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     /// Each 2-D Conv node whose output only a BatchNormalization node reads (its scale, bias,
@@ -1102,6 +1157,15 @@ fn join_rows(per_lane: Vec<Value>, lanes: &[Lane], batch: usize) -> Result<Value
 }
 
 /// A placeholder left where a value was moved out.
+/// Frees, in every lane, the values no node after this one reads.
+fn drop_dead(values: &mut [HashMap<String, Value>], dead: &[String]) {
+    for lane_values in values {
+        for name in dead {
+            lane_values.remove(name);
+        }
+    }
+}
+
 fn empty_value() -> Value {
     Value::float6(
         Tensor::<MAX_RANK>::empty(padded(&[0]), &Device::default()),
