@@ -40,6 +40,7 @@ pub mod layer_input;
 pub mod lrp;
 pub mod model;
 pub mod neuron;
+pub mod norm;
 pub mod npy;
 pub mod randomize;
 pub mod relu;

@@ -70,14 +70,9 @@ impl Norm {
         })
     }
 
+    /// One kernel each way on flex ([`firelight_core::norm`]), Burn's ops elsewhere.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [_, _, width] = x.dims();
-        let mean = x.clone().mean_dim(2);
-        let centred = x - mean;
-        let variance = centred.clone().powi_scalar(2).mean_dim(2);
-        let normed = centred / (variance + LAYER_NORM_EPS).sqrt();
-        normed * self.gamma.clone().reshape([1, 1, width])
-            + self.beta.clone().reshape([1, 1, width])
+        firelight_core::norm::layer_norm(x, self.gamma.clone(), self.beta.clone(), LAYER_NORM_EPS)
     }
 }
 

@@ -12,7 +12,7 @@ use onnx_ir::node::dropout::DropoutInput;
 use onnx_ir::node::padding::{AutoPad, PaddingConfig1d, PaddingConfig2d};
 
 use super::{Context, broadcast, optional, physical, required, resolve_axis};
-use crate::value::{MAX_RANK, Value, padded};
+use crate::value::{Kind, MAX_RANK, Value, padded};
 
 type F = Tensor<MAX_RANK>;
 
@@ -581,6 +581,11 @@ pub(super) fn eval(
             let axis = resolve_axis(n.config.axis, v.rank())?;
             let outer: usize = v.shape()[..axis].iter().product();
             let inner: usize = v.shape()[axis..].iter().product();
+            if n.outputs.len() <= 1
+                && let Some(y) = fused_layer_norm(v, inputs, [outer, inner], n.config.epsilon)?
+            {
+                return Ok(Some(vec![y]));
+            }
             let t = v.float("input")?.reshape([1, outer, inner]);
             let mean = t.clone().mean_dim(2);
             let centred = t - mean.clone();
@@ -765,6 +770,38 @@ pub(super) fn eval(
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last axis of a rank-3 tensor (population variance).
+/// `LayerNormalization` of `v` viewed as `[outer, inner]` rows through
+/// [`firelight_core::norm::layer_norm`] (one kernel each way on flex), when its scale and bias
+/// are exactly as long as a row; `None` where they broadcast (the caller's ops do that).
+fn fused_layer_norm(
+    v: &Value,
+    inputs: &[Option<Value>],
+    [outer, inner]: [usize; 2],
+    epsilon: f64,
+) -> Result<Option<Value>> {
+    let fits = |p: &Value| -> Result<bool> {
+        Ok(p.kind() == Kind::Float
+            && p.num_elements() == inner
+            && broadcast(v.shape(), p.shape())? == v.shape())
+    };
+    let scale = required(inputs, 1)?;
+    let bias = optional(inputs, 2);
+    if v.kind() != Kind::Float || !fits(scale)? || !bias.map_or(Ok(true), fits)? {
+        return Ok(None);
+    }
+    let t: Tensor<2> = v.float("input")?.reshape([outer, inner]);
+    let gamma: Tensor<1> = scale.as_float().reshape([inner]);
+    let beta = match bias {
+        Some(b) => b.as_float().reshape([inner]),
+        None => Tensor::zeros([inner], &t.device()),
+    };
+    let y = firelight_core::norm::layer_norm(t, gamma, beta, epsilon);
+    Ok(Some(Value::float6(
+        y.reshape(padded(v.shape())),
+        v.shape().to_vec(),
+    )))
+}
+
 fn normalise_last(t: Tensor<3>, epsilon: f64) -> Tensor<3> {
     let mean = t.clone().mean_dim(2);
     let centred = t - mean;
