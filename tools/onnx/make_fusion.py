@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Small ONNX files with the exact GELU written as five nodes (tests/fixtures/onnx_fusion).
+"""Small ONNX files with the exact GELU and SiLU written as several nodes (tests/fixtures/onnx_fusion).
 
-Each graph is y = GELU(x) @ W, x of shape [batch, 16], W a fixed [16, 4] matrix, with the GELU
+Each graph is y = GELU(x) @ W (or SiLU), x of shape [batch, 16], W a fixed [16, 4] matrix, with the GELU
 spelled the ways exporters spell it, so firelight-onnx's fusion (`src/fuse.rs`) is checked on the
 real exports and on the orders a hand-written graph may use:
 
@@ -15,6 +15,11 @@ real exports and on the orders a hand-written graph may use:
   not fused (a caller asked for that value).
 - gelu_erf_read_twice.onnx: y = GELU(x) @ W + erf(x / sqrt 2) @ W: erf's output has a second
   reader, so not fused.
+- silu_torch_nn.onnx: torch.nn.SiLU() through the same exporter: Sigmoid, Mul(x, .); what every
+  EfficientNet contains.
+- silu_commuted.onnx (onnx.helper): Mul(sigmoid(x), x).
+- sigmoid_gate.onnx: y = (x * sigmoid(x + 1)) @ W, a gate of another value (as a
+  squeeze-excitation block's): not SiLU, not fused.
 
 Re-run: python3 -m venv /tmp/fl && /tmp/fl/bin/pip install torch onnx onnxscript numpy
         /tmp/fl/bin/python tools/onnx/make_fusion.py
@@ -97,6 +102,28 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     export("gelu_torch_nn", torch.nn.GELU())
     export("gelu_hf", hf_gelu)
+    export("silu_torch_nn", torch.nn.SiLU())
+    save(
+        "silu_commuted",
+        [
+            helper.make_node("Sigmoid", ["x"], ["s"]),
+            helper.make_node("Mul", ["s", "x"], ["g"]),
+            helper.make_node("MatMul", ["g", "w"], ["y"]),
+        ],
+        [],
+        [y_info()],
+    )
+    save(
+        "sigmoid_gate",
+        [
+            helper.make_node("Add", ["x", "one"], ["shifted"]),
+            helper.make_node("Sigmoid", ["shifted"], ["s"]),
+            helper.make_node("Mul", ["x", "s"], ["g"]),
+            helper.make_node("MatMul", ["g", "w"], ["y"]),
+        ],
+        [constant("one", 1.0)],
+        [y_info()],
+    )
 
     save(
         "gelu_commuted",

@@ -15,7 +15,8 @@
 //! are evaluated with separate multiplies and adds (no FMA contraction) in every variant. The
 //! backward passes of `sigmoid` and `exp` are Burn's (`sigmoid_backward`, `grad * exp(x)`) from
 //! the saved output; `tanh`'s (`1 - y^2`, from the output), `erf`'s and GELU's (from the saved
-//! input) are single vectorised passes too. Like [`crate::conv`] this is a backend extension, so
+//! input) are single vectorised passes too, and so is SiLU (`x * sigmoid(x)`, which the ONNX
+//! interpreter fuses from a `Sigmoid` and a `Mul`) each way, from the saved input. Like [`crate::conv`] this is a backend extension, so
 //! Burn is not forked, and `FIRELIGHT_KERNELS=burn` turns it off.
 
 use burn::backend::tensor::FloatTensor;
@@ -53,6 +54,20 @@ pub trait ActivationOps: Backend {
     /// The exact GELU `x * Phi(x)` (`Phi` the standard normal CDF), as Burn's `gelu`.
     fn fast_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::gelu(x)
+    }
+
+    /// SiLU (swish), `x * sigmoid(x)`, as Burn's `silu`.
+    fn fast_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let s = Self::sigmoid(x.clone());
+        Self::float_mul(x, s)
+    }
+
+    /// `grad * s * (1 + x * (1 - s))` with `s = sigmoid(x)`: the input gradient of SiLU at `x`.
+    fn fast_silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let s = Self::sigmoid(x.clone());
+        let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), 1.0.into());
+        let slope = Self::float_add_scalar(Self::float_mul(x, one_minus), 1.0.into());
+        Self::float_mul(grad, Self::float_mul(s, slope))
     }
 
     /// `grad * 2 / sqrt(pi) * exp(-x^2)`: the input gradient of `erf` at `x`.
@@ -264,6 +279,19 @@ mod lanes {
         grad * (std::f32::consts::FRAC_2_SQRT_PI * exp_minus_square(x, 1.0))
     }
 
+    /// SiLU, `x * sigmoid(x)`.
+    #[inline(always)]
+    pub fn silu(x: f32) -> f32 {
+        x * sigmoid(x)
+    }
+
+    /// SiLU's derivative, `s (1 + x (1 - s))` with `s = sigmoid(x)`, times `grad`.
+    #[inline(always)]
+    pub fn silu_backward(x: f32, grad: f32) -> f32 {
+        let s = sigmoid(x);
+        grad * (s * (1.0 + x * (1.0 - s)))
+    }
+
     /// tanh's derivative from its output, `1 - y^2`, times `grad`.
     #[inline(always)]
     pub fn tanh_backward(y: f32, grad: f32) -> f32 {
@@ -318,6 +346,8 @@ mod flex {
         Tanh: Unary(x) = lanes::tanh;
         Erf: Unary(x) = lanes::erf;
         Gelu: Unary(x) = lanes::gelu;
+        Silu: Unary(x) = lanes::silu;
+        SiluBackward: Binary(x, grad) = lanes::silu_backward;
         ErfBackward: Binary(x, grad) = lanes::erf_backward;
         TanhBackward: Binary(y, grad) = lanes::tanh_backward;
         GeluBackward: Binary(x, grad) = lanes::gelu_backward;
@@ -504,6 +534,22 @@ mod flex {
             map(x, Gelu).unwrap_or_else(Flex::gelu)
         }
 
+        fn fast_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            map(x, Silu).unwrap_or_else(|x| {
+                let s = Flex::sigmoid(x.clone());
+                Flex::float_mul(x, s)
+            })
+        }
+
+        fn fast_silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+            zip(x, grad, SiluBackward).unwrap_or_else(|(x, grad)| {
+                let s = Flex::sigmoid(x.clone());
+                let one_minus = Flex::float_add_scalar(Flex::float_neg(s.clone()), 1.0.into());
+                let slope = Flex::float_add_scalar(Flex::float_mul(x, one_minus), 1.0.into());
+                Flex::float_mul(grad, Flex::float_mul(s, slope))
+            })
+        }
+
         fn fast_erf_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
             zip(x, grad, ErfBackward).unwrap_or_else(|(x, grad)| {
                 let square = Flex::float_mul(x.clone(), x);
@@ -637,6 +683,26 @@ mod autodiff {
         }
     }
 
+    /// `y = x * sigmoid(x)`; `dx = dy * s (1 + x (1 - s))` from the saved `x`.
+    #[derive(Debug)]
+    struct Silu;
+
+    impl<B: ActivationOps> Backward<B, 1> for Silu {
+        type State = FloatTensor<B>;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let input = ops.state;
+            unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                B::fast_silu_backward(input, grad)
+            });
+        }
+    }
+
     /// `forward` of `x` on `B`, recording `backward` with the input as its state.
     fn from_input<B, C, Op>(
         backward: Op,
@@ -697,6 +763,10 @@ mod autodiff {
         fn fast_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
             from_input::<B, C, _>(Gelu, x, B::fast_gelu)
         }
+
+        fn fast_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            from_input::<B, C, _>(Silu, x, B::fast_silu)
+        }
     }
 }
 
@@ -704,6 +774,13 @@ mod autodiff {
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     use burn::backend::Dispatch;
     Tensor::from_dispatch(<Dispatch as ActivationOps>::fast_sigmoid(x.into_dispatch()))
+}
+
+/// Burn's `silu`, `x * sigmoid(x)` (same results to float rounding), through firelight's CPU
+/// kernel on flex: one pass each way, where the product of two tensors takes three backward.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as ActivationOps>::fast_silu(x.into_dispatch()))
 }
 
 /// Burn's `exp` (same results to float rounding), through firelight's CPU kernel on flex.

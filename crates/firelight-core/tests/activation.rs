@@ -1,11 +1,11 @@
-//! `firelight_core::activation::{sigmoid, exp, tanh, erf, gelu}` (firelight's vectorised kernels
+//! `firelight_core::activation::{sigmoid, exp, tanh, erf, gelu, silu}` (firelight's vectorised kernels
 //! on flex) against Burn's own ops, forward and input gradient, on random shapes and values,
 //! contiguous and not (a transposed or sliced view, a tensor shared with the graph), small and
 //! split over threads: the same numbers to float rounding.
 
 use burn::tensor::{Tensor, TensorData, activation};
 use firelight_core::Device;
-use firelight_core::activation::{erf, exp, gelu, sigmoid, tanh};
+use firelight_core::activation::{erf, exp, gelu, sigmoid, silu, tanh};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -101,6 +101,7 @@ fn check(shape: [usize; 3], scale: f32, view: View, seed: u64) {
         // erf is within 4 ulp of the exact value, Burn's (libm's erff) within 1.
         ("erf", &erf::<3>, &|t: Tensor<3>| t.erf(), f32::EPSILON),
         ("gelu", &gelu::<3>, &activation::gelu::<3>, gelu_slack),
+        ("silu", &silu::<3>, &activation::silu::<3>, 0.0),
     ] {
         let (y, grad) = run(ours, &x, view, seed);
         let (want_y, want_grad) = run(burns, &x, view, seed);
@@ -162,7 +163,13 @@ fn nan_and_infinities_come_out_as_burns_do() {
     assert!(e[0].is_nan());
     assert_eq!(&e[1..], &[1.0, -1.0, 0.0]);
     // GELU at -inf is -inf * 0, NaN, in Burn's formula as in ours.
-    let (g, want) = (values(gelu(x.clone() * 1.0)), values(activation::gelu(x)));
+    let (g, want) = (
+        values(gelu(x.clone() * 1.0)),
+        values(activation::gelu(x.clone())),
+    );
     assert!(g[0].is_nan() && g[3] == 0.0 && g[1] == f32::INFINITY);
     assert_eq!(g[2].is_nan(), want[2].is_nan());
+    let (s, want) = (values(silu(x.clone() * 1.0)), values(activation::silu(x)));
+    assert!(s[0].is_nan() && s[1] == f32::INFINITY && s[3] == 0.0);
+    assert_eq!(s[2].is_nan(), want[2].is_nan());
 }

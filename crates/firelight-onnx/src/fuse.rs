@@ -1,21 +1,34 @@
 //! Operator patterns the interpreter runs as one kernel when nothing looks inside them.
 //!
 //! PyTorch's exporters write the exact GELU (before ONNX's `Gelu` operator, opset 20) as five
-//! element-wise nodes, `x * 0.5 * (1 + erf(x / sqrt 2))`: on ConvNeXt or a BERT that is five
-//! passes over the largest tensors of the network forward, and more backward, where
-//! [`firelight_core::activation::gelu`] makes one each way. [`gelu_chains`] finds those chains at
-//! load; the model runs a chain as that one kernel when no tap watches its intermediate values
-//! and the pass gives nonlinear nodes no rule of their own (DeepLift and LRP see the five nodes,
-//! as the file has them). The results differ from the five nodes' by float rounding only.
+//! element-wise nodes, `x * 0.5 * (1 + erf(x / sqrt 2))`, and SiLU (swish, before opset 24) as
+//! two, `x * sigmoid(x)`: on ConvNeXt, a BERT or an EfficientNet those are several passes over
+//! the largest tensors of the network forward, and more backward (a product of two tensors
+//! takes two products and a sum), where [`firelight_core::activation::gelu`] and
+//! [`firelight_core::activation::silu`] make one each way. [`chains`] finds them at load; the
+//! model runs a chain as that one kernel when no tap watches its intermediate values and the
+//! pass gives nonlinear nodes no rule of their own (DeepLift and LRP see the nodes, as the file
+//! has them). The results differ from the nodes' by float rounding only.
 
 use std::collections::{HashMap, HashSet};
 
 use onnx_ir::{Node, ValueSource};
 
-/// Five nodes computing the exact GELU of one value.
+/// The function a chain of nodes computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Function {
+    /// The exact GELU, five nodes.
+    Gelu,
+    /// SiLU, `Sigmoid` and `Mul`.
+    Silu,
+}
+
+/// Nodes computing one function of one value.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct GeluChain {
-    /// onnx-ir's name of the value the GELU is taken of.
+pub(crate) struct Chain {
+    /// What the chain computes.
+    pub function: Function,
+    /// onnx-ir's name of the value the function is taken of.
     pub input: String,
     /// The chain's node indices, the first one (where the fused kernel runs) first.
     pub members: Vec<usize>,
@@ -81,10 +94,10 @@ fn product_of(node: &Node) -> Option<[&str; 2]> {
     }
 }
 
-/// The exact-GELU chains of `nodes`, by the index of their first node. `graph_outputs` are
-/// onnx-ir's names of the graph outputs: a chain's intermediate values must be read by the
-/// chain alone.
-pub(crate) fn gelu_chains(nodes: &[Node], graph_outputs: &[String]) -> HashMap<usize, GeluChain> {
+/// The exact-GELU and SiLU chains of `nodes`, by the index of their first node.
+/// `graph_outputs` are onnx-ir's names of the graph outputs: a chain's intermediate values must
+/// be read by the chain alone.
+pub(crate) fn chains(nodes: &[Node], graph_outputs: &[String]) -> HashMap<usize, Chain> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -114,6 +127,40 @@ pub(crate) fn gelu_chains(nodes: &[Node], graph_outputs: &[String]) -> HashMap<u
     let half = 0.5;
     let mut chains = HashMap::new();
     let mut taken: HashSet<usize> = HashSet::new();
+    // x * sigmoid(x), in either order.
+    for (sigmoid, node) in nodes.iter().enumerate() {
+        let Node::Sigmoid(_) = node else { continue };
+        let Some(x) = node
+            .inputs()
+            .first()
+            .filter(|a| a.value_source == ValueSource::Dynamic)
+            .map(|a| a.name.as_str())
+        else {
+            continue;
+        };
+        let Some(product) = sole_reader(sigmoid) else {
+            continue;
+        };
+        let Some(factors) = product_of(&nodes[product]) else {
+            continue;
+        };
+        let gate = output_of(sigmoid);
+        let fits = (Some(factors[0]) == gate && factors[1] == x)
+            || (Some(factors[1]) == gate && factors[0] == x);
+        if fits {
+            taken.extend([sigmoid, product]);
+            chains.insert(
+                sigmoid.min(product),
+                Chain {
+                    function: Function::Silu,
+                    input: x.to_string(),
+                    members: vec![sigmoid.min(product), sigmoid.max(product)],
+                    output_node: product,
+                    constant_rank: 0,
+                },
+            );
+        }
+    }
     for (erf, node) in nodes.iter().enumerate() {
         let Node::Erf(_) = node else { continue };
         let Some(scaled) = node.inputs().first().map(|a| a.name.as_str()) else {
@@ -186,7 +233,8 @@ pub(crate) fn gelu_chains(nodes: &[Node], graph_outputs: &[String]) -> HashMap<u
         taken.extend(members.iter().copied());
         chains.insert(
             members[0],
-            GeluChain {
+            Chain {
+                function: Function::Gelu,
                 input: x.to_string(),
                 members,
                 output_node,
@@ -205,6 +253,7 @@ mod tests {
     use firelight_core::gradients::{input_gradients, layer_activations};
     use firelight_core::{Inputs, Model, ReluPolicy, Target};
 
+    use super::Function;
     use crate::OnnxModel;
 
     fn fixture(name: &str) -> PathBuf {
@@ -231,9 +280,23 @@ mod tests {
         (x, Inputs::from(t))
     }
 
-    /// The model's output and input gradient (class 1) equal GELU(x) @ W and W[:, 1] GELU'(x)
-    /// in double precision, to float32 rounding; the output equals the node-by-node run's.
-    fn check_numbers(model: &OnnxModel, name: &str) {
+    /// GELU or SiLU and its derivative, in double precision.
+    fn function(function: Function, v: f64) -> (f64, f64) {
+        match function {
+            Function::Gelu => {
+                let density = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (v * phi(v), phi(v) + v * density)
+            }
+            Function::Silu => {
+                let s = 1.0 / (1.0 + (-v).exp());
+                (v * s, s * (1.0 + v * (1.0 - s)))
+            }
+        }
+    }
+
+    /// The model's output and input gradient (class 1) equal f(x) @ W and W[:, 1] f'(x) in
+    /// double precision, to float32 rounding; the output equals the node-by-node run's.
+    fn check_numbers(model: &OnnxModel, name: &str, f: Function) {
         let device = Device::flex();
         let (x, inputs) = inputs(&device);
         let y: Vec<f32> = model
@@ -247,7 +310,7 @@ mod tests {
                 let expected: f64 = (0..16)
                     .map(|i| {
                         let v = x[row * 16 + i];
-                        v * phi(v) * weight(i, j)
+                        function(f, v).0 * weight(i, j)
                     })
                     .sum();
                 let got = f64::from(y[row * 4 + j]);
@@ -280,8 +343,7 @@ mod tests {
         .to_vec()
         .unwrap();
         for (k, (&v, &g)) in x.iter().zip(&gradient).enumerate() {
-            let density = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            let expected = weight(k % 16, 1) * (phi(v) + v * density);
+            let expected = weight(k % 16, 1) * function(f, v).1;
             assert!(
                 (f64::from(g) - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
                 "{name}: gradient at x = {v}: {g}, expected {expected}"
@@ -290,25 +352,38 @@ mod tests {
     }
 
     #[test]
-    fn exporters_gelu_chains_run_as_one_kernel_with_the_same_numbers() {
+    fn exporters_gelu_runs_as_one_kernel_with_the_same_numbers() {
         for name in ["gelu_torch_nn", "gelu_hf", "gelu_commuted"] {
             let model = OnnxModel::load(fixture(name), &Device::flex()).unwrap();
-            let chains: Vec<_> = model.gelu_chains.values().collect();
+            let chains: Vec<_> = model.chains.values().collect();
             assert_eq!(chains.len(), 1, "{name}: {chains:?}");
+            assert_eq!(chains[0].function, Function::Gelu, "{name}");
             assert_eq!(chains[0].members.len(), 5, "{name}");
-            check_numbers(&model, name);
+            check_numbers(&model, name, Function::Gelu);
+        }
+    }
+
+    #[test]
+    fn exporters_silu_runs_as_one_kernel_with_the_same_numbers() {
+        for name in ["silu_torch_nn", "silu_commuted"] {
+            let model = OnnxModel::load(fixture(name), &Device::flex()).unwrap();
+            let chains: Vec<_> = model.chains.values().collect();
+            assert_eq!(chains.len(), 1, "{name}: {chains:?}");
+            assert_eq!(chains[0].function, Function::Silu, "{name}");
+            assert_eq!(chains[0].members.len(), 2, "{name}");
+            check_numbers(&model, name, Function::Silu);
         }
     }
 
     #[test]
     fn chains_whose_values_others_read_run_node_by_node() {
-        for name in ["gelu_intermediate_output", "gelu_erf_read_twice"] {
+        for name in [
+            "gelu_intermediate_output",
+            "gelu_erf_read_twice",
+            "sigmoid_gate",
+        ] {
             let model = OnnxModel::load(fixture(name), &Device::flex()).unwrap();
-            assert!(
-                model.gelu_chains.is_empty(),
-                "{name}: {:?}",
-                model.gelu_chains
-            );
+            assert!(model.chains.is_empty(), "{name}: {:?}", model.chains);
         }
         // Still right: the extra output is erf(x / sqrt 2).
         let device = Device::flex();

@@ -67,9 +67,9 @@ pub struct OnnxModel {
     /// MatMul), the tap name of its attention probabilities: the file's Softmax output where
     /// the node was fused from one, `<output>/probabilities` otherwise.
     attention_taps: HashMap<usize, String>,
-    /// The exact-GELU chains of five element-wise nodes, by the index of their first node: run as
-    /// one kernel where nothing looks inside them ([`crate::fuse`]).
-    pub(crate) gelu_chains: HashMap<usize, crate::fuse::GeluChain>,
+    /// The exact-GELU and SiLU chains of element-wise nodes, by the index of their first node:
+    /// run as one kernel where nothing looks inside them ([`crate::fuse`]).
+    pub(crate) chains: HashMap<usize, crate::fuse::Chain>,
     /// onnx-ir's names of the graph inputs and outputs, which the values are stored under.
     input_keys: Vec<String>,
     output_keys: Vec<String>,
@@ -400,10 +400,10 @@ impl OnnxModel {
             })
             .collect();
 
-        let gelu_chains = crate::fuse::gelu_chains(&graph.nodes, &output_keys);
+        let chains = crate::fuse::chains(&graph.nodes, &output_keys);
         let mut model = Self {
             source_name,
-            gelu_chains,
+            chains,
             nodes: graph.nodes,
             constants,
             inputs,
@@ -587,7 +587,7 @@ impl OnnxModel {
             node_names: self.node_names.clone(),
             tap_names: self.tap_names.clone(),
             attention_taps: self.attention_taps.clone(),
-            gelu_chains: self.gelu_chains.clone(),
+            chains: self.chains.clone(),
             input_keys: self.input_keys.clone(),
             output_keys: self.output_keys.clone(),
             source_name: format!("{} (randomised: {})", self.source_name, layers.len()),
@@ -702,8 +702,8 @@ impl OnnxModel {
                 continue;
             }
             if fuse
-                && let Some(chain) = self.gelu_chains.get(&index)
-                && let Some(outputs) = self.fused_gelu(chain, &values)?
+                && let Some(chain) = self.chains.get(&index)
+                && let Some(outputs) = self.fused(chain, &values)?
             {
                 let output = &self.nodes[chain.output_node].outputs()[0].name;
                 for (lane_values, value) in values.iter_mut().zip(outputs) {
@@ -859,12 +859,12 @@ impl OnnxModel {
             .collect()
     }
 
-    /// The exact GELU of `chain`'s input in each lane, through one kernel; `None` where the
+    /// `chain`'s function of its input in each lane, through one kernel; `None` where the
     /// chain must run node by node (an input that is not a float value, or of lower rank than
     /// the chain's constants, which would widen it).
-    fn fused_gelu(
+    fn fused(
         &self,
-        chain: &crate::fuse::GeluChain,
+        chain: &crate::fuse::Chain,
         values: &[HashMap<String, Value>],
     ) -> Result<Option<Vec<Value>>> {
         let inputs: Option<Vec<&Value>> = values
@@ -878,12 +878,21 @@ impl OnnxModel {
             return Ok(None);
         };
         let name = &self.node_names[chain.output_node];
-        let context = || format!("ONNX node `{name}` (GELU of five nodes, fused)");
+        let context = || {
+            format!(
+                "ONNX node `{name}` ({:?} of its nodes, fused)",
+                chain.function
+            )
+        };
         inputs
             .into_iter()
             .map(|v| {
                 guarded(context, || {
-                    let y = firelight_core::activation::gelu(v.as_float());
+                    let x = v.as_float();
+                    let y = match chain.function {
+                        crate::fuse::Function::Gelu => firelight_core::activation::gelu(x),
+                        crate::fuse::Function::Silu => firelight_core::activation::silu(x),
+                    };
                     Ok(Value::float6(y, v.shape().to_vec()))
                 })
             })
