@@ -17,6 +17,8 @@
 //! - [`LayerAsInput`]: a model fed at one of its layers (Captum's interpretable embedding), so
 //!   input methods explain that layer's value (word embeddings of token ids);
 //! - [`conv`]: 2-D convolution through firelight's Winograd kernel on flex (3x3, stride 1);
+//! - [`activation`], [`norm`], [`scale`]: element-wise functions, layer normalisation and
+//!   per-channel products (squeeze-and-excitation gates, layer scales) as one kernel each way;
 //! - [`budget`]: the memory budget untrusted models are held to;
 //! - [`Error`]: typed errors that say what was wrong and what was expected;
 //! - [`npy`]: float32 `.npy` reading and atomic writing;
@@ -34,6 +36,8 @@ pub mod budget;
 pub mod conv;
 pub mod deeplift;
 pub mod error;
+#[cfg(feature = "flex")]
+mod flex_data;
 pub mod gradients;
 pub mod inputs;
 pub mod layer_input;
@@ -46,6 +50,7 @@ pub mod randomize;
 pub mod relu;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod scale;
 pub mod target;
 pub mod tensor;
 pub mod value;

@@ -110,10 +110,11 @@ mod reference {
 #[cfg(feature = "flex")]
 mod flex {
     use super::{NormOps, reference};
+    use crate::flex_data::{tensor, values, writable};
     use burn::backend::Flex;
     use burn::backend::TensorMetadata;
     use burn::backend::tensor::FloatTensor;
-    use burn::tensor::{DType, TensorData};
+    use burn::tensor::DType;
     use rayon::prelude::*;
 
     /// Elements per rayon task, at least one row (as `activation`'s tasks).
@@ -271,14 +272,6 @@ mod flex {
             && !crate::conv::burn_kernels_only()
     }
 
-    /// `tensor`'s values in row-major order, borrowed when they already are.
-    fn values(tensor: &FloatTensor<Flex>) -> std::borrow::Cow<'_, [f32]> {
-        match tensor.as_slice::<f32>() {
-            Some(values) => std::borrow::Cow::Borrowed(values),
-            None => std::borrow::Cow::Owned(tensor.to_contiguous().storage::<f32>().to_vec()),
-        }
-    }
-
     impl NormOps for Flex {
         fn fast_layer_norm(
             x: FloatTensor<Self>,
@@ -300,7 +293,7 @@ mod flex {
             y.par_chunks_mut(task)
                 .zip(xs.par_chunks(task))
                 .for_each(|(y, x)| forward_chunk(x, gs, bs, epsilon, y));
-            FloatTensor::<Flex>::from_data(TensorData::new(y, x.shape()))
+            tensor(y, x.shape())
         }
 
         fn fast_layer_norm_backward(
@@ -317,14 +310,7 @@ mod flex {
             let n = x.shape().num_elements();
             let (xs, gs) = (&xs[..n], &gs[..width]);
             let epsilon = epsilon as f32;
-            let mut out =
-                if grad.is_unique() && grad.is_contiguous() && grad.layout().start_offset() == 0 {
-                    grad
-                } else {
-                    let contiguous = grad.to_contiguous();
-                    drop(grad);
-                    contiguous
-                };
+            let mut out = writable(grad);
             let dst = &mut out.storage_mut::<f32>()[..n];
             let task = rows_per_task(width) * width;
             dst.par_chunks_mut(task)

@@ -1,6 +1,7 @@
 //! `firelight_core::conv::conv2d` (Winograd on flex where it applies) against Burn's own
 //! `conv2d`, forward and input gradient, on random shapes, strides, paddings, dilations and
-//! groups: the same numbers to float rounding wherever the fast path is taken or not.
+//! groups: the same numbers to float rounding wherever a fast path (Winograd, depthwise,
+//! pointwise) is taken or not.
 
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -123,6 +124,34 @@ fn depthwise_cases() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Pointwise cases (1x1, stride 1, unpadded), whose input gradient is one matrix product per
+/// image and group: any groups and dilation, planes down to one value.
+fn pointwise_cases() -> impl Strategy<Value = Case> {
+    (
+        1usize..4,
+        prop_oneof![Just(1usize), 2usize..24],
+        prop_oneof![Just(1usize), 2usize..24],
+        prop_oneof![Just(1usize), Just(1), Just(2), Just(3)],
+        1usize..20,
+        1usize..20,
+        prop_oneof![Just([1usize, 1]), Just([2, 3])],
+        any::<bool>(),
+    )
+        .prop_map(|(batch, ci, co, g, height, width, dilation, bias)| Case {
+            batch,
+            channels_in: ci * g,
+            channels_out: co * g,
+            groups: g,
+            height,
+            width,
+            kernel: [1, 1],
+            stride: [1, 1],
+            dilation,
+            padding: [(0, 0), (0, 0)],
+            bias,
+        })
+}
+
 fn random<const D: usize>(shape: [usize; D], rng: &mut StdRng, device: &Device) -> Tensor<D> {
     let n = shape.iter().product();
     let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -207,6 +236,11 @@ proptest! {
     }
 
     #[test]
+    fn pointwise_equals_burns_forward_and_backward(case in pointwise_cases(), seed in 0u64..1000) {
+        check(&case, seed);
+    }
+
+    #[test]
     fn winograd_equals_burns_forward_and_backward(case in winograd_cases(), seed in 0u64..1000) {
         check(&case, seed);
     }
@@ -257,6 +291,34 @@ fn efficientnet_shaped_depthwise_convolutions_equal_burns() {
             bias: true,
         };
         check(&case, 4);
+    }
+}
+
+/// The expansions and projections of EfficientNet and MobileNet: one image (one product,
+/// split by gemm over threads when it is big enough), a batch (one product per image, on
+/// rayon's threads) and a grouped one (RegNet's).
+#[test]
+fn efficientnet_shaped_pointwise_convolutions_equal_burns() {
+    for (batch, channels_in, channels_out, groups, size) in [
+        (1, 96, 24, 1, 56),
+        (1, 16, 96, 1, 20),
+        (3, 24, 144, 1, 14),
+        (2, 48, 48, 2, 9),
+    ] {
+        let case = Case {
+            batch,
+            channels_in,
+            channels_out,
+            groups,
+            height: size,
+            width: size,
+            kernel: [1, 1],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [(0, 0), (0, 0)],
+            bias: true,
+        };
+        check(&case, 6);
     }
 }
 

@@ -15,6 +15,8 @@
 #[cfg(feature = "flex")]
 mod depthwise;
 #[cfg(feature = "flex")]
+mod pointwise;
+#[cfg(feature = "flex")]
 mod winograd;
 
 use burn::backend::tensor::FloatTensor;
@@ -83,14 +85,16 @@ pub(crate) fn burn_kernels_only() -> bool {
 #[cfg(feature = "flex")]
 mod flex {
     use super::depthwise::{self, Depthwise};
+    use super::pointwise::{self, Pointwise};
     use super::winograd::{Conv3x3, WeightLayout, conv3x3};
     use super::{ConvOps, burn_kernels_only};
+    use crate::flex_data::{tensor, values};
     use burn::backend::Flex;
     use burn::backend::TensorMetadata;
     use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
+    use burn::tensor::DType;
     use burn::tensor::ops::ConvOptions;
-    use burn::tensor::{DType, Shape, TensorData};
 
     /// Below this many 2x2 output tiles the 16 products are too thin: streaming the transformed
     /// weights (16 values per tap pair, against the kernel's 9) costs more than the
@@ -160,16 +164,34 @@ mod flex {
         (fits && shape.is_valid()).then_some(shape)
     }
 
-    /// `tensor`'s values in row-major order, borrowed when they already are.
-    fn values(tensor: &FloatTensor<Flex>) -> std::borrow::Cow<'_, [f32]> {
-        match tensor.as_slice::<f32>() {
-            Some(values) => std::borrow::Cow::Borrowed(values),
-            None => std::borrow::Cow::Owned(tensor.to_contiguous().storage::<f32>().to_vec()),
+    /// The pointwise shape of a convolution, when it is one: f32, 1x1, stride 1, unpadded, any
+    /// groups (dilation does not matter to a 1x1 kernel).
+    fn pointwise_shape(
+        x: &FloatTensor<Flex>,
+        weight: &FloatTensor<Flex>,
+        options: &ConvOptions<2>,
+    ) -> Option<Pointwise> {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || burn_kernels_only() {
+            return None;
         }
-    }
-
-    fn tensor(values: Vec<f32>, dims: [usize; 4]) -> FloatTensor<Flex> {
-        FloatTensor::<Flex>::from_data(TensorData::new(values, Shape::new(dims)))
+        let [batch, channels_in, height, width] = x.shape().dims();
+        let [channels_out, weight_in, kh, kw] = weight.shape().dims();
+        let groups = options.groups;
+        let fits = (kh, kw) == (1, 1)
+            && options.stride == [1, 1]
+            && options.padding == [(0, 0), (0, 0)]
+            && groups > 0
+            && channels_in % groups == 0
+            && channels_out % groups == 0
+            && weight_in * groups == channels_in;
+        fits.then_some(Pointwise {
+            batch,
+            channels_in,
+            channels_out,
+            groups,
+            plane: height * width,
+            size: [height, width],
+        })
     }
 
     /// The Winograd convolution when it applies, flex's own otherwise.
@@ -222,6 +244,14 @@ mod flex {
             {
                 let grad =
                     depthwise::input_gradient(&values(&output_grad), &values(&weight), &shape);
+                return tensor(grad, shape.in_dims());
+            }
+            if let Some(shape) = pointwise_shape(&x, &weight, &options)
+                && output_grad.dtype() == DType::F32
+                && output_grad.shape().dims::<4>() == shape.out_dims()
+            {
+                let grad =
+                    pointwise::input_gradient(&values(&output_grad), &values(&weight), &shape);
                 return tensor(grad, shape.in_dims());
             }
             // The input gradient of a stride-1 convolution padded (b, e) is the output gradient

@@ -152,6 +152,48 @@ fn scalar_arithmetic(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec
     Ok(Some(vec![Value::float6(out, value.shape().to_vec())]))
 }
 
+/// `Mul` of a float value by a factor that varies along one run of adjacent axes and is
+/// constant along the others (a squeeze-and-excitation gate `[b, c, 1, 1]`, a layer scale
+/// `[c, 1, 1]`, a per-feature weight `[features]`) as [`firelight_core::scale::scale_channels`]:
+/// the same numbers as the broadcast product, in one pass each way where broadcasting takes a
+/// pass on one thread forward and three backward (25% of a Saliency map on EfficientNet-B0).
+/// `None` where the factor is not of that form (or is one element: [`scalar_arithmetic`]'s, or
+/// a broadcast of both operands).
+fn channel_product(a: &Value, b: &Value) -> Result<Option<Vec<Value>>> {
+    if a.kind() != Kind::Float || b.kind() != Kind::Float {
+        return Ok(None);
+    }
+    let shape = broadcast(a.shape(), b.shape())?;
+    let (value, factor) = if a.shape() == shape && b.shape() != shape {
+        (a, b)
+    } else if b.shape() == shape && a.shape() != shape {
+        (b, a)
+    } else {
+        return Ok(None);
+    };
+    let dims = &padded(factor.shape())[MAX_RANK - shape.len()..];
+    let (Some(first), Some(last)) = (
+        dims.iter().position(|&d| d != 1),
+        dims.iter().rposition(|&d| d != 1),
+    ) else {
+        return Ok(None);
+    };
+    if dims[first..=last] != shape[first..=last] {
+        return Ok(None);
+    }
+    let size = |axes: &[usize]| axes.iter().product::<usize>();
+    let (outer, channels, inner) = (
+        size(&shape[..first]),
+        size(&shape[first..=last]),
+        size(&shape[last + 1..]),
+    );
+    let y = firelight_core::scale::scale_channels(
+        value.as_float().reshape([outer, channels, inner]),
+        factor.as_float().reshape([channels]),
+    );
+    Ok(Some(vec![Value::float6(y.reshape(padded(&shape)), shape)]))
+}
+
 /// Evaluates `node` when it is elementwise.
 pub(super) fn eval(
     node: &Node,
@@ -182,7 +224,10 @@ pub(super) fn eval(
         }
         N::Add(_) => binary(x()?, y()?, |a, b| a + b, |a, b| a + b)?,
         N::Sub(_) => binary(x()?, y()?, |a, b| a - b, |a, b| a - b)?,
-        N::Mul(_) => binary(x()?, y()?, |a, b| a * b, |a, b| a * b)?,
+        N::Mul(_) => match channel_product(x()?, y()?)? {
+            Some(out) => out,
+            None => binary(x()?, y()?, |a, b| a * b, |a, b| a * b)?,
+        },
         N::Div(_) => binary(x()?, y()?, |a, b| a / b, |a, b| a / b)?,
         // ONNX's `fmod = 1` is C's fmod (the sign of the dividend); `fmod = 0` is the floor
         // modulo of integers (the sign of the divisor), Burn's `remainder`.
