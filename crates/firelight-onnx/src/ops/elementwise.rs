@@ -156,7 +156,8 @@ fn scalar_arithmetic(node: &Node, inputs: &[Option<Value>]) -> Result<Option<Vec
 /// constant along the others (a squeeze-and-excitation gate `[b, c, 1, 1]`, a layer scale
 /// `[c, 1, 1]`, a per-feature weight `[features]`) as [`firelight_core::scale::scale_channels`]:
 /// the same numbers as the broadcast product, in one pass each way where broadcasting takes a
-/// pass on one thread forward and three backward (25% of a Saliency map on EfficientNet-B0).
+/// pass on one thread forward and three backward (IG-50 on EfficientNet-B0 4-5% faster, with
+/// the direct 1x1 input gradient: BENCHMARKS.md).
 /// `None` where the factor is not of that form (or is one element: [`scalar_arithmetic`]'s, or
 /// a broadcast of both operands).
 fn channel_product(a: &Value, b: &Value) -> Result<Option<Vec<Value>>> {
